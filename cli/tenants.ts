@@ -1,0 +1,163 @@
+/** `silo tenants ...`: the tenant lifecycle. */
+import { Command } from 'commander';
+import { z } from 'zod';
+import { TENANT_STATUSES, type TenantStatus } from '../src/catalog/index.js';
+import type { ProvisionResult } from '../src/provisioning/tenants-service.js';
+import {
+  addDomain, createTenant, deleteTenant, getTenant, recreateTenant, removeDomain, resumeTenant, suspendTenant,
+} from '../src/provisioning/tenants-service.js';
+import { assertValidSlug } from '../src/lib/identifiers.js';
+import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
+import { repairCommand } from './tenants-repair.js';
+import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
+import { tenantView } from './views.js';
+
+function printProvisioned(r: ProvisionResult, verb: string, json?: boolean): void {
+  const adminPassword = r.admin.generatedPassword;
+  if (json) {
+    printJson({ tenant: tenantView(r.tenant), operationId: r.operationId, admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(adminPassword ? { password: adminPassword } : {}) } });
+    return;
+  }
+  say(`Tenant ${r.tenant.slug} ${verb}: ${r.tenant.status}, database ${r.tenant.databaseName}, schema ${r.tenant.schemaVersion ?? '-'} (operation ${r.operationId})`);
+  say(`Admin: ${r.admin.adminEmail}`);
+  if (adminPassword) say(`Admin password (shown once, store it now): ${adminPassword}`);
+}
+
+export function tenantsCommand(): Command {
+  const cmd = new Command('tenants').description('tenant lifecycle: create, migrate, repair, suspend, recreate, delete');
+
+  cmd
+    .command('create')
+    .description('provision a tenant: catalog row, database, MySQL user, migrations, first admin')
+    .argument('<slug>', 'tenant slug: 3-32 of a-z 0-9 -, starting with a letter')
+    .option('--name <name>', 'display name (default: the slug)')
+    .option('--plan <plan>', 'plan name', 'standard')
+    .option('--admin-email <email>', 'email of the first admin (default admin@<slug>.localhost)')
+    .option('--admin-password <password>', 'password of the first admin (default: generated and printed once)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ silo tenants create acme --name "Acme Inc" --admin-email admin@acme.test')
+    .action(async (slug: string, o: { name?: string; plan: string; adminEmail?: string; adminPassword?: string; json?: boolean }) => {
+      assertValidSlug(slug);
+      await withContext(async (ctx) => {
+        const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword: o.adminPassword }, cliActor());
+        printProvisioned(r, 'created', o.json);
+      });
+    });
+
+  cmd
+    .command('list')
+    .description('list tenants')
+    .option('--status <status>', `only tenants in this status (${TENANT_STATUSES.join('|')})`)
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ silo tenants list --status active')
+    .action(async (o: { status?: string; json?: boolean }) => {
+      const { status } = parseOptions(z.object({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }), { status: o.status });
+      await withContext(async (ctx) => {
+        const tenants = await ctx.catalog.tenants.list(status ? { statuses: [status] } : {});
+        if (o.json) return printJson(tenants.map((t) => tenantView(t)));
+        printTable(['slug', 'name', 'status', 'plan', 'schema', 'database', 'created'], tenants.map((t) => [t.slug, t.name, t.status, t.plan, t.schemaVersion, t.databaseName, fmtTime(t.createdAt)]));
+        say(`${tenants.length} tenant(s)`);
+      });
+    });
+
+  cmd
+    .command('show')
+    .description('show one tenant, its domains and latest operations')
+    .argument('<slug>')
+    .option('--json', 'machine-readable output')
+    .action(async (slug: string, o: { json?: boolean }) => {
+      await withContext(async (ctx) => {
+        const t = await getTenant(ctx, slug, { includeDeleted: true });
+        const domains = await ctx.catalog.tenants.listDomains(t.id);
+        const ops = await ctx.catalog.operations.list({ tenantId: t.id, limit: 5 });
+        if (o.json) return printJson({ ...tenantView(t, domains), recentOperations: ops });
+        printTable(['field', 'value'], [
+          ['slug', t.slug], ['name', t.name], ['status', t.status + (t.statusReason ? ` (${t.statusReason})` : '')], ['plan', t.plan],
+          ['database', t.databaseName], ['MySQL user', t.dbUser], ['schema version', t.schemaVersion], ['admin email', t.adminEmail],
+          ['domains', domains.map((d) => d.domain).join(', ')], ['created', fmtTime(t.createdAt)], ['updated', fmtTime(t.updatedAt)],
+          ...(t.deletedAt ? [['deleted', fmtTime(t.deletedAt)]] : []),
+        ]);
+        if (ops.length) {
+          say('Recent operations:');
+          printTable(['id', 'kind', 'status', 'step', 'started', 'error'], ops.map((p) => [p.id, p.kind, p.status, p.step, fmtTime(p.startedAt), p.error]));
+        }
+      });
+    });
+
+  cmd.addCommand(migrateCommand());
+  cmd.addCommand(rollbackCommand());
+  cmd.addCommand(statusCommand());
+  cmd.addCommand(repairCommand());
+
+  for (const verb of ['suspend', 'resume'] as const) {
+    cmd
+      .command(verb)
+      .description(verb === 'suspend' ? 'suspend a tenant: its API answers 403, data stays' : 'resume a suspended tenant')
+      .argument('<slug>')
+      .option('--json', 'machine-readable output')
+      .action(async (slug: string, o: { json?: boolean }) => {
+        assertValidSlug(slug);
+        await withContext(async (ctx) => {
+          const t = verb === 'suspend' ? await suspendTenant(ctx, slug, cliActor()) : await resumeTenant(ctx, slug, cliActor());
+          if (o.json) return printJson(tenantView(t));
+          say(`Tenant ${t.slug} is ${t.status}.`);
+        });
+      });
+  }
+
+  const domains = cmd.command('domains').description('custom domains of a tenant');
+  for (const verb of ['add', 'remove'] as const) {
+    domains
+      .command(verb)
+      .description(`${verb} a custom domain (the API identifies the tenant by its Host header)`)
+      .argument('<slug>')
+      .argument('<domain>')
+      .option('--json', 'machine-readable output')
+      .addHelpText('after', `\nExample:\n  $ silo tenants domains ${verb} acme crm.acme.com`)
+      .action(async (slug: string, domain: string, o: { json?: boolean }) => {
+        assertValidSlug(slug);
+        await withContext(async (ctx) => {
+          const list = verb === 'add' ? await addDomain(ctx, slug, domain, cliActor()) : await removeDomain(ctx, slug, domain, cliActor());
+          if (o.json) return printJson({ slug, domains: list.map((d) => d.domain) });
+          say(`Domains of ${slug}: ${list.map((d) => d.domain).join(', ') || '(none)'}`);
+        });
+      });
+  }
+
+  cmd
+    .command('recreate')
+    .description('DESTRUCTIVE: drop the tenant database and user, then provision them afresh (empty data, new admin)')
+    .argument('<slug>')
+    .option('--admin-email <email>', 'first admin of the new database (default: the tenant admin email)')
+    .option('--admin-password <password>', 'password of that admin (default: generated and printed once)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--json', 'machine-readable output')
+    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; yes?: boolean; json?: boolean }) => {
+      assertValidSlug(slug);
+      await withContext(async (ctx) => {
+        const t = await getTenant(ctx, slug);
+        if (!o.yes) await confirmTyped(`This drops database ${t.databaseName} and every row of tenant ${slug}.`, slug);
+        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword: o.adminPassword });
+        printProvisioned(r, 'recreated', o.json);
+      });
+    });
+
+  cmd
+    .command('delete')
+    .description('DESTRUCTIVE: drop the tenant database and user; the catalog keeps the tenant as deleted (slug stays reserved)')
+    .argument('<slug>')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--json', 'machine-readable output')
+    .action(async (slug: string, o: { yes?: boolean; json?: boolean }) => {
+      assertValidSlug(slug);
+      await withContext(async (ctx) => {
+        const t = await getTenant(ctx, slug);
+        if (!o.yes) await confirmTyped(`This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}.`, slug);
+        const r = await deleteTenant(ctx, slug, cliActor());
+        if (o.json) return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId });
+        say(`Tenant ${slug} deleted (operation ${r.operationId}).`);
+        note('The slug stays reserved.');
+      });
+    });
+  return cmd;
+}

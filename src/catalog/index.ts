@@ -1,0 +1,35 @@
+/**
+ * The catalog: one Knex and the repositories over it.
+ */
+import type { Knex } from 'knex';
+import type { Config } from '../config.js';
+import { createCatalogKnex } from './db.js';
+import { createOperationsRepository } from './operations.js';
+import { createPlatformUsersRepository } from './platform-users.js';
+import { createServersRepository } from './servers.js';
+import { createTenantsRepository } from './tenants.js';
+
+export * from './types.js';
+
+/** The catalog's repositories over one Knex. */
+export interface Catalog {
+  knex: Knex;
+  tenants: ReturnType<typeof createTenantsRepository>;
+  operations: ReturnType<typeof createOperationsRepository>;
+  servers: ReturnType<typeof createServersRepository>;
+  platformUsers: ReturnType<typeof createPlatformUsersRepository>;
+  /** Closes the catalog's connections. */
+  destroy(): Promise<void>;
+}
+
+/** Opens the catalog (lazily: no connection is made until the first query). */
+export function openCatalog(config: Pick<Config, 'catalog' | 'secretKey'>, knex: Knex = createCatalogKnex(config)): Catalog {
+  return {
+    knex,
+    tenants: createTenantsRepository(knex),
+    operations: createOperationsRepository(knex),
+    servers: createServersRepository(knex, config.secretKey),
+    platformUsers: createPlatformUsersRepository(knex),
+    destroy: () => knex.destroy(),
+  };
+}

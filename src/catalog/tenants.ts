@@ -1,0 +1,150 @@
+/**
+ * Data access for `tenants` and `tenant_domains`. Methods take an optional transaction.
+ */
+import type { Knex } from 'knex';
+import { ConflictError } from '../lib/errors.js';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import type { Tenant, TenantDomain, TenantStatus } from './types.js';
+
+interface TenantRow {
+  id: number; slug: string; name: string; plan: string; status: TenantStatus; status_reason: string | null;
+  database_server_id: number; database_name: string; db_user: string; db_password_enc: string;
+  schema_version: string | null; admin_email: string | null; created_at: Date; updated_at: Date;
+  suspended_at: Date | null; deleted_at: Date | null;
+}
+
+function toTenant(r: TenantRow): Tenant {
+  return {
+    id: r.id, slug: r.slug, name: r.name, plan: r.plan, status: r.status, statusReason: r.status_reason,
+    databaseServerId: r.database_server_id, databaseName: r.database_name, dbUser: r.db_user,
+    dbPasswordEnc: r.db_password_enc, schemaVersion: r.schema_version, adminEmail: r.admin_email,
+    createdAt: r.created_at, updatedAt: r.updated_at, suspendedAt: r.suspended_at, deletedAt: r.deleted_at,
+  };
+}
+
+/** Fields set when a tenant row is first written (status `provisioning`). */
+export interface NewTenant {
+  slug: string;
+  name: string;
+  plan: string;
+  databaseServerId: number;
+  databaseName: string;
+  dbUser: string;
+  dbPasswordEnc: string;
+  adminEmail: string | null;
+}
+
+/** Fields a lifecycle step may change. */
+export type TenantPatch = Partial<Pick<Tenant, 'name' | 'plan' | 'status' | 'statusReason' | 'schemaVersion' | 'adminEmail' | 'suspendedAt' | 'deletedAt' | 'dbPasswordEnc'>>;
+
+const COLUMN: Record<keyof TenantPatch, string> = {
+  name: 'name', plan: 'plan', status: 'status', statusReason: 'status_reason', schemaVersion: 'schema_version',
+  adminEmail: 'admin_email', suspendedAt: 'suspended_at', deletedAt: 'deleted_at', dbPasswordEnc: 'db_password_enc',
+};
+
+/** Repository over `tenants` and `tenant_domains`. */
+export function createTenantsRepository(knex: Knex) {
+  return {
+    /** The tenant with this slug (any status), or undefined. */
+    async findBySlug(slug: string, trx?: Knex.Transaction): Promise<Tenant | undefined> {
+      const row = await (trx ?? knex)<TenantRow>('tenants').where({ slug }).first();
+      return row && toTenant(row);
+    },
+
+    /** The tenant with this id (any status), or undefined. */
+    async findById(id: number, trx?: Knex.Transaction): Promise<Tenant | undefined> {
+      const row = await (trx ?? knex)<TenantRow>('tenants').where({ id }).first();
+      return row && toTenant(row);
+    },
+
+    /** Tenants ordered by slug, optionally of some statuses only. */
+    async list(filter: { statuses?: readonly TenantStatus[]; slugs?: readonly string[] } = {}, trx?: Knex.Transaction): Promise<Tenant[]> {
+      const q = (trx ?? knex)<TenantRow>('tenants').orderBy('slug');
+      if (filter.statuses) q.whereIn('status', filter.statuses as TenantStatus[]);
+      if (filter.slugs) q.whereIn('slug', filter.slugs as string[]);
+      return (await q).map(toTenant);
+    },
+
+    /**
+     * Inserts a tenant in status `provisioning`.
+     * @returns the new tenant's id
+     * @throws ConflictError `TENANT_EXISTS` when the slug is taken (also by a deleted tenant)
+     */
+    async insert(t: NewTenant, trx?: Knex.Transaction): Promise<number> {
+      try {
+        const [id] = await (trx ?? knex)('tenants').insert({
+          slug: t.slug, name: t.name, plan: t.plan, status: 'provisioning', database_server_id: t.databaseServerId,
+          database_name: t.databaseName, db_user: t.dbUser, db_password_enc: t.dbPasswordEnc, admin_email: t.adminEmail,
+        });
+        return Number(id);
+      } catch (err) {
+        if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) {
+          throw new ConflictError(`tenant "${t.slug}" already exists (slugs of deleted tenants stay reserved)`, 'TENANT_EXISTS', { slug: t.slug });
+        }
+        throw err;
+      }
+    },
+
+    /** Updates some fields of a tenant. */
+    async update(id: number, patch: TenantPatch, trx?: Knex.Transaction): Promise<void> {
+      const row: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(patch)) {
+        if (v !== undefined) row[COLUMN[k as keyof TenantPatch]] = v;
+      }
+      if (Object.keys(row).length) await (trx ?? knex)('tenants').where({ id }).update(row);
+    },
+
+    /**
+     * Sets the status only if it is currently one of `from` (compare-and-set).
+     * @returns true when the row changed
+     */
+    async transition(id: number, from: readonly TenantStatus[], to: TenantStatus, reason: string | null = null, trx?: Knex.Transaction): Promise<boolean> {
+      const n = await (trx ?? knex)('tenants').where({ id }).whereIn('status', from as TenantStatus[]).update({ status: to, status_reason: reason });
+      return n > 0;
+    },
+
+    /** Number of live tenants per database server id. */
+    async countByServer(trx?: Knex.Transaction): Promise<Map<number, number>> {
+      const rows: Array<{ database_server_id: number; n: number }> = await (trx ?? knex)('tenants')
+        .whereNot('status', 'deleted')
+        .groupBy('database_server_id')
+        .select('database_server_id', knex.raw('COUNT(*) AS n'));
+      return new Map(rows.map((r) => [r.database_server_id, Number(r.n)]));
+    },
+
+    /** Custom domains of a tenant, by name. */
+    async listDomains(tenantId: number, trx?: Knex.Transaction): Promise<TenantDomain[]> {
+      const rows: Array<{ id: number; tenant_id: number; domain: string; created_at: Date }> = await (trx ?? knex)('tenant_domains')
+        .where({ tenant_id: tenantId })
+        .orderBy('domain');
+      return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, domain: r.domain, createdAt: r.created_at }));
+    },
+
+    /**
+     * Adds a custom domain.
+     * @throws ConflictError `DOMAIN_TAKEN` when any tenant already has it
+     */
+    async addDomain(tenantId: number, domain: string, trx?: Knex.Transaction): Promise<void> {
+      try {
+        await (trx ?? knex)('tenant_domains').insert({ tenant_id: tenantId, domain });
+      } catch (err) {
+        if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) throw new ConflictError(`domain ${domain} is already in use`, 'DOMAIN_TAKEN', { domain });
+        throw err;
+      }
+    },
+
+    /** Removes a custom domain of a tenant. @returns true when it existed */
+    async removeDomain(tenantId: number, domain: string, trx?: Knex.Transaction): Promise<boolean> {
+      return (await (trx ?? knex)('tenant_domains').where({ tenant_id: tenantId, domain }).delete()) > 0;
+    },
+
+    /** The slug of the tenant owning a custom domain, or undefined. */
+    async slugByDomain(domain: string, trx?: Knex.Transaction): Promise<string | undefined> {
+      const row = await (trx ?? knex)('tenant_domains as d').join('tenants as t', 't.id', 'd.tenant_id').where('d.domain', domain).first('t.slug');
+      return row?.slug;
+    },
+  };
+}
+
+/** The tenants repository type. */
+export type TenantsRepository = ReturnType<typeof createTenantsRepository>;

@@ -1,0 +1,76 @@
+/** Records of the catalog, as the services see them (camelCase; dates are `Date` in UTC). */
+
+/** A tenant's lifecycle state (ARCHITECTURE.md, "Tenant lifecycle"). */
+export type TenantStatus = 'provisioning' | 'active' | 'suspended' | 'maintenance' | 'failed' | 'deleted';
+export const TENANT_STATUSES: readonly TenantStatus[] = ['provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted'];
+
+/** A row of `tenants`. `dbPasswordEnc` is AES-256-GCM ciphertext, never the password. */
+export interface Tenant {
+  id: number;
+  slug: string;
+  name: string;
+  plan: string;
+  status: TenantStatus;
+  statusReason: string | null;
+  databaseServerId: number;
+  databaseName: string;
+  dbUser: string;
+  dbPasswordEnc: string;
+  schemaVersion: string | null;
+  adminEmail: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  suspendedAt: Date | null;
+  deletedAt: Date | null;
+}
+
+/** A row of `database_servers`. */
+export interface DatabaseServer {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  adminUser: string;
+  adminPasswordEnc: string;
+  status: 'active' | 'draining' | 'disabled';
+}
+
+/** Lifecycle actions recorded as operations. */
+export type OperationKind =
+  | 'create' | 'migrate' | 'rollback' | 'repair' | 'suspend' | 'resume' | 'recreate' | 'delete'
+  | 'backup' | 'restore' | 'domain-add' | 'domain-remove';
+
+/** A row of `operations`. */
+export interface Operation {
+  id: number;
+  kind: OperationKind;
+  tenantId: number | null;
+  tenantSlug?: string | null;
+  actor: string;
+  step: string | null;
+  status: 'running' | 'succeeded' | 'failed';
+  error: string | null;
+  details: Record<string, unknown> | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+/** A row of `tenant_domains`. */
+export interface TenantDomain {
+  id: number;
+  tenantId: number;
+  domain: string;
+  createdAt: Date;
+}
+
+/** Roles of platform users. */
+export type PlatformRole = 'operator' | 'support';
+
+/** A row of `platform_users` (the hash stays inside the catalog module). */
+export interface PlatformUser {
+  id: number;
+  email: string;
+  role: PlatformRole;
+  active: boolean;
+  createdAt: Date;
+}

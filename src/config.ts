@@ -1,0 +1,176 @@
+/**
+ * Silo configuration: the only module that reads `process.env`.
+ *
+ * Values come from the environment and, when present, a `.env` file in the working
+ * directory (the environment wins). Every value is validated with zod; a missing or
+ * malformed value raises {@link ConfigError} whose message is one line naming the
+ * variable.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+/** Development-only key used when `SILO_SECRET_KEY` is unset and `NODE_ENV` is not `production`. */
+export const DEV_SECRET_KEY = 'ZGV2LW9ubHktc2lsby1zZWNyZXQta2V5LTMyYnl0ZXM='; // "dev-only-silo-secret-key-32bytes"
+
+/** Thrown when the environment does not describe a valid configuration. One line, names the variable. */
+export class ConfigError extends Error {
+  /** @param variable the environment variable at fault, e.g. `SILO_SECRET_KEY` */
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`invalid configuration: ${variable}: ${reason}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A MySQL connection as parsed from a `mysql://user:password@host:port/database` URL. */
+export interface MysqlUrl {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Empty string when the URL names no database. */
+  database: string;
+}
+
+/** Parses `mysql://user:password@host:port/database`; the database part is optional. */
+export function parseMysqlUrl(value: string): MysqlUrl {
+  const url = new URL(value);
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') {
+    throw new Error(`expected a mysql:// URL, got ${url.protocol}`);
+  }
+  return {
+    host: url.hostname || '127.0.0.1',
+    port: url.port ? Number(url.port) : 3306,
+    user: decodeURIComponent(url.username || 'root'),
+    password: decodeURIComponent(url.password),
+    database: decodeURIComponent(url.pathname.replace(/^\//, '')),
+  };
+}
+
+const mysqlUrl = z.string().transform((value, ctx) => {
+  try {
+    return parseMysqlUrl(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not a mysql:// URL (${(err as Error).message})` });
+    return z.NEVER;
+  }
+});
+
+const bool = z
+  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
+  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+
+const base64Key = z.string().transform((value, ctx) => {
+  const key = Buffer.from(value, 'base64');
+  if (key.length !== 32) {
+    ctx.addIssue({ code: 'custom', message: `must be 32 bytes encoded in base64 (got ${key.length} bytes); make one with: openssl rand -base64 32` });
+    return z.NEVER;
+  }
+  return key;
+});
+
+/** The environment schema. Keys are the variable names; see `.env.example` for each one's meaning. */
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  SILO_CATALOG_URL: mysqlUrl.default(parseMysqlUrl('mysql://root:@127.0.0.1:3306/silo_catalog')),
+  SILO_TENANT_DB_URL: mysqlUrl.default(parseMysqlUrl('mysql://root:@127.0.0.1:3306')),
+  SILO_TENANT_DB_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,15}$/, 'must match ^[a-z][a-z0-9_]{0,15}$ (lower case, at most 16 characters)')
+    .default('tenant_'),
+  SILO_TENANT_DB_USER_HOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.%_:-]{1,255}$/, 'must be a MySQL host pattern such as % or 10.0.%')
+    .default('%'),
+  SILO_SECRET_KEY: base64Key.optional(),
+  SILO_MIGRATION_LOCK_TIMEOUT_S: int(60, 0, 3600),
+  SILO_TENANT_MIGRATIONS_EXTRA_DIR: z.string().min(1).optional(),
+  SILO_ENABLE_FAULTS: bool.default(false),
+  SILO_FAULT_KILL_AFTER: z
+    .string()
+    .regex(/^[a-z-]+:[a-z-]+$/, 'must look like <operation>:<step>, e.g. create:database')
+    .optional(),
+});
+
+/** The validated configuration Silo runs with. Durations are in ms unless the name says otherwise. */
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  /** pino level; undefined means "the program's default" (info for the server, warn for the CLI). */
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Catalog database connection; `database` is the catalog's name. */
+  catalog: MysqlUrl;
+  /** Admin connection of the default database server (no database). */
+  tenantDb: MysqlUrl;
+  /** Prefix of every tenant database and tenant MySQL user name, e.g. `tenant_`. */
+  tenantDbPrefix: string;
+  /** Host part of tenant MySQL accounts (`'user'@'host'`). */
+  tenantDbUserHost: string;
+  /** 32-byte AES-256-GCM key for secrets at rest (tenant DB passwords). */
+  secretKey: Buffer;
+  /** True when the development key is in use (warned about at start). */
+  secretKeyIsDevDefault: boolean;
+  /** Seconds a migration runner waits for another runner's per-tenant lock (MySQL `GET_LOCK` timeout). */
+  migrationLockTimeoutS: number;
+  /** Extra folder of tenant migrations merged with `migrations/tenant` (benchmarks, experiments). */
+  tenantMigrationsExtraDir: string | undefined;
+  /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
+  faultKillAfter: { operation: string; step: string } | undefined;
+}
+
+/** Reads the `.env` file in `cwd` if present; returns its variables (never overrides the environment). */
+function readDotenv(cwd: string): Record<string, string> {
+  const path = resolve(cwd, '.env');
+  return existsSync(path) ? parseDotenv(readFileSync(path)) : {};
+}
+
+/**
+ * Builds the {@link Config} from an environment.
+ *
+ * @param env variables to read (default: `.env` file merged under `process.env`)
+ * @throws ConfigError naming the first invalid variable
+ */
+export function loadConfig(env?: Record<string, string | undefined>): Config {
+  const source = env ?? { ...readDotenv(process.cwd()), ...process.env };
+  // Empty strings mean "unset", as in most .env conventions.
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
+  }
+  const e = parsed.data;
+  if (!e.SILO_CATALOG_URL.database) {
+    throw new ConfigError('SILO_CATALOG_URL', 'must name the catalog database, e.g. mysql://root:@127.0.0.1:3306/silo_catalog');
+  }
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(e.SILO_CATALOG_URL.database)) {
+    throw new ConfigError('SILO_CATALOG_URL', 'catalog database name must match ^[A-Za-z0-9_]{1,64}$');
+  }
+  if (!e.SILO_SECRET_KEY && e.NODE_ENV === 'production') {
+    throw new ConfigError('SILO_SECRET_KEY', 'required in production (32 bytes, base64; openssl rand -base64 32)');
+  }
+  let faultKillAfter: Config['faultKillAfter'];
+  if (e.SILO_ENABLE_FAULTS && e.SILO_FAULT_KILL_AFTER) {
+    const [operation, step] = e.SILO_FAULT_KILL_AFTER.split(':') as [string, string];
+    faultKillAfter = { operation, step };
+  }
+  return {
+    env: e.NODE_ENV,
+    logLevel: e.LOG_LEVEL,
+    catalog: e.SILO_CATALOG_URL,
+    tenantDb: e.SILO_TENANT_DB_URL,
+    tenantDbPrefix: e.SILO_TENANT_DB_PREFIX,
+    tenantDbUserHost: e.SILO_TENANT_DB_USER_HOST,
+    secretKey: e.SILO_SECRET_KEY ?? Buffer.from(DEV_SECRET_KEY, 'base64'),
+    secretKeyIsDevDefault: !e.SILO_SECRET_KEY,
+    migrationLockTimeoutS: e.SILO_MIGRATION_LOCK_TIMEOUT_S,
+    tenantMigrationsExtraDir: e.SILO_TENANT_MIGRATIONS_EXTRA_DIR,
+    faultKillAfter,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * The services the CLI and the API share, built once from a {@link Config}: the catalog,
+ * admin connections to database servers, the logger, and an event bus that tells the
+ * API process about tenant changes (so it can close a suspended tenant's pool).
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import { openCatalog, type Catalog } from './catalog/index.js';
+import type { Config } from './config.js';
+import { AdminConnections } from './provisioning/admin-connections.js';
+
+/** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug. */
+export interface SiloEvents {
+  tenantChanged: [slug: string];
+}
+
+/** Shared services. */
+export interface SiloContext {
+  config: Config;
+  log: Logger;
+  catalog: Catalog;
+  admin: AdminConnections;
+  events: EventEmitter<SiloEvents>;
+  /** Closes every connection the context opened. */
+  close(): Promise<void>;
+}
+
+/** Builds the shared services; connections open lazily. */
+export function createContext(config: Config, log: Logger): SiloContext {
+  const catalog = openCatalog(config);
+  const admin = new AdminConnections(catalog);
+  return {
+    config,
+    log,
+    catalog,
+    admin,
+    events: new EventEmitter<SiloEvents>(),
+    async close() {
+      await admin.destroy();
+      await catalog.destroy();
+    },
+  };
+}

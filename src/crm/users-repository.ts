@@ -1,0 +1,74 @@
+/**
+ * Data access for a tenant's `users`. A factory over the tenant's Knex; methods take an
+ * optional transaction.
+ */
+import type { Knex } from 'knex';
+import { ConflictError } from '../lib/errors.js';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+
+/** Roles of tenant users: admins manage users and settings, managers also edit, staff create and read. */
+export type TenantRole = 'admin' | 'manager' | 'staff';
+export const TENANT_ROLES: readonly TenantRole[] = ['admin', 'manager', 'staff'];
+
+/** A tenant user as the services see it (no hash). */
+export interface TenantUser {
+  id: number;
+  email: string;
+  fullName: string | null;
+  role: TenantRole;
+  active: boolean;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+  lastLoginAt: Date | null;
+}
+
+interface Row {
+  id: number; email: string; full_name: string | null; password_hash: string; role: TenantRole; active: number | boolean;
+  version: number; created_at: Date; updated_at: Date; last_login_at: Date | null;
+}
+
+const toUser = (r: Row): TenantUser => ({
+  id: Number(r.id), email: r.email, fullName: r.full_name, role: r.role, active: Boolean(r.active), version: r.version,
+  createdAt: r.created_at, updatedAt: r.updated_at, lastLoginAt: r.last_login_at,
+});
+
+/** Repository over a tenant's `users`. */
+export function createUsersRepository(knex: Knex) {
+  return {
+    /**
+     * Inserts a user.
+     * @returns the new id
+     * @throws ConflictError `USER_EXISTS` when the email is taken in this tenant
+     */
+    async insert(u: { email: string; fullName?: string | null; passwordHash: string; role: TenantRole }, trx?: Knex.Transaction): Promise<number> {
+      try {
+        const [id] = await (trx ?? knex)('users').insert({ email: u.email, full_name: u.fullName ?? null, password_hash: u.passwordHash, role: u.role });
+        return Number(id);
+      } catch (err) {
+        if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) throw new ConflictError(`a user with email ${u.email} already exists`, 'USER_EXISTS', { field: 'email' });
+        throw err;
+      }
+    },
+
+    async findById(id: number, trx?: Knex.Transaction): Promise<TenantUser | undefined> {
+      const row = await (trx ?? knex)<Row>('users').where({ id }).first();
+      return row && toUser(row);
+    },
+
+    /** The user with its hash, for sign-in. */
+    async findForLogin(email: string, trx?: Knex.Transaction): Promise<(TenantUser & { passwordHash: string }) | undefined> {
+      const row = await (trx ?? knex)<Row>('users').where({ email }).first();
+      return row && { ...toUser(row), passwordHash: row.password_hash };
+    },
+
+    /** Number of active admins. */
+    async countActiveAdmins(trx?: Knex.Transaction): Promise<number> {
+      const row = await (trx ?? knex)('users').where({ role: 'admin', active: true }).count({ n: '*' }).first();
+      return Number(row?.n ?? 0);
+    },
+  };
+}
+
+/** The users repository type. */
+export type UsersRepository = ReturnType<typeof createUsersRepository>;

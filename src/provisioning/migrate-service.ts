@@ -1,0 +1,202 @@
+/**
+ * Tenant schema migrations across the fleet: migrate, rollback, status (with drift).
+ * Each tenant is migrated under its own advisory lock, with bounded concurrency; a
+ * failing tenant does not stop the others. A tenant being migrated is in `maintenance`
+ * (the API answers 503 + Retry-After for it alone) and returns to its settled status.
+ */
+import pLimit from 'p-limit';
+import type { Tenant, TenantStatus } from '../catalog/index.js';
+import type { SiloContext } from '../context.js';
+import { ConflictError, ValidationError } from '../lib/errors.js';
+import { runOperation } from './operation.js';
+import { recordSchemaVersion, settledStatus } from './steps.js';
+import { latestTenantVersion, migrationLockName, readSchemaState, tenantMigrator, withAdvisoryLock, type TenantSchemaState } from './tenant-schema.js';
+import { getTenant } from './tenants-service.js';
+
+/** Statuses whose databases are migrated by `migrate --all`. */
+export const MIGRATABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance'];
+
+/** Outcome for one tenant. `up-to-date` costs one catalog read and no tenant connection. */
+export interface MigrateResult {
+  slug: string;
+  outcome: 'up-to-date' | 'migrated' | 'would-migrate' | 'failed' | 'skipped';
+  applied: string[];
+  pending: string[];
+  schemaVersion: string | null;
+  error?: string;
+  operationId?: number;
+  /** Wall time for this tenant, in ms. */
+  durationMs: number;
+}
+
+/** Options of {@link migrateTenants}. */
+export interface MigrateOptions {
+  /** Slugs to migrate; ignored with `all`. */
+  slugs?: string[];
+  all?: boolean;
+  /** Tenants migrated at once (1-64, default 4). */
+  concurrency?: number;
+  /** List what would be applied, change nothing. */
+  dryRun?: boolean;
+  /** Called once per tenant as it finishes. */
+  onResult?: (r: MigrateResult) => void;
+  /** Called once with the number of tenants to visit. */
+  onStart?: (total: number) => void;
+}
+
+async function selectTenants(ctx: SiloContext, opts: MigrateOptions): Promise<Tenant[]> {
+  if (opts.all) return ctx.catalog.tenants.list({ statuses: MIGRATABLE });
+  if (!opts.slugs?.length) throw new ValidationError('name at least one tenant, or use --all');
+  const tenants: Tenant[] = [];
+  for (const slug of [...new Set(opts.slugs)]) tenants.push(await getTenant(ctx, slug));
+  return tenants;
+}
+
+/**
+ * Migrates tenants to the newest tenant migration.
+ * @returns one result per tenant, in slug order
+ * @throws ValidationError/NotFoundError for bad or unknown slugs (before any tenant is touched)
+ */
+export async function migrateTenants(ctx: SiloContext, actor: string, opts: MigrateOptions): Promise<MigrateResult[]> {
+  const concurrency = opts.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new ValidationError('concurrency must be an integer from 1 to 64');
+  const tenants = await selectTenants(ctx, opts);
+  const latest = await latestTenantVersion(ctx.config);
+  opts.onStart?.(tenants.length);
+  const limit = pLimit(concurrency);
+  return Promise.all(
+    tenants.map((tenant) =>
+      limit(async () => {
+        const result = await migrateOne(ctx, tenant, latest, actor, opts.dryRun ?? false);
+        opts.onResult?.(result);
+        return result;
+      }),
+    ),
+  );
+}
+
+async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | null, actor: string, dryRun: boolean): Promise<MigrateResult> {
+  const started = performance.now();
+  const base = { slug: tenant.slug, applied: [] as string[], pending: [] as string[], schemaVersion: tenant.schemaVersion };
+  const done = (r: Partial<MigrateResult> & Pick<MigrateResult, 'outcome'>): MigrateResult => ({ ...base, ...r, durationMs: Math.round(performance.now() - started) });
+  if (!MIGRATABLE.includes(tenant.status)) {
+    return done({ outcome: 'skipped', error: `tenant is ${tenant.status}; run \`silo tenants repair ${tenant.slug}\`` });
+  }
+  if (tenant.status !== 'maintenance' && tenant.schemaVersion === latest) return done({ outcome: 'up-to-date' });
+  try {
+    return await ctx.admin.withTenantDatabase(tenant, (knex) =>
+      withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+        const migrator = await tenantMigrator(knex, ctx.config);
+        const pending = (await migrator.pending()).map((m) => m.name);
+        // Re-read under the lock: another runner may have finished this tenant meanwhile.
+        const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
+        if (!pending.length && fresh.status !== 'maintenance') {
+          const version = await recordSchemaVersion(ctx, tenant, knex);
+          return done({ outcome: 'up-to-date', schemaVersion: version });
+        }
+        if (dryRun) return done({ outcome: 'would-migrate', pending });
+        const operationId = await ctx.catalog.operations.start({ kind: 'migrate', tenantId: tenant.id, actor, details: { slug: tenant.slug, pending } });
+        const applied: string[] = [];
+        try {
+          await runOperation(
+            ctx,
+            { existingId: operationId, kind: 'migrate' },
+            async (op) => {
+              await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'migrating');
+              ctx.events.emit('tenantChanged', tenant.slug);
+              await op.step('maintenance');
+              migrator.on('migrated', ({ name }) => {
+                applied.push(name);
+              });
+              await migrator.up();
+              await recordSchemaVersion(ctx, tenant, knex);
+              await op.note({ applied, schemaVersion: tenant.schemaVersion });
+              await op.step('migrations');
+              await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(fresh), null);
+              ctx.events.emit('tenantChanged', tenant.slug);
+              await op.step('activate');
+            },
+            async (err) => {
+              // The tenant stays in maintenance with the reason; `migrate` or `repair` resumes it.
+              await recordSchemaVersion(ctx, tenant, knex).catch(() => undefined);
+              await ctx.catalog.tenants.update(tenant.id, { statusReason: `migration failed: ${(err as Error).message}`.slice(0, 1000) });
+            },
+          );
+        } catch (err) {
+          return done({ outcome: 'failed', applied, pending, operationId, schemaVersion: tenant.schemaVersion, error: (err as Error).message });
+        }
+        return done({ outcome: 'migrated', applied, pending, operationId, schemaVersion: tenant.schemaVersion });
+      }),
+    );
+  } catch (err) {
+    return done({ outcome: 'failed', error: (err as Error).message });
+  }
+}
+
+/**
+ * Undoes the newest `step` migrations of one tenant (the tenant is in maintenance meanwhile).
+ * @returns names reverted, newest first
+ * @throws ValidationError for a bad step count; ConflictError when the tenant cannot be migrated now
+ */
+export async function rollbackTenant(ctx: SiloContext, slug: string, actor: string, step = 1): Promise<{ reverted: string[]; schemaVersion: string | null; operationId: number }> {
+  if (!Number.isInteger(step) || step < 1) throw new ValidationError('--step must be a positive integer');
+  const tenant = await getTenant(ctx, slug);
+  if (!MIGRATABLE.includes(tenant.status)) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
+  const operationId = await ctx.catalog.operations.start({ kind: 'rollback', tenantId: tenant.id, actor, details: { slug, step } });
+  const reverted = await runOperation(ctx, { existingId: operationId, kind: 'rollback' }, (op) =>
+    ctx.admin.withTenantDatabase(tenant, (knex) =>
+      withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+        const migrator = await tenantMigrator(knex, ctx.config);
+        const executed = await migrator.executed();
+        if (step > executed.length) throw new ValidationError(`--step ${step} is more than the ${executed.length} applied migrations`);
+        await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'rolling back');
+        ctx.events.emit('tenantChanged', slug);
+        await op.step('maintenance');
+        const names = (await migrator.down({ step })).map((m) => m.name);
+        await recordSchemaVersion(ctx, tenant, knex);
+        await op.note({ reverted: names, schemaVersion: tenant.schemaVersion });
+        await op.step('migrations');
+        await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(tenant), null);
+        ctx.events.emit('tenantChanged', slug);
+        await op.step('activate');
+        return names;
+      }),
+    ),
+  );
+  return { reverted, schemaVersion: tenant.schemaVersion, operationId };
+}
+
+/** Schema status of one tenant. `error` is set when its database could not be read. */
+export interface TenantStatusReport extends Partial<TenantSchemaState> {
+  slug: string;
+  status: TenantStatus;
+  schemaVersion: string | null;
+  error?: string;
+}
+
+/**
+ * Applied/pending migrations and drift per tenant (all live tenants when `slugs` is empty).
+ * @param concurrency tenants read at once (default 4)
+ */
+export async function tenantsSchemaStatus(ctx: SiloContext, slugs: string[] = [], concurrency = 4): Promise<TenantStatusReport[]> {
+  const tenants = slugs.length
+    ? await Promise.all([...new Set(slugs)].map((s) => getTenant(ctx, s)))
+    : await ctx.catalog.tenants.list({ statuses: ['active', 'suspended', 'maintenance', 'failed', 'provisioning'] });
+  const limit = pLimit(concurrency);
+  return Promise.all(
+    tenants.map((t) =>
+      limit(async (): Promise<TenantStatusReport> => {
+        const head = { slug: t.slug, status: t.status, schemaVersion: t.schemaVersion };
+        try {
+          const { sql } = await ctx.admin.server(t.databaseServerId);
+          if (!(await sql.databaseExists(t.databaseName))) return { ...head, error: `database ${t.databaseName} does not exist` };
+          const tables = await sql.listTables(t.databaseName);
+          const state = await ctx.admin.withTenantDatabase(t, (knex) => readSchemaState(knex, ctx.config, tables));
+          return { ...head, ...state };
+        } catch (err) {
+          return { ...head, error: (err as Error).message };
+        }
+      }),
+    ),
+  );
+}

@@ -1,0 +1,159 @@
+/**
+ * `repair`: converges a tenant to the state its catalog record says, whatever a crash
+ * or a hand-made change left behind, and finds orphans (databases and accounts with the
+ * tenant prefix that no tenant owns).
+ */
+import type { Tenant } from '../catalog/index.js';
+import type { SiloContext } from '../context.js';
+import { ValidationError } from '../lib/errors.js';
+import { createUsersRepository } from '../crm/users-repository.js';
+import type { Account } from './mysql-admin.js';
+import { runOperation } from './operation.js';
+import { applyMigrations, defaultAdminEmail, ensureAccount, ensureDatabase, seed, settledStatus, tenantAccount, type SeedOutcome } from './steps.js';
+import { readSchemaState } from './tenant-schema.js';
+import { dropTenantResources, getTenant } from './tenants-service.js';
+
+/** What repair found and did for one tenant. */
+export interface RepairReport {
+  slug: string;
+  /** Status before and after. */
+  statusBefore: Tenant['status'];
+  status: Tenant['status'];
+  /** Actions planned (dry run) or taken, e.g. `create-database`, `apply-migrations`. */
+  actions: string[];
+  /** Problems repair cannot fix by itself (e.g. drift). */
+  warnings?: string[];
+  outcome: 'ok' | 'repaired' | 'would-repair' | 'failed';
+  error?: string;
+  operationId?: number;
+  /** Set when repair had to create the first admin: its password is shown once. */
+  admin?: SeedOutcome;
+}
+
+/** Databases and accounts with the tenant prefix that no tenant (of any status) owns. */
+export interface Orphans {
+  databases: string[];
+  users: Account[];
+  pruned: boolean;
+}
+
+async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promise<string[]> {
+  const { sql } = await ctx.admin.server(tenant.databaseServerId);
+  const account = tenantAccount(ctx, tenant);
+  const dbExists = await sql.databaseExists(tenant.databaseName);
+  const userExists = await sql.userExists(account);
+  if (tenant.status === 'deleted') {
+    return [...(dbExists ? ['drop-database'] : []), ...(userExists ? ['drop-user'] : [])];
+  }
+  const actions: string[] = [];
+  if (!dbExists) actions.push('create-database');
+  if (!userExists) actions.push('create-user');
+  if (!userExists || !dbExists || !(await sql.hasTenantGrant(account, tenant.databaseName))) actions.push('grant');
+  let adminMissing = true;
+  if (dbExists) {
+    const tables = await sql.listTables(tenant.databaseName);
+    const state = await ctx.admin.withTenantDatabase(tenant, (knex) => readSchemaState(knex, ctx.config, tables));
+    if (state.pending.length) actions.push('apply-migrations');
+    // Tables its applied migrations made but that are gone cannot be re-made by running
+    // migrations again: say so, so the operator restores a backup or recreates.
+    for (const t of state.drift.missing) warnings.push(`table ${t} is missing (drift): restore a backup or recreate the tenant`);
+    if (tables.includes('users')) {
+      adminMissing = (await ctx.admin.withTenantDatabase(tenant, (knex) => createUsersRepository(knex).countActiveAdmins())) === 0;
+    }
+  } else {
+    actions.push('apply-migrations');
+  }
+  if (adminMissing) actions.push('seed-admin');
+  if (tenant.status !== settledStatus(tenant)) actions.push(`set-status-${settledStatus(tenant)}`);
+  return actions;
+}
+
+/**
+ * Repairs one tenant.
+ * @param dryRun report the plan, change nothing
+ */
+export async function repairTenant(ctx: SiloContext, slug: string, actor: string, dryRun = false): Promise<RepairReport> {
+  const tenant = await getTenant(ctx, slug, { includeDeleted: true });
+  const statusBefore = tenant.status;
+  const base = { slug, statusBefore, status: tenant.status };
+  const warnings: string[] = [];
+  let actions: string[];
+  try {
+    actions = await plan(ctx, tenant, warnings);
+  } catch (err) {
+    return { ...base, actions: [], outcome: 'failed', error: (err as Error).message };
+  }
+  if (!actions.length) return { ...base, actions, warnings, outcome: 'ok' };
+  if (dryRun) return { ...base, actions, warnings, outcome: 'would-repair' };
+  const operationId = await ctx.catalog.operations.start({ kind: 'repair', tenantId: tenant.id, actor, details: { slug, actions, statusBefore } });
+  try {
+    const admin = await runOperation(ctx, { existingId: operationId, kind: 'repair' }, async (op) => {
+      if (tenant.status === 'deleted') {
+        await dropTenantResources(ctx, tenant, op.step);
+        return undefined;
+      }
+      await ensureDatabase(ctx, tenant);
+      await op.step('database');
+      await ensureAccount(ctx, tenant);
+      await op.step('user');
+      await applyMigrations(ctx, tenant);
+      await op.step('migrations');
+      let admin: SeedOutcome | undefined;
+      if (actions.includes('seed-admin')) {
+        admin = await seed(ctx, tenant, tenant.adminEmail ?? defaultAdminEmail(slug));
+        await op.note({ adminEmail: admin.adminEmail, adminCreated: admin.adminCreated });
+      }
+      await op.step('seed');
+      const status = settledStatus(tenant);
+      await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null });
+      ctx.events.emit('tenantChanged', slug);
+      await op.step('activate');
+      return admin;
+    });
+    const after = (await ctx.catalog.tenants.findById(tenant.id))!;
+    return { ...base, status: after.status, actions, warnings, outcome: 'repaired', operationId, ...(admin ? { admin } : {}) };
+  } catch (err) {
+    const after = await ctx.catalog.tenants.findById(tenant.id);
+    return { ...base, status: after?.status ?? tenant.status, actions, warnings, outcome: 'failed', operationId, error: (err as Error).message };
+  }
+}
+
+/**
+ * Repairs several tenants (all but long-deleted ones with `all`), one at a time, and with
+ * `all` reports orphans, removing them only when `pruneOrphans`.
+ */
+export async function repairTenants(
+  ctx: SiloContext,
+  actor: string,
+  opts: { slugs?: string[]; all?: boolean; dryRun?: boolean; pruneOrphans?: boolean },
+): Promise<{ tenants: RepairReport[]; orphans?: Orphans }> {
+  if (!opts.all && !opts.slugs?.length) throw new ValidationError('name at least one tenant, or use --all');
+  if (opts.pruneOrphans && !opts.all) throw new ValidationError('--prune-orphans needs --all');
+  const slugs = opts.all ? (await ctx.catalog.tenants.list()).map((t) => t.slug) : [...new Set(opts.slugs)];
+  if (!opts.all) for (const s of slugs) await getTenant(ctx, s, { includeDeleted: true });
+  const tenants: RepairReport[] = [];
+  for (const slug of slugs) tenants.push(await repairTenant(ctx, slug, actor, opts.dryRun));
+  if (!opts.all) return { tenants };
+  return { tenants, orphans: await findOrphans(ctx, Boolean(opts.pruneOrphans) && !opts.dryRun) };
+}
+
+/** Databases and accounts with the tenant prefix on every server that no tenant owns. */
+export async function findOrphans(ctx: SiloContext, prune: boolean): Promise<Orphans> {
+  const all = await ctx.catalog.tenants.list();
+  const ownedDbs = new Set(all.map((t) => `${t.databaseServerId}/${t.databaseName}`));
+  const ownedUsers = new Set(all.map((t) => `${t.databaseServerId}/${t.dbUser}`));
+  const databases: string[] = [];
+  const users: Account[] = [];
+  for (const server of await ctx.catalog.servers.list()) {
+    const { sql } = await ctx.admin.server(server.id);
+    const dbs = (await sql.listDatabases(ctx.config.tenantDbPrefix)).filter((d) => !ownedDbs.has(`${server.id}/${d}`));
+    const accounts = (await sql.listUsers(ctx.config.tenantDbPrefix)).filter((a) => !ownedUsers.has(`${server.id}/${a.user}`));
+    if (prune) {
+      for (const d of dbs) await sql.dropDatabase(d);
+      for (const a of accounts) await sql.dropUser(a);
+    }
+    databases.push(...dbs);
+    users.push(...accounts);
+  }
+  return { databases, users, pruned: prune };
+}

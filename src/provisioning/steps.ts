@@ -1,0 +1,115 @@
+/**
+ * The idempotent steps that bring a tenant's database to life, shared by create,
+ * recreate and repair: database -> account and grant -> migrations -> seed -> active.
+ * Each step can run again after a crash and converges.
+ */
+import type { Knex } from 'knex';
+import type { Tenant } from '../catalog/index.js';
+import type { SiloContext } from '../context.js';
+import { seedTenant } from '../crm/seed.js';
+import { decryptSecret, generatePassword } from '../lib/secrets.js';
+import type { OperationHandle } from './operation.js';
+import { migrationLockName, tenantMigrator, withAdvisoryLock } from './tenant-schema.js';
+
+/** The account of a tenant (`'db_user'@'SILO_TENANT_DB_USER_HOST'`). */
+export function tenantAccount(ctx: SiloContext, tenant: Pick<Tenant, 'dbUser'>) {
+  return { user: tenant.dbUser, host: ctx.config.tenantDbUserHost };
+}
+
+/** Step `database`: `CREATE DATABASE IF NOT EXISTS` on the tenant's server. */
+export async function ensureDatabase(ctx: SiloContext, tenant: Tenant): Promise<void> {
+  const { sql } = await ctx.admin.server(tenant.databaseServerId);
+  await sql.createDatabase(tenant.databaseName);
+}
+
+/** Step `user`: the tenant account exists, has the stored password, and DML on its database only. */
+export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<void> {
+  const { sql } = await ctx.admin.server(tenant.databaseServerId);
+  const account = tenantAccount(ctx, tenant);
+  await sql.ensureUser(account, decryptSecret(tenant.dbPasswordEnc, ctx.config.secretKey));
+  await sql.grantTenant(account, tenant.databaseName);
+}
+
+/**
+ * Applies pending migrations on a tenant database under its advisory lock, and records
+ * the schema version in the catalog. Runs with the server's admin account.
+ * @returns names applied now (empty when up to date)
+ */
+export async function applyMigrations(ctx: SiloContext, tenant: Tenant, onApplied?: (name: string) => void): Promise<string[]> {
+  return ctx.admin.withTenantDatabase(tenant, (knex) =>
+    withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+      const migrator = await tenantMigrator(knex, ctx.config);
+      if (onApplied) migrator.on('migrated', ({ name }) => onApplied(name));
+      const applied = (await migrator.up()).map((m) => m.name);
+      await recordSchemaVersion(ctx, tenant, knex);
+      return applied;
+    }),
+  );
+}
+
+/** Writes the newest applied migration of a tenant database to `tenants.schema_version`. */
+export async function recordSchemaVersion(ctx: SiloContext, tenant: Tenant, knex: Knex): Promise<string | null> {
+  const executed = await (await tenantMigrator(knex, ctx.config)).executed();
+  const version = executed.at(-1)?.name ?? null;
+  await ctx.catalog.tenants.update(tenant.id, { schemaVersion: version });
+  tenant.schemaVersion = version;
+  return version;
+}
+
+/** What the `seed` step did: the admin's password is set only when it was generated now. */
+export interface SeedOutcome {
+  adminEmail: string;
+  adminCreated: boolean;
+  generatedPassword?: string;
+}
+
+/**
+ * Step `seed`: the first admin and default data, unless already there.
+ * @param password the admin's password; generated (and returned once) when absent
+ */
+export async function seed(ctx: SiloContext, tenant: Tenant, adminEmail: string, password?: string): Promise<SeedOutcome> {
+  const generated = password ? undefined : generatePassword(18);
+  const result = await ctx.admin.withTenantDatabase(tenant, (knex) => seedTenant(knex, { email: adminEmail, password: password ?? generated! }));
+  return result.adminCreated
+    ? { adminEmail, adminCreated: true, ...(generated ? { generatedPassword: generated } : {}) }
+    : { adminEmail, adminCreated: false };
+}
+
+/** Default admin email of a tenant created without one. */
+export function defaultAdminEmail(slug: string): string {
+  return `admin@${slug}.localhost`;
+}
+
+/** The status a tenant returns to after provisioning or maintenance: suspended if it was, else active. */
+export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | 'suspended' {
+  return tenant.suspendedAt ? 'suspended' : 'active';
+}
+
+/**
+ * Runs the provisioning steps from `database` to `activate` on a tenant whose catalog
+ * row exists. Each step is recorded on the operation.
+ */
+export async function provision(
+  ctx: SiloContext,
+  op: OperationHandle,
+  tenant: Tenant,
+  admin: { email: string; password?: string },
+): Promise<SeedOutcome> {
+  await ensureDatabase(ctx, tenant);
+  await op.step('database');
+  await ensureAccount(ctx, tenant);
+  await op.step('user');
+  const applied = await applyMigrations(ctx, tenant);
+  await op.note({ migrationsApplied: applied.length, schemaVersion: tenant.schemaVersion });
+  await op.step('migrations');
+  const seeded = await seed(ctx, tenant, admin.email, admin.password);
+  await op.note({ adminEmail: seeded.adminEmail, adminCreated: seeded.adminCreated });
+  await op.step('seed');
+  const status = settledStatus(tenant);
+  await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null });
+  tenant.status = status;
+  tenant.statusReason = null;
+  await op.step('activate');
+  ctx.events.emit('tenantChanged', tenant.slug);
+  return seeded;
+}

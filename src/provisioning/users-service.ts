@@ -1,0 +1,81 @@
+/**
+ * Adding users from the operator's side: tenant users (in the tenant database, through
+ * the tenant's own DML-only account) and platform users (in the catalog).
+ */
+import { z } from 'zod';
+import type { PlatformRole } from '../catalog/index.js';
+import type { SiloContext } from '../context.js';
+import { TENANT_ROLES, createUsersRepository, type TenantRole } from '../crm/users-repository.js';
+import { ConflictError } from '../lib/errors.js';
+import { createMysqlKnex } from '../lib/knex.js';
+import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
+import { decryptSecret, generatePassword } from '../lib/secrets.js';
+import { emailSchema, parseInput } from '../lib/validation.js';
+import { getTenant } from './tenants-service.js';
+
+const tenantUserInput = z.object({
+  email: emailSchema,
+  role: z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]], { message: 'role must be admin, manager or staff' }),
+  password: z.string().optional(),
+  fullName: z.string().trim().min(1).max(200).optional(),
+});
+
+/** A user just added; `generatedPassword` is set (and shown once) when none was given. */
+export interface AddedUser {
+  id: number;
+  email: string;
+  role: string;
+  generatedPassword?: string;
+}
+
+/**
+ * Adds a user to a tenant.
+ * @throws ValidationError (email, role, password); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`
+ */
+export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input<typeof tenantUserInput>): Promise<AddedUser> {
+  const input = parseInput(tenantUserInput, raw);
+  if (input.password !== undefined) assertAcceptablePassword(input.password);
+  const tenant = await getTenant(ctx, slug);
+  if (!['active', 'suspended', 'maintenance'].includes(tenant.status)) {
+    throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
+  }
+  const generated = input.password ? undefined : generatePassword(18);
+  const server = await ctx.catalog.servers.get(tenant.databaseServerId);
+  const knex = createMysqlKnex(
+    { host: server.host, port: server.port, user: tenant.dbUser, password: decryptSecret(tenant.dbPasswordEnc, ctx.config.secretKey), database: tenant.databaseName },
+    { min: 0, max: 1 },
+  );
+  try {
+    const id = await createUsersRepository(knex).insert({
+      email: input.email,
+      role: input.role,
+      fullName: input.fullName ?? null,
+      passwordHash: await hashPassword(input.password ?? generated!),
+    });
+    return { id, email: input.email, role: input.role, ...(generated ? { generatedPassword: generated } : {}) };
+  } finally {
+    await knex.destroy();
+  }
+}
+
+const platformUserInput = z.object({
+  email: emailSchema,
+  role: z.enum(['operator', 'support'], { message: 'role must be operator or support' }),
+  password: z.string().optional(),
+});
+
+/**
+ * Adds a platform user (operator or support) to the catalog.
+ * @throws ValidationError; ConflictError `USER_EXISTS`
+ */
+export async function addPlatformUser(ctx: SiloContext, raw: z.input<typeof platformUserInput>): Promise<AddedUser> {
+  const input = parseInput(platformUserInput, raw);
+  if (input.password !== undefined) assertAcceptablePassword(input.password);
+  const generated = input.password ? undefined : generatePassword(18);
+  const id = await ctx.catalog.platformUsers.insert({
+    email: input.email,
+    role: input.role as PlatformRole,
+    passwordHash: await hashPassword(input.password ?? generated!),
+  });
+  return { id, email: input.email, role: input.role, ...(generated ? { generatedPassword: generated } : {}) };
+}
