@@ -75,6 +75,11 @@ const base64Key = z.string().transform((value, ctx) => {
   return key;
 });
 
+const faultSpec = z
+  .string()
+  .regex(/^[a-z-]+:[a-z-]+$/, 'must look like <operation>:<step>, e.g. create:database')
+  .optional();
+
 /** The environment schema. Keys are the variable names; see `.env.example` for each one's meaning. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -93,11 +98,15 @@ const envSchema = z.object({
   SILO_MIGRATION_LOCK_TIMEOUT_S: int(60, 0, 3600),
   SILO_TENANT_MIGRATIONS_EXTRA_DIR: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),
-  SILO_FAULT_KILL_AFTER: z
-    .string()
-    .regex(/^[a-z-]+:[a-z-]+$/, 'must look like <operation>:<step>, e.g. create:database')
-    .optional(),
+  SILO_FAULT_KILL_AFTER: faultSpec,
+  SILO_FAULT_FAIL_AFTER: faultSpec,
 });
+
+/** Names a step of an operation, e.g. `{ operation: 'create', step: 'database' }`. */
+export interface FaultSpec {
+  operation: string;
+  step: string;
+}
 
 /** The validated configuration Silo runs with. Durations are in ms unless the name says otherwise. */
 export interface Config {
@@ -121,7 +130,9 @@ export interface Config {
   /** Extra folder of tenant migrations merged with `migrations/tenant` (benchmarks, experiments). */
   tenantMigrationsExtraDir: string | undefined;
   /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
-  faultKillAfter: { operation: string; step: string } | undefined;
+  faultKillAfter: FaultSpec | undefined;
+  /** Failure injection for tests: `{ operation, step }` after which the step throws. */
+  faultFailAfter: FaultSpec | undefined;
 }
 
 /** Reads the `.env` file in `cwd` if present; returns its variables (never overrides the environment). */
@@ -155,11 +166,11 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
   if (!e.SILO_SECRET_KEY && e.NODE_ENV === 'production') {
     throw new ConfigError('SILO_SECRET_KEY', 'required in production (32 bytes, base64; openssl rand -base64 32)');
   }
-  let faultKillAfter: Config['faultKillAfter'];
-  if (e.SILO_ENABLE_FAULTS && e.SILO_FAULT_KILL_AFTER) {
-    const [operation, step] = e.SILO_FAULT_KILL_AFTER.split(':') as [string, string];
-    faultKillAfter = { operation, step };
-  }
+  const fault = (spec: string | undefined): FaultSpec | undefined => {
+    if (!e.SILO_ENABLE_FAULTS || !spec) return undefined;
+    const [operation, step] = spec.split(':') as [string, string];
+    return { operation, step };
+  };
   return {
     env: e.NODE_ENV,
     logLevel: e.LOG_LEVEL,
@@ -171,6 +182,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     secretKeyIsDevDefault: !e.SILO_SECRET_KEY,
     migrationLockTimeoutS: e.SILO_MIGRATION_LOCK_TIMEOUT_S,
     tenantMigrationsExtraDir: e.SILO_TENANT_MIGRATIONS_EXTRA_DIR,
-    faultKillAfter,
+    faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),
+    faultFailAfter: fault(e.SILO_FAULT_FAIL_AFTER),
   };
 }

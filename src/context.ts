@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { openCatalog, type Catalog } from './catalog/index.js';
 import type { Config } from './config.js';
 import { AdminConnections } from './provisioning/admin-connections.js';
+import { TenantLocks } from './provisioning/tenant-lock.js';
 
 /** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug. */
 export interface SiloEvents {
@@ -20,6 +21,8 @@ export interface SiloContext {
   log: Logger;
   catalog: Catalog;
   admin: AdminConnections;
+  /** One lifecycle operation per tenant at a time. */
+  locks: TenantLocks;
   events: EventEmitter<SiloEvents>;
   /** Closes every connection the context opened. */
   close(): Promise<void>;
@@ -29,14 +32,17 @@ export interface SiloContext {
 export function createContext(config: Config, log: Logger): SiloContext {
   const catalog = openCatalog(config);
   const admin = new AdminConnections(catalog);
+  const locks = new TenantLocks(config);
   return {
     config,
     log,
     catalog,
     admin,
+    locks,
     events: new EventEmitter<SiloEvents>(),
     async close() {
       await admin.destroy();
+      await locks.destroy();
       await catalog.destroy();
     },
   };

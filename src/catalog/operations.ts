@@ -70,6 +70,27 @@ export function createOperationsRepository(knex: Knex) {
       await (trx ?? knex)('operations').where({ id }).update({ status: 'failed', error: error.slice(0, 60_000), finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
     },
 
+    /**
+     * Marks as failed the operations of a tenant still `running` (but `exceptId`): called by
+     * the holder of the tenant lock, which proves their processes are gone.
+     * @returns ids closed
+     */
+    async closeInterrupted(tenantId: number, byOperationId: number, trx?: Knex.Transaction): Promise<number[]> {
+      const db = trx ?? knex;
+      const rows: Array<{ id: number }> = await db('operations').where({ tenant_id: tenantId, status: 'running' }).whereNot('id', byOperationId).select('id');
+      if (rows.length) {
+        await db('operations')
+          .whereIn('id', rows.map((r) => r.id))
+          .update({ status: 'failed', error: `interrupted: its process stopped before it finished (closed by operation ${byOperationId})`, finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
+      }
+      return rows.map((r) => Number(r.id));
+    },
+
+    /** Running operations of a tenant. */
+    async running(tenantId: number, trx?: Knex.Transaction): Promise<Operation[]> {
+      return (await (trx ?? knex)<OperationRow>('operations').where({ tenant_id: tenantId, status: 'running' }).orderBy('id')).map(toOperation);
+    },
+
     /** One operation with its tenant slug, or undefined. */
     async get(id: number, trx?: Knex.Transaction): Promise<Operation | undefined> {
       const row = await (trx ?? knex)<OperationRow>('operations as o').leftJoin('tenants as t', 't.id', 'o.tenant_id').where('o.id', id).first('o.*', 't.slug');

@@ -84,7 +84,7 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
   }
   if (tenant.status !== 'maintenance' && tenant.schemaVersion === latest) return done({ outcome: 'up-to-date' });
   try {
-    return await ctx.admin.withTenantDatabase(tenant, (knex) =>
+    return await ctx.locks.withLock(tenant, () => ctx.admin.withTenantDatabase(tenant, (knex) =>
       withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
         const migrator = await tenantMigrator(knex, ctx.config);
         const pending = (await migrator.pending()).map((m) => m.name);
@@ -127,7 +127,7 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
         }
         return done({ outcome: 'migrated', applied, pending, operationId, schemaVersion: tenant.schemaVersion });
       }),
-    );
+    ), ctx.config.migrationLockTimeoutS);
   } catch (err) {
     return done({ outcome: 'failed', error: (err as Error).message });
   }
@@ -142,8 +142,10 @@ export async function rollbackTenant(ctx: SiloContext, slug: string, actor: stri
   if (!Number.isInteger(step) || step < 1) throw new ValidationError('--step must be a positive integer');
   const tenant = await getTenant(ctx, slug);
   if (!MIGRATABLE.includes(tenant.status)) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
-  const operationId = await ctx.catalog.operations.start({ kind: 'rollback', tenantId: tenant.id, actor, details: { slug, step } });
-  const reverted = await runOperation(ctx, { existingId: operationId, kind: 'rollback' }, (op) =>
+  let operationId = 0;
+  const reverted = await ctx.locks.withLock(tenant, async () => {
+  operationId = await ctx.catalog.operations.start({ kind: 'rollback', tenantId: tenant.id, actor, details: { slug, step } });
+  return runOperation(ctx, { existingId: operationId, kind: 'rollback' }, (op) =>
     ctx.admin.withTenantDatabase(tenant, (knex) =>
       withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
         const migrator = await tenantMigrator(knex, ctx.config);
@@ -163,6 +165,7 @@ export async function rollbackTenant(ctx: SiloContext, slug: string, actor: stri
       }),
     ),
   );
+  });
   return { reverted, schemaVersion: tenant.schemaVersion, operationId };
 }
 

@@ -69,11 +69,18 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
 }
 
 /**
- * Repairs one tenant.
+ * Repairs one tenant, holding its lifecycle lock: any operation still marked `running`
+ * on it was interrupted (its process is gone) and is closed as failed.
  * @param dryRun report the plan, change nothing
+ * @throws ConflictError `TENANT_BUSY` when another operation is running on the tenant
  */
 export async function repairTenant(ctx: SiloContext, slug: string, actor: string, dryRun = false): Promise<RepairReport> {
   const tenant = await getTenant(ctx, slug, { includeDeleted: true });
+  return ctx.locks.withLock(tenant, () => repairLocked(ctx, tenant, actor, dryRun));
+}
+
+async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dryRun: boolean): Promise<RepairReport> {
+  const slug = tenant.slug;
   const statusBefore = tenant.status;
   const base = { slug, statusBefore, status: tenant.status };
   const warnings: string[] = [];
@@ -83,11 +90,15 @@ export async function repairTenant(ctx: SiloContext, slug: string, actor: string
   } catch (err) {
     return { ...base, actions: [], outcome: 'failed', error: (err as Error).message };
   }
+  const interrupted = await ctx.catalog.operations.running(tenant.id);
+  if (interrupted.length) actions.unshift('close-interrupted-operations');
   if (!actions.length) return { ...base, actions, warnings, outcome: 'ok' };
   if (dryRun) return { ...base, actions, warnings, outcome: 'would-repair' };
   const operationId = await ctx.catalog.operations.start({ kind: 'repair', tenantId: tenant.id, actor, details: { slug, actions, statusBefore } });
   try {
     const admin = await runOperation(ctx, { existingId: operationId, kind: 'repair' }, async (op) => {
+      const closed = await ctx.catalog.operations.closeInterrupted(tenant.id, operationId);
+      if (closed.length) await op.note({ interruptedOperations: closed });
       if (tenant.status === 'deleted') {
         await dropTenantResources(ctx, tenant, op.step);
         return undefined;
@@ -132,7 +143,15 @@ export async function repairTenants(
   const slugs = opts.all ? (await ctx.catalog.tenants.list()).map((t) => t.slug) : [...new Set(opts.slugs)];
   if (!opts.all) for (const s of slugs) await getTenant(ctx, s, { includeDeleted: true });
   const tenants: RepairReport[] = [];
-  for (const slug of slugs) tenants.push(await repairTenant(ctx, slug, actor, opts.dryRun));
+  for (const slug of slugs) {
+    try {
+      tenants.push(await repairTenant(ctx, slug, actor, opts.dryRun));
+    } catch (err) {
+      // e.g. TENANT_BUSY: report it and go on with the others.
+      const t = await ctx.catalog.tenants.findBySlug(slug);
+      tenants.push({ slug, statusBefore: t!.status, status: t!.status, actions: [], outcome: 'failed', error: (err as Error).message });
+    }
+  }
   if (!opts.all) return { tenants };
   return { tenants, orphans: await findOrphans(ctx, Boolean(opts.pruneOrphans) && !opts.dryRun) };
 }

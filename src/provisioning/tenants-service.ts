@@ -91,11 +91,13 @@ export async function createTenant(ctx: SiloContext, raw: CreateTenantInput, act
   });
   faultPoint(ctx.config, 'create', 'catalog');
   const tenant = (await ctx.catalog.tenants.findById(tenantId))!;
-  const admin = await runOperation(
-    ctx,
-    { existingId: operationId, kind: 'create' },
-    (op) => provision(ctx, op, tenant, { email: adminEmail, ...(input.adminPassword ? { password: input.adminPassword } : {}) }),
-    markFailed(ctx, tenant),
+  const admin = await ctx.locks.withLock(tenant, () =>
+    runOperation(
+      ctx,
+      { existingId: operationId, kind: 'create' },
+      (op) => provision(ctx, op, tenant, { email: adminEmail, ...(input.adminPassword ? { password: input.adminPassword } : {}) }),
+      markFailed(ctx, tenant),
+    ),
   );
   return { tenant, operationId, admin };
 }
@@ -129,8 +131,10 @@ export async function recreateTenant(
   const tenant = await getTenant(ctx, slug);
   const adminEmail = opts.adminEmail ? parseInput(emailSchema, opts.adminEmail) : (tenant.adminEmail ?? defaultAdminEmail(slug));
   if (opts.adminPassword !== undefined) assertAcceptablePassword(opts.adminPassword);
-  const operationId = await ctx.catalog.operations.start({ kind: 'recreate', tenantId: tenant.id, actor, details: { slug, adminEmail } });
-  const admin = await runOperation(
+  let operationId = 0;
+  const admin = await ctx.locks.withLock(tenant, async () => {
+    operationId = await ctx.catalog.operations.start({ kind: 'recreate', tenantId: tenant.id, actor, details: { slug, adminEmail } });
+    return runOperation(
     ctx,
     { existingId: operationId, kind: 'recreate' },
     async (op) => {
@@ -151,7 +155,8 @@ export async function recreateTenant(
       return provision(ctx, op, tenant, { email: adminEmail, ...(opts.adminPassword ? { password: opts.adminPassword } : {}) });
     },
     markFailed(ctx, tenant),
-  );
+    );
+  });
   return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId, admin };
 }
 
@@ -162,8 +167,10 @@ export async function recreateTenant(
  */
 export async function deleteTenant(ctx: SiloContext, slug: string, actor: string, opts: DestructiveOptions = {}): Promise<{ tenant: Tenant; operationId: number }> {
   const tenant = await getTenant(ctx, slug);
-  const operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug } });
-  await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
+  let operationId = 0;
+  await ctx.locks.withLock(tenant, async () => {
+    operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug } });
+    await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
     if (opts.beforeDestroy) {
       const facts = await opts.beforeDestroy(tenant);
       if (facts) await op.note(facts);
@@ -176,6 +183,7 @@ export async function deleteTenant(ctx: SiloContext, slug: string, actor: string
     ctx.events.emit('tenantChanged', slug);
     await op.step('catalog');
     await dropTenantResources(ctx, tenant, op.step);
+    });
   });
   return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId };
 }
@@ -196,6 +204,7 @@ export async function dropTenantResources(ctx: SiloContext, tenant: Tenant, step
 export async function suspendTenant(ctx: SiloContext, slug: string, actor: string, reason?: string): Promise<Tenant> {
   const tenant = await getTenant(ctx, slug);
   if (tenant.status === 'suspended') return tenant;
+  await ctx.locks.withLock(tenant, async () => {
   const operationId = await ctx.catalog.operations.start({ kind: 'suspend', tenantId: tenant.id, actor, details: { slug, reason: reason ?? null } });
   await runOperation(ctx, { existingId: operationId, kind: 'suspend' }, async (op) => {
     const ok = await ctx.catalog.knex.transaction(async (trx) => {
@@ -205,6 +214,7 @@ export async function suspendTenant(ctx: SiloContext, slug: string, actor: strin
     });
     if (!ok) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only an active tenant can be suspended`, 'INVALID_STATE', { status: tenant.status });
     await op.step('suspended');
+  });
   });
   ctx.events.emit('tenantChanged', slug);
   return (await ctx.catalog.tenants.findById(tenant.id))!;
@@ -217,6 +227,7 @@ export async function suspendTenant(ctx: SiloContext, slug: string, actor: strin
 export async function resumeTenant(ctx: SiloContext, slug: string, actor: string): Promise<Tenant> {
   const tenant = await getTenant(ctx, slug);
   if (tenant.status === 'active') return tenant;
+  await ctx.locks.withLock(tenant, async () => {
   const operationId = await ctx.catalog.operations.start({ kind: 'resume', tenantId: tenant.id, actor, details: { slug } });
   await runOperation(ctx, { existingId: operationId, kind: 'resume' }, async (op) => {
     const ok = await ctx.catalog.knex.transaction(async (trx) => {
@@ -226,6 +237,7 @@ export async function resumeTenant(ctx: SiloContext, slug: string, actor: string
     });
     if (!ok) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only a suspended tenant can be resumed`, 'INVALID_STATE', { status: tenant.status });
     await op.step('active');
+  });
   });
   ctx.events.emit('tenantChanged', slug);
   return (await ctx.catalog.tenants.findById(tenant.id))!;
