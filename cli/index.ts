@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { catalogCommand } from './catalog.js';
 import { operationsCommand } from './operations.js';
 import { platformUsersCommand } from './platform-users.js';
+import { serveCommand } from './serve.js';
 import { EXIT, reportError } from './runtime.js';
 import { tenantsCommand } from './tenants.js';
 import { usersCommand } from './users.js';
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand()]) {
+  for (const cmd of [catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), serveCommand()]) {
     program.addCommand(cmd);
   }
   // Subcommands inherit exitOverride so that usage errors reach our handler (exit 2).

@@ -97,6 +97,28 @@ const envSchema = z.object({
   SILO_SECRET_KEY: base64Key.optional(),
   SILO_MIGRATION_LOCK_TIMEOUT_S: int(60, 0, 3600),
   SILO_TENANT_MIGRATIONS_EXTRA_DIR: z.string().min(1).optional(),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: int(3000, 0, 65535),
+  SILO_BASE_DOMAIN: z
+    .string()
+    .toLowerCase()
+    .regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'must be a host name such as localhost or saas.example.com')
+    .default('localhost'),
+  SILO_TENANT_SOURCES: z
+    .string()
+    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['subdomain', 'domain', 'header', 'query'])).min(1, 'name at least one of subdomain,domain,header,query'))
+    .default(['subdomain', 'domain', 'header', 'query']),
+  SILO_TENANT_CACHE_TTL_MS: int(30_000, 0, 3_600_000),
+  SILO_TENANT_NEGATIVE_CACHE_TTL_MS: int(5_000, 0, 3_600_000),
+  SILO_POOL_MAX_PER_TENANT: int(2, 1, 100),
+  SILO_POOL_MAX_TENANTS: int(50, 1, 100_000),
+  SILO_POOL_IDLE_MS: int(60_000, 1_000, 86_400_000),
+  SILO_JWT_SECRET: z.string().min(32, 'must be at least 32 bytes').optional(),
+  SILO_LOGIN_RATE_LIMIT: int(10, 1, 100_000),
+  SILO_TRUST_PROXY: bool.default(false),
+  SILO_BODY_LIMIT_BYTES: int(1_048_576, 1024, 1_073_741_824),
+  SILO_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
   SILO_ENABLE_FAULTS: bool.default(false),
   SILO_FAULT_KILL_AFTER: faultSpec,
   SILO_FAULT_FAIL_AFTER: faultSpec,
@@ -129,6 +151,28 @@ export interface Config {
   migrationLockTimeoutS: number;
   /** Extra folder of tenant migrations merged with `migrations/tenant` (benchmarks, experiments). */
   tenantMigrationsExtraDir: string | undefined;
+  /** HTTP listener. */
+  host: string;
+  port: number;
+  /** Tenants are `<slug>.<baseDomain>`. */
+  baseDomain: string;
+  /** Tenant identification sources, in order. */
+  tenantSources: Array<'subdomain' | 'domain' | 'header' | 'query'>;
+  /** Tenant lookup cache TTL and negative (unknown name) cache TTL, ms. */
+  tenantCacheTtlMs: number;
+  tenantNegativeCacheTtlMs: number;
+  /** Per-tenant pools: connections per tenant, pools kept, idle time before a connection closes (ms). */
+  pool: { maxPerTenant: number; maxTenants: number; idleMs: number };
+  /** JWT signing key (HS256); `silo serve` refuses to start without it. */
+  jwtSecret: string | undefined;
+  /** Login attempts per minute per tenant and IP. */
+  loginRateLimit: number;
+  /** Honour X-Forwarded-* (only behind a trusted proxy). */
+  trustProxy: boolean;
+  /** Largest accepted request body, bytes. */
+  bodyLimitBytes: number;
+  /** Requests taking longer are answered 503, ms. */
+  requestTimeoutMs: number;
   /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
   faultKillAfter: FaultSpec | undefined;
   /** Failure injection for tests: `{ operation, step }` after which the step throws. */
@@ -182,6 +226,18 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     secretKeyIsDevDefault: !e.SILO_SECRET_KEY,
     migrationLockTimeoutS: e.SILO_MIGRATION_LOCK_TIMEOUT_S,
     tenantMigrationsExtraDir: e.SILO_TENANT_MIGRATIONS_EXTRA_DIR,
+    host: e.HOST,
+    port: e.PORT,
+    baseDomain: e.SILO_BASE_DOMAIN,
+    tenantSources: e.SILO_TENANT_SOURCES,
+    tenantCacheTtlMs: e.SILO_TENANT_CACHE_TTL_MS,
+    tenantNegativeCacheTtlMs: e.SILO_TENANT_NEGATIVE_CACHE_TTL_MS,
+    pool: { maxPerTenant: e.SILO_POOL_MAX_PER_TENANT, maxTenants: e.SILO_POOL_MAX_TENANTS, idleMs: e.SILO_POOL_IDLE_MS },
+    jwtSecret: e.SILO_JWT_SECRET,
+    loginRateLimit: e.SILO_LOGIN_RATE_LIMIT,
+    trustProxy: e.SILO_TRUST_PROXY,
+    bodyLimitBytes: e.SILO_BODY_LIMIT_BYTES,
+    requestTimeoutMs: e.SILO_REQUEST_TIMEOUT_MS,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),
     faultFailAfter: fault(e.SILO_FAULT_FAIL_AFTER),
   };

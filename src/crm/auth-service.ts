@@ -1,0 +1,88 @@
+/**
+ * Tenant sign-in and refresh tokens. Refresh tokens are opaque random values stored as
+ * SHA-256 hashes; each refresh rotates the token, and presenting an already rotated or
+ * revoked token revokes its whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Knex } from 'knex';
+import { UnauthorizedError } from '../lib/errors.js';
+import { hashPassword, verifyPassword } from '../lib/passwords.js';
+import { createUsersRepository, type TenantUser } from './users-repository.js';
+
+/** Refresh token lifetime: 7 days, in ms. */
+export const REFRESH_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/** A real hash to verify against when the email is unknown, so timing does not reveal it. */
+let dummyHash: Promise<string> | undefined;
+const getDummyHash = () => (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
+
+const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
+
+/** A new refresh token (shown once to the client) and its expiry. */
+export interface IssuedRefreshToken {
+  token: string;
+  expiresAt: Date;
+}
+
+/** Sign-in and refresh-token rotation over a tenant's Knex. */
+export function createAuthService(knex: Knex) {
+  const users = createUsersRepository(knex);
+
+  async function issue(userId: number, familyId: string, trx?: Knex.Transaction): Promise<IssuedRefreshToken> {
+    const token = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(Date.now() + REFRESH_TTL_MS);
+    await (trx ?? knex)('refresh_tokens').insert({ user_id: userId, token_hash: sha256(token), family_id: familyId, expires_at: expiresAt });
+    return { token, expiresAt };
+  }
+
+  return {
+    /**
+     * Checks email and password.
+     * @throws UnauthorizedError `INVALID_CREDENTIALS` (same answer for unknown email, wrong password, deactivated user)
+     */
+    async login(email: string, password: string): Promise<{ user: TenantUser; refresh: IssuedRefreshToken }> {
+      const user = await users.findForLogin(email.trim().toLowerCase());
+      const ok = await verifyPassword(user?.passwordHash ?? (await getDummyHash()), password);
+      if (!user || !ok || !user.active) throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
+      await knex('users').where({ id: user.id }).update({ last_login_at: new Date() });
+      const { passwordHash: _, ...safe } = user;
+      return { user: safe, refresh: await issue(user.id, randomUUID()) };
+    },
+
+    /**
+     * Rotates a refresh token.
+     * @throws UnauthorizedError `INVALID_REFRESH_TOKEN` (unknown, expired, user inactive),
+     *         `REFRESH_TOKEN_REUSED` (already rotated or revoked: the family is revoked)
+     */
+    async refresh(token: string): Promise<{ user: TenantUser; refresh: IssuedRefreshToken }> {
+      return knex.transaction(async (trx) => {
+        const row = await trx('refresh_tokens').where({ token_hash: sha256(token) }).forUpdate().first();
+        if (!row) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
+        if (row.rotated_at || row.revoked_at) {
+          await trx('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
+          // Commit the revocation, then refuse: the throw below would roll it back.
+          return { reused: true } as never;
+        }
+        if (new Date(row.expires_at).getTime() <= Date.now()) throw new UnauthorizedError('refresh token has expired', 'INVALID_REFRESH_TOKEN');
+        const user = await users.findById(Number(row.user_id), trx);
+        if (!user || !user.active) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
+        await trx('refresh_tokens').where({ id: row.id }).update({ rotated_at: new Date() });
+        return { user, refresh: await issue(user.id, row.family_id, trx) };
+      }).then((r: { reused?: boolean } & { user: TenantUser; refresh: IssuedRefreshToken }) => {
+        if (r.reused) throw new UnauthorizedError('refresh token was already used: every session of this sign-in is revoked', 'REFRESH_TOKEN_REUSED');
+        return r;
+      });
+    },
+
+    /** Revokes the family of a refresh token (logout). Unknown tokens are ignored. */
+    async logout(token: string): Promise<void> {
+      const row = await knex('refresh_tokens').where({ token_hash: sha256(token) }).first('family_id');
+      if (row) await knex('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
+    },
+
+    /** Revokes every refresh token of a user (deactivation, password reset). */
+    async revokeUser(userId: number, trx?: Knex.Transaction): Promise<void> {
+      await (trx ?? knex)('refresh_tokens').where({ user_id: userId }).whereNull('revoked_at').update({ revoked_at: new Date() });
+    },
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * Tenant user management for tenant admins: list, get, create, update (role, name,
+ * active, password reset), deactivate. The last active admin can be neither demoted nor
+ * deactivated (409 `LAST_ADMIN`).
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { ConflictError, NotFoundError } from '../lib/errors.js';
+import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
+import { emailSchema, parseInput } from '../lib/validation.js';
+import { createAuthService } from './auth-service.js';
+import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
+
+const role = z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]]);
+
+/** Body of `POST /api/v1/users`. */
+export const createUserBody = z.strictObject({
+  email: emailSchema,
+  fullName: z.string().trim().min(1).max(200).optional(),
+  role,
+  password: z.string().min(12).max(256),
+});
+
+/** Body of `PATCH /api/v1/users/:id`. */
+export const updateUserBody = z.strictObject({
+  fullName: z.string().trim().min(1).max(200).nullable().optional(),
+  role: role.optional(),
+  active: z.boolean().optional(),
+  password: z.string().min(12).max(256).optional(),
+  version: z.number().int().positive().optional(),
+});
+
+/** User management over a tenant's Knex. */
+export function createUsersService(knex: Knex) {
+  const repo = createUsersRepository(knex);
+
+  async function get(id: number, trx?: Knex.Transaction): Promise<TenantUser> {
+    const u = await repo.findById(id, trx);
+    if (!u) throw new NotFoundError(`user ${id} not found`, 'USER_NOT_FOUND');
+    return u;
+  }
+
+  return {
+    get: (id: number) => get(id),
+
+    /** Users by email, paginated. */
+    async list(page: number, pageSize: number): Promise<{ data: TenantUser[]; total: number }> {
+      const [rows, count] = await Promise.all([
+        knex('users').orderBy('email').limit(pageSize).offset((page - 1) * pageSize).select('id'),
+        knex('users').count({ n: '*' }).first(),
+      ]);
+      const data = await Promise.all(rows.map((r: { id: number }) => get(Number(r.id))));
+      return { data, total: Number(count?.n ?? 0) };
+    },
+
+    /** @throws ValidationError, ConflictError `USER_EXISTS` */
+    async create(raw: z.input<typeof createUserBody>): Promise<TenantUser> {
+      const input = parseInput(createUserBody, raw);
+      assertAcceptablePassword(input.password);
+      const id = await repo.insert({ email: input.email, fullName: input.fullName ?? null, role: input.role, passwordHash: await hashPassword(input.password) });
+      return get(id);
+    },
+
+    /**
+     * @throws NotFoundError; ConflictError `VERSION_CONFLICT` (stale version) or `LAST_ADMIN`
+     */
+    async update(id: number, raw: z.input<typeof updateUserBody>): Promise<TenantUser> {
+      const input = parseInput(updateUserBody, raw);
+      if (input.password !== undefined) assertAcceptablePassword(input.password);
+      const passwordHash = input.password ? await hashPassword(input.password) : undefined;
+      return knex.transaction(async (trx) => {
+        const current = await trx('users').where({ id }).forUpdate().first();
+        if (!current) throw new NotFoundError(`user ${id} not found`, 'USER_NOT_FOUND');
+        if (input.version !== undefined && input.version !== current.version) {
+          throw new ConflictError(`user ${id} was changed meanwhile (version ${current.version})`, 'VERSION_CONFLICT', { currentVersion: current.version });
+        }
+        const losesAdmin = current.role === 'admin' && current.active && ((input.role && input.role !== 'admin') || input.active === false);
+        if (losesAdmin) {
+          const admins = await trx('users').where({ role: 'admin', active: true }).forUpdate().count({ n: '*' }).first();
+          if (Number(admins?.n) <= 1) throw new ConflictError('the last active admin cannot be demoted or deactivated', 'LAST_ADMIN');
+        }
+        const patch: Record<string, unknown> = { version: current.version + 1 };
+        if (input.fullName !== undefined) patch.full_name = input.fullName;
+        if (input.role) patch.role = input.role;
+        if (input.active !== undefined) patch.active = input.active;
+        if (passwordHash) patch.password_hash = passwordHash;
+        await trx('users').where({ id }).update(patch);
+        if (input.active === false || passwordHash) await createAuthService(knex).revokeUser(id, trx);
+        return get(id, trx);
+      });
+    },
+
+    /** Deactivates a user (rows that name it stay valid). @throws as {@link update} */
+    async deactivate(id: number): Promise<TenantUser> {
+      return this.update(id, { active: false });
+    },
+  };
+}

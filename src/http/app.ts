@@ -1,0 +1,91 @@
+/**
+ * The Fastify application: built from the shared services, never listens (see
+ * `server.ts`). Tests build it and use `app.inject`.
+ */
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { randomUUID } from 'node:crypto';
+import type { SiloContext } from '../context.js';
+import { TenantConnections } from '../tenancy/connections.js';
+import { TenantResolver } from '../tenancy/resolve.js';
+import authPlugin from './plugins/auth.js';
+import docsPlugin from './plugins/docs.js';
+import errorsPlugin from './plugins/errors.js';
+import metricsPlugin from './plugins/metrics.js';
+import tenantPlugin from './plugins/tenant.js';
+import { platformRoutes } from './routes/platform.js';
+import { serviceRoutes } from './routes/service.js';
+import { tenantAuthRoutes } from './routes/tenant-auth.js';
+import { usersRoutes } from './routes/users.js';
+import { ConfigError } from '../config.js';
+
+/** Options of {@link buildApp}. */
+export interface AppOptions {
+  ctx: SiloContext;
+  /** Fastify's logger option (default: the context's pino logger). */
+  logger?: FastifyServerOptions['loggerInstance'];
+}
+
+/**
+ * Builds the app.
+ * @throws ConfigError when `SILO_JWT_SECRET` is missing
+ */
+export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInstance> {
+  const { config } = ctx;
+  if (!config.jwtSecret) throw new ConfigError('SILO_JWT_SECRET', 'required to serve the API (at least 32 bytes; see .env.example)');
+  const app = Fastify({
+    loggerInstance: logger ?? ctx.log,
+    trustProxy: config.trustProxy,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+  }).withTypeProvider<ZodTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  const resolver = new TenantResolver(ctx.catalog, config);
+  const connections = new TenantConnections(ctx.catalog, config);
+  ctx.events.on('tenantChanged', (slug) => {
+    resolver.invalidate(slug);
+    // A tenant that stops being active (suspended, deleted, in maintenance) loses its pool.
+    void ctx.catalog.tenants
+      .findBySlug(slug)
+      .then(async (t) => {
+        if (t && t.status !== 'active') await connections.drop(t.id);
+      })
+      .catch(() => undefined);
+  });
+  app.addHook('onClose', async () => {
+    await connections.close();
+  });
+
+  await app.register(errorsPlugin);
+  await app.register(docsPlugin);
+  await app.register(metricsPlugin, { connections });
+  await app.register(tenantPlugin, { resolver, connections });
+  await app.register(authPlugin, { secret: config.jwtSecret });
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_req, context) => ({ statusCode: 429, code: 'RATE_LIMITED', message: `too many attempts; retry in ${Math.ceil(context.ttl / 1000)} s` }),
+  });
+
+  await app.register(serviceRoutes, { ctx });
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', api.identifyTenant);
+      await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit });
+      await api.register(usersRoutes);
+    },
+    { prefix: '/api/v1' },
+  );
+  await app.register(platformRoutes, { prefix: '/platform/v1', ctx, loginRateLimit: config.loginRateLimit });
+  return app;
+}

@@ -1,0 +1,98 @@
+/**
+ * RFC 9457 problem details: every error answer of the API is
+ * `application/problem+json` with `type`, `title`, `status`, `detail`, a stable `code`
+ * and the `requestId`; validation errors add `errors: [{ path, message }]`.
+ * A 5xx never carries internals (the detail is generic; the log has the cause).
+ */
+import { STATUS_CODES } from 'node:http';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { SiloError, UnavailableError } from '../lib/errors.js';
+import { isConnectionError } from '../lib/knex.js';
+
+/** The problem+json body. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  requestId: string;
+  errors?: Array<{ path: string; message: string }>;
+  [k: string]: unknown;
+}
+
+/** Media type of problem details (RFC 9457 §3). */
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+/** `type` URI of a code: `urn:silo:problem:<code in kebab case>`. */
+export function problemType(code: string): string {
+  return `urn:silo:problem:${code.toLowerCase().replaceAll('_', '-')}`;
+}
+
+/** Result of mapping an error: the body and headers to send. */
+export interface MappedProblem {
+  problem: Problem;
+  headers: Record<string, string>;
+  /** True when the cause should be logged as an error (5xx not explained). */
+  unexpected: boolean;
+}
+
+function make(status: number, code: string, detail: string, requestId: string, extra: Partial<Problem> = {}): Problem {
+  return { type: problemType(code), title: STATUS_CODES[status] ?? 'Error', status, detail, code, requestId, ...extra };
+}
+
+const FASTIFY_CODES: Record<string, { status: number; code: string; detail?: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'INVALID_JSON', detail: 'the request body is not valid JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'INVALID_JSON', detail: 'the request body is empty but declared as JSON' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'PAYLOAD_TOO_LARGE', detail: 'the request body is too large' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', detail: 'send application/json' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'INVALID_CONTENT_LENGTH' },
+  FST_ERR_BAD_URL: { status: 400, code: 'BAD_URL' },
+  FST_ERR_ASYNC_CONSTRAINT: { status: 400, code: 'BAD_REQUEST' },
+  FAST_JWT_MALFORMED: { status: 401, code: 'INVALID_TOKEN' },
+  FST_JWT_NO_AUTHORIZATION_IN_HEADER: { status: 401, code: 'UNAUTHORIZED', detail: 'send Authorization: Bearer <access token>' },
+  FST_JWT_AUTHORIZATION_TOKEN_EXPIRED: { status: 401, code: 'TOKEN_EXPIRED', detail: 'the access token has expired; refresh it' },
+  FST_JWT_AUTHORIZATION_TOKEN_INVALID: { status: 401, code: 'INVALID_TOKEN' },
+  FST_JWT_AUTHORIZATION_TOKEN_UNTRUSTED: { status: 401, code: 'INVALID_TOKEN' },
+  FST_JWT_BAD_REQUEST: { status: 401, code: 'INVALID_TOKEN', detail: 'the Authorization header is malformed' },
+  FST_JWT_BAD_COOKIE_REQUEST: { status: 401, code: 'INVALID_TOKEN' },
+};
+
+/**
+ * Maps any thrown value to a problem. Order: Silo's typed errors, schema validation
+ * (zod), Fastify's and JWT's own codes, unreachable databases (503), then 500.
+ */
+export function toProblem(err: unknown, requestId: string): MappedProblem {
+  if (err instanceof SiloError) {
+    const headers: Record<string, string> = {};
+    if (err instanceof UnavailableError) headers['retry-after'] = String(err.retryAfterS);
+    const fields = (err.details as { fields?: Array<{ path: string; message: string }> } | undefined)?.fields;
+    const detail = err.status >= 500 && !(err instanceof UnavailableError) ? 'the server could not complete the request' : err.message;
+    const extra: Partial<Problem> = fields ? { errors: fields } : {};
+    if (err instanceof UnavailableError) extra.retryAfter = err.retryAfterS;
+    return { problem: make(err.status, err.code, detail, requestId, extra), headers, unexpected: err.status >= 500 && !(err instanceof UnavailableError) };
+  }
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown; validationContext?: string };
+  if (hasZodFastifySchemaValidationErrors(err)) {
+    const errors = err.validation.map((v) => ({
+      path: [err.validationContext, ...(v.instancePath ? v.instancePath.split('/').filter(Boolean) : [])].filter(Boolean).join('.'),
+      message: v.message ?? 'invalid',
+    }));
+    return { problem: make(400, 'VALIDATION_FAILED', `request ${errors[0]?.path ?? ''}: ${errors[0]?.message ?? 'invalid'}`, requestId, { errors }), headers: {}, unexpected: false };
+  }
+  if (e?.validation) {
+    return { problem: make(400, 'VALIDATION_FAILED', e.message ?? 'invalid request', requestId), headers: {}, unexpected: false };
+  }
+  const known = e?.code ? FASTIFY_CODES[e.code] : undefined;
+  if (known) return { problem: make(known.status, known.code, known.detail ?? e.message ?? 'bad request', requestId), headers: {}, unexpected: false };
+  if (e?.statusCode === 429) {
+    return { problem: make(429, 'RATE_LIMITED', e.message ?? 'too many requests', requestId), headers: {}, unexpected: false };
+  }
+  if (isConnectionError(err)) {
+    return { problem: make(503, 'DATABASE_UNAVAILABLE', 'a database is not reachable right now; retry shortly', requestId, { retryAfter: 2 }), headers: { 'retry-after': '2' }, unexpected: false };
+  }
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { problem: make(e.statusCode, (e.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, ''), e.message ?? 'bad request', requestId), headers: {}, unexpected: false };
+  }
+  return { problem: make(500, 'INTERNAL', 'the server could not complete the request', requestId), headers: {}, unexpected: true };
+}

@@ -1,0 +1,149 @@
+/**
+ * `/platform/v1`: operators and support staff. Sign-in, tenants (over the same
+ * provisioning services as the CLI) and the operations journal. Operators may do all;
+ * support staff may only read.
+ */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { SiloContext } from '../../context.js';
+import { TENANT_STATUSES, type TenantStatus } from '../../catalog/index.js';
+import { UnauthorizedError, ValidationError, NotFoundError } from '../../lib/errors.js';
+import { verifyPassword } from '../../lib/passwords.js';
+import { migrateTenants } from '../../provisioning/migrate-service.js';
+import { repairTenant } from '../../provisioning/repair-service.js';
+import { createTenant, createTenantInput, deleteTenant, getTenant, resumeTenant, suspendTenant } from '../../provisioning/tenants-service.js';
+import { ACCESS_TTL_S } from '../plugins/auth.js';
+import { operationSchema, problemSchema, tenantOut, tenantSchema, withProblems } from '../schemas.js';
+
+const slugParams = z.strictObject({ slug: z.string().min(1).max(64) });
+const loginBody = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(256) });
+const platformTokenSchema = z.object({ accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number().int(), role: z.enum(['operator', 'support']) });
+const provisionResultSchema = z.object({
+  tenant: tenantSchema,
+  operationId: z.number().int(),
+  admin: z.object({ email: z.string(), created: z.boolean(), password: z.string().optional().describe('generated password, shown once') }),
+});
+
+export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRateLimit: number }> = async (app, { ctx, loginRateLimit }) => {
+  const tags = ['platform'];
+  const security = [{ platformBearer: [] }];
+  const anyone = app.requirePlatformUser();
+  const operator = app.requirePlatformUser(['operator']);
+  const actor = (req: { platformUser?: { email: string } }) => `platform:${req.platformUser?.email ?? 'unknown'}`;
+
+  app.post('/auth/login', {
+    schema: { operationId: 'platformLogin', tags, body: loginBody, response: withProblems({ 200: platformTokenSchema, 429: problemSchema }, [400, 401]) },
+    config: { rateLimit: { max: loginRateLimit, timeWindow: 60_000, keyGenerator: (req) => `platform|${req.ip}` } },
+  }, async (request) => {
+    const user = await ctx.catalog.platformUsers.findForLogin(request.body.email.trim().toLowerCase());
+    const ok = user ? await verifyPassword(user.passwordHash, request.body.password) : false;
+    if (!user || !ok || !user.active) {
+      request.log.info({ email: request.body.email }, 'failed platform login');
+      throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
+    }
+    const accessToken = app.signAccessToken({ aud: 'platform', sub: String(user.id), role: user.role, email: user.email });
+    return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, role: user.role };
+  });
+
+  app.get('/tenants', {
+    schema: {
+      operationId: 'listTenants', tags, security,
+      querystring: z.strictObject({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }),
+      response: withProblems({ 200: z.object({ data: z.array(tenantSchema) }) }, [400, 401, 403]),
+    },
+    preHandler: anyone,
+  }, async (request) => {
+    const list = await ctx.catalog.tenants.list(request.query.status ? { statuses: [request.query.status] } : {});
+    return { data: list.map((t) => tenantOut(t)) };
+  });
+
+  app.post('/tenants', {
+    schema: { operationId: 'createTenant', tags, security, body: createTenantInput, response: withProblems({ 201: provisionResultSchema, 409: problemSchema, 500: problemSchema }, [400, 401, 403]) },
+    preHandler: operator,
+  }, async (request, reply) => {
+    const r = await createTenant(ctx, request.body, actor(request));
+    return reply.code(201).send({
+      tenant: tenantOut(r.tenant), operationId: r.operationId,
+      admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) },
+    });
+  });
+
+  app.get('/tenants/:slug', {
+    schema: { operationId: 'getTenant', tags, security, params: slugParams, response: withProblems({ 200: tenantSchema }) },
+    preHandler: anyone,
+  }, async (request) => {
+    const t = await getTenant(ctx, request.params.slug, { includeDeleted: true });
+    return tenantOut(t, (await ctx.catalog.tenants.listDomains(t.id)).map((d) => d.domain));
+  });
+
+  app.patch('/tenants/:slug', {
+    schema: {
+      operationId: 'updateTenant', tags, security, params: slugParams,
+      body: z.strictObject({ name: z.string().trim().min(1).max(200).optional(), plan: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional() }),
+      response: withProblems({ 200: tenantSchema }),
+    },
+    preHandler: operator,
+  }, async (request) => {
+    const t = await getTenant(ctx, request.params.slug);
+    await ctx.catalog.tenants.update(t.id, request.body);
+    return tenantOut((await ctx.catalog.tenants.findById(t.id))!);
+  });
+
+  app.delete('/tenants/:slug', {
+    schema: {
+      operationId: 'deleteTenant', tags, security, params: slugParams,
+      summary: 'Delete a tenant: drops its database and user. Pass ?confirm=<slug>.',
+      querystring: z.strictObject({ confirm: z.string().optional() }),
+      response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema }),
+    },
+    preHandler: operator,
+  }, async (request) => {
+    if (request.query.confirm !== request.params.slug) throw new ValidationError('destructive: pass ?confirm=<slug> to delete this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
+    const r = await deleteTenant(ctx, request.params.slug, actor(request));
+    return { tenant: tenantOut(r.tenant), operationId: r.operationId };
+  });
+
+  app.post('/tenants/:slug/migrate', {
+    schema: { operationId: 'migrateTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), outcome: z.string(), applied: z.array(z.string()), schemaVersion: z.string().nullable(), operationId: z.number().int().optional(), error: z.string().optional() }) }) },
+    preHandler: operator,
+  }, async (request) => {
+    const [r] = await migrateTenants(ctx, actor(request), { slugs: [request.params.slug] });
+    return r!;
+  });
+
+  app.post('/tenants/:slug/repair', {
+    schema: { operationId: 'repairTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), status: z.string(), outcome: z.string(), actions: z.array(z.string()), operationId: z.number().int().optional(), error: z.string().optional() }), 409: problemSchema }) },
+    preHandler: operator,
+  }, async (request) => {
+    const r = await repairTenant(ctx, request.params.slug, actor(request));
+    return { slug: r.slug, status: r.status, outcome: r.outcome, actions: r.actions, ...(r.operationId ? { operationId: r.operationId } : {}), ...(r.error ? { error: r.error } : {}) };
+  });
+
+  for (const verb of ['suspend', 'resume'] as const) {
+    app.post(`/tenants/:slug/${verb}`, {
+      schema: { operationId: `${verb}Tenant`, tags, security, params: slugParams, response: withProblems({ 200: tenantSchema, 409: problemSchema }) },
+      preHandler: operator,
+    }, async (request) => tenantOut(verb === 'suspend' ? await suspendTenant(ctx, request.params.slug, actor(request)) : await resumeTenant(ctx, request.params.slug, actor(request))));
+  }
+
+  app.get('/operations', {
+    schema: {
+      operationId: 'listOperations', tags, security,
+      querystring: z.strictObject({ tenant: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }),
+      response: withProblems({ 200: z.object({ data: z.array(operationSchema) }) }),
+    },
+    preHandler: anyone,
+  }, async (request) => {
+    const tenantId = request.query.tenant ? (await getTenant(ctx, request.query.tenant, { includeDeleted: true })).id : undefined;
+    return { data: await ctx.catalog.operations.list({ ...(tenantId ? { tenantId } : {}), limit: request.query.limit }) };
+  });
+
+  app.get('/operations/:id', {
+    schema: { operationId: 'getOperation', tags, security, params: z.strictObject({ id: z.coerce.number().int().positive() }), response: withProblems({ 200: operationSchema }) },
+    preHandler: anyone,
+  }, async (request) => {
+    const op = await ctx.catalog.operations.get(request.params.id);
+    if (!op) throw new NotFoundError(`operation ${request.params.id} not found`, 'OPERATION_NOT_FOUND');
+    return op;
+  });
+};

@@ -1,0 +1,53 @@
+/** `/api/v1/auth/*`: tenant sign-in, refresh-token rotation, logout, current user. */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type {} from '@fastify/rate-limit';
+import { z } from 'zod';
+import { createAuthService } from '../../crm/auth-service.js';
+import { createUsersService } from '../../crm/users-service.js';
+import { ACCESS_TTL_S } from '../plugins/auth.js';
+import { problemSchema, tokenPairSchema, userSchema, withProblems } from '../schemas.js';
+
+const loginBody = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(256) });
+const refreshBody = z.strictObject({ refreshToken: z.string().min(1).max(200) });
+
+export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number }> = async (app, opts) => {
+  const tags = ['auth'];
+
+  app.post('/auth/login', {
+    schema: { operationId: 'login', tags, summary: 'Sign in with email and password', body: loginBody, response: withProblems({ 200: tokenPairSchema, 429: problemSchema }) },
+    config: {
+      rateLimit: { max: opts.loginRateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `${req.tenant?.id ?? '-'}|${req.ip}` },
+    },
+  }, async (request) => {
+    const knex = await app.tenantKnex(request);
+    try {
+      const { user, refresh } = await createAuthService(knex).login(request.body.email, request.body.password);
+      const accessToken = app.signAccessToken({ aud: 'tenant', sub: String(user.id), tid: request.tenant!.id, role: user.role });
+      return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
+    } catch (err) {
+      request.log.info({ email: request.body.email }, 'failed login');
+      throw err;
+    }
+  });
+
+  app.post('/auth/refresh', {
+    schema: { operationId: 'refreshToken', tags, summary: 'Rotate a refresh token (a reused token revokes its family)', body: refreshBody, response: withProblems({ 200: tokenPairSchema }) },
+  }, async (request) => {
+    const knex = await app.tenantKnex(request);
+    const { user, refresh } = await createAuthService(knex).refresh(request.body.refreshToken);
+    const accessToken = app.signAccessToken({ aud: 'tenant', sub: String(user.id), tid: request.tenant!.id, role: user.role });
+    return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
+  });
+
+  app.post('/auth/logout', {
+    schema: { operationId: 'logout', tags, summary: 'Revoke a refresh token and its family', body: refreshBody, response: withProblems({ 204: z.null() }) },
+  }, async (request, reply) => {
+    await createAuthService(await app.tenantKnex(request)).logout(request.body.refreshToken);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/auth/me', {
+    schema: { operationId: 'me', tags, summary: 'The signed-in user', security: [{ tenantBearer: [] }], response: withProblems({ 200: userSchema }) },
+    preHandler: app.requireTenantUser(),
+  }, async (request) => createUsersService(await app.tenantKnex(request)).get(Number(request.tenantUser!.sub)));
+};

@@ -1,0 +1,51 @@
+/**
+ * The API server: listens on HOST:PORT and shuts down gracefully on SIGINT/SIGTERM
+ * (`close-with-grace`): stop accepting, finish in-flight requests, flush what must be
+ * flushed (app `onClose` hooks), destroy every pool, close the catalog.
+ */
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+import { createContext, type SiloContext } from '../context.js';
+import { createLogger } from '../lib/logger.js';
+import { buildApp } from './app.js';
+
+/** A running server. */
+export interface RunningServer {
+  app: FastifyInstance;
+  ctx: SiloContext;
+  /** `http://host:port` actually bound. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the API.
+ * @param opts.graceMs time allowed for a graceful shutdown before exit, ms (default 10000)
+ * @throws ConfigError (e.g. `SILO_JWT_SECRET` missing) before listening
+ */
+export async function startServer(config: Config, opts: { graceMs?: number; handleSignals?: boolean } = {}): Promise<RunningServer> {
+  const log = createLogger(config.logLevel ?? 'info');
+  const ctx = createContext(config, log);
+  let app: FastifyInstance;
+  try {
+    app = await buildApp({ ctx });
+  } catch (err) {
+    await ctx.close();
+    throw err;
+  }
+  const close = async () => {
+    await app.close();
+    await ctx.close();
+  };
+  if (opts.handleSignals !== false) {
+    closeWithGrace({ delay: opts.graceMs ?? 10_000, logger: log }, async ({ signal, err }) => {
+      if (err) log.error({ err }, 'shutting down after an error');
+      else log.info({ signal }, 'shutting down');
+      await close();
+    });
+  }
+  const url = await app.listen({ host: config.host, port: config.port });
+  if (config.secretKeyIsDevDefault) log.warn('SILO_SECRET_KEY is not set: the development key encrypts secrets (set it in production)');
+  return { app, ctx, url, close };
+}

@@ -1,0 +1,151 @@
+/**
+ * Identifies the tenant of a request from, in the configured order, the subdomain of
+ * `SILO_BASE_DOMAIN`, a custom domain (`tenant_domains`), the `X-Tenant` header and the
+ * `tenant` query parameter; then checks that the tenant may be served.
+ * Lookups go through an LRU cache with a TTL and a shorter negative cache, so a flood of
+ * unknown names does not reach the catalog each time.
+ */
+import { LRUCache } from 'lru-cache';
+import type { Catalog, Tenant } from '../catalog/index.js';
+import type { Config } from '../config.js';
+import { ForbiddenError, NotFoundError, UnavailableError, ValidationError } from '../lib/errors.js';
+import { isValidSlug } from '../lib/identifiers.js';
+
+/** What the resolver reads of a request. */
+export interface RequestHints {
+  /** `Host` header (may carry a port). */
+  host: string | undefined;
+  /** `X-Tenant` header. */
+  header: string | string[] | undefined;
+  /** `tenant` query parameter. */
+  query: string | string[] | undefined;
+}
+
+/** Seconds to wait before retrying a tenant that is provisioning, failed or in maintenance. */
+export const RETRY_AFTER_S = 5;
+
+const MISS = Symbol('miss');
+
+/** Tenant identification with caching. */
+export class TenantResolver {
+  private readonly bySlug: LRUCache<string, Tenant | typeof MISS>;
+  private readonly byDomain: LRUCache<string, string | typeof MISS>;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly config: Pick<Config, 'baseDomain' | 'tenantSources' | 'tenantCacheTtlMs' | 'tenantNegativeCacheTtlMs'>,
+    max = 10_000,
+  ) {
+    this.bySlug = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
+    this.byDomain = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
+  }
+
+  /** Forgets a tenant (after a lifecycle change in this process). */
+  invalidate(slug?: string): void {
+    if (slug) this.bySlug.delete(slug);
+    else {
+      this.bySlug.clear();
+      this.byDomain.clear();
+    }
+  }
+
+  /**
+   * The slug named by the request, or undefined when no source names one.
+   * @throws ValidationError `TENANT_CONFLICT` when two sources name different tenants;
+   *         NotFoundError `TENANT_NOT_FOUND` for a malformed name
+   */
+  async identify(hints: RequestHints): Promise<string | undefined> {
+    let found: { slug: string; source: string } | undefined;
+    for (const source of this.config.tenantSources) {
+      const slug = await this.fromSource(source, hints);
+      if (slug === undefined) continue;
+      if (found && found.slug !== slug) {
+        throw new ValidationError(`the request names two tenants: "${found.slug}" (${found.source}) and "${slug}" (${source})`, { sources: [found.source, source] }, 'TENANT_CONFLICT');
+      }
+      found ??= { slug, source };
+    }
+    return found?.slug;
+  }
+
+  private async fromSource(source: Config['tenantSources'][number], hints: RequestHints): Promise<string | undefined> {
+    const host = hostName(hints.host);
+    switch (source) {
+      case 'subdomain': {
+        const suffix = `.${this.config.baseDomain}`;
+        if (!host || !host.endsWith(suffix)) return undefined;
+        const label = host.slice(0, -suffix.length);
+        return label.includes('.') ? undefined : label;
+      }
+      case 'domain': {
+        if (!host || host === this.config.baseDomain || host.endsWith(`.${this.config.baseDomain}`) || isIpOrLocal(host)) return undefined;
+        return this.slugByDomain(host);
+      }
+      case 'header':
+        return single(hints.header, 'X-Tenant header');
+      case 'query':
+        return single(hints.query, 'tenant query parameter');
+    }
+  }
+
+  private async slugByDomain(domain: string): Promise<string | undefined> {
+    const cached = this.byDomain.get(domain);
+    if (cached !== undefined) return cached === MISS ? undefined : cached;
+    const slug = await this.catalog.tenants.slugByDomain(domain);
+    this.byDomain.set(domain, slug ?? MISS, slug ? {} : { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) });
+    return slug;
+  }
+
+  /**
+   * The tenant record of a slug, checked for service.
+   * @throws NotFoundError `TENANT_NOT_FOUND` (unknown or deleted), ForbiddenError `TENANT_SUSPENDED`,
+   *         UnavailableError `TENANT_UNAVAILABLE` (provisioning, failed, maintenance) with Retry-After
+   */
+  async load(slug: string): Promise<Tenant> {
+    if (!isValidSlug(slug)) throw new NotFoundError('tenant not found', 'TENANT_NOT_FOUND');
+    let tenant = this.bySlug.get(slug);
+    if (tenant === undefined) {
+      const row = await this.catalog.tenants.findBySlug(slug);
+      tenant = row && row.status !== 'deleted' ? row : MISS;
+      this.bySlug.set(slug, tenant, tenant === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {});
+    }
+    if (tenant === MISS) throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND');
+    assertServable(tenant);
+    return tenant;
+  }
+}
+
+/** @throws the error matching a tenant status that cannot be served */
+export function assertServable(tenant: Tenant): void {
+  switch (tenant.status) {
+    case 'active':
+      return;
+    case 'suspended':
+      throw new ForbiddenError(`tenant "${tenant.slug}" is suspended`, 'TENANT_SUSPENDED');
+    case 'deleted':
+      throw new NotFoundError(`tenant "${tenant.slug}" not found`, 'TENANT_NOT_FOUND');
+    default:
+      throw new UnavailableError(`tenant "${tenant.slug}" is ${tenant.status === 'maintenance' ? 'in maintenance' : tenant.status}; retry later`, 'TENANT_UNAVAILABLE', RETRY_AFTER_S, { status: tenant.status });
+  }
+}
+
+/** Lower-cased host name without port (handles `[::1]:3000`). */
+export function hostName(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
+  return h.replace(/:\d+$/, '').replace(/\.$/, '');
+}
+
+function isIpOrLocal(host: string): boolean {
+  return host === 'localhost' || host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function single(v: string | string[] | undefined, what: string): string | undefined {
+  if (v === undefined || v === '') return undefined;
+  if (Array.isArray(v)) {
+    const distinct = [...new Set(v)];
+    if (distinct.length !== 1) throw new ValidationError(`the ${what} is given more than once`, { source: what }, 'TENANT_CONFLICT');
+    return distinct[0]!.trim().toLowerCase();
+  }
+  return v.trim().toLowerCase();
+}
