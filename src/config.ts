@@ -14,6 +14,9 @@ import { z } from 'zod';
 /** Development-only key used when `SILO_SECRET_KEY` is unset and `NODE_ENV` is not `production`. */
 export const DEV_SECRET_KEY = 'ZGV2LW9ubHktc2lsby1zZWNyZXQta2V5LTMyYnl0ZXM='; // "dev-only-silo-secret-key-32bytes"
 
+/** Development-only JWT secret, used by the demo (`npm run demo`) when `SILO_JWT_SECRET` is unset. */
+export const DEV_JWT_SECRET = 'dev-only-silo-jwt-secret-change-me-0123456789';
+
 /** Thrown when the environment does not describe a valid configuration. One line, names the variable. */
 export class ConfigError extends Error {
   /** @param variable the environment variable at fault, e.g. `SILO_SECRET_KEY` */
