@@ -114,6 +114,7 @@ const envSchema = z.object({
     .default(['subdomain', 'domain', 'header', 'query']),
   SILO_TENANT_CACHE_TTL_MS: int(30_000, 0, 3_600_000),
   SILO_TENANT_NEGATIVE_CACHE_TTL_MS: int(5_000, 0, 3_600_000),
+  SILO_TENANT_CHANGE_POLL_MS: int(1_000, 0, 3_600_000),
   SILO_POOL_MAX_PER_TENANT: int(2, 1, 100),
   SILO_POOL_MAX_TENANTS: int(50, 1, 100_000),
   SILO_POOL_IDLE_MS: int(60_000, 1_000, 86_400_000),
@@ -164,6 +165,8 @@ export interface Config {
   /** Tenant lookup cache TTL and negative (unknown name) cache TTL, ms. */
   tenantCacheTtlMs: number;
   tenantNegativeCacheTtlMs: number;
+  /** How often the API looks for tenant changes made by other processes, ms (0: never). */
+  tenantChangePollMs: number;
   /** Per-tenant pools: connections per tenant, pools kept, idle time before a connection closes (ms). */
   pool: { maxPerTenant: number; maxTenants: number; idleMs: number };
   /** JWT signing key (HS256); `silo serve` refuses to start without it. */
@@ -235,6 +238,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     tenantSources: e.SILO_TENANT_SOURCES,
     tenantCacheTtlMs: e.SILO_TENANT_CACHE_TTL_MS,
     tenantNegativeCacheTtlMs: e.SILO_TENANT_NEGATIVE_CACHE_TTL_MS,
+    tenantChangePollMs: e.SILO_TENANT_CHANGE_POLL_MS,
     pool: { maxPerTenant: e.SILO_POOL_MAX_PER_TENANT, maxTenants: e.SILO_POOL_MAX_TENANTS, idleMs: e.SILO_POOL_IDLE_MS },
     jwtSecret: e.SILO_JWT_SECRET,
     loginRateLimit: e.SILO_LOGIN_RATE_LIMIT,

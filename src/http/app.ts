@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { SiloContext } from '../context.js';
 import { TenantConnections } from '../tenancy/connections.js';
 import { TenantResolver } from '../tenancy/resolve.js';
+import { TenantChangeWatcher } from '../tenancy/watch.js';
 import authPlugin from './plugins/auth.js';
 import docsPlugin from './plugins/docs.js';
 import errorsPlugin from './plugins/errors.js';
@@ -53,17 +54,21 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
 
   const resolver = new TenantResolver(ctx.catalog, config);
   const connections = new TenantConnections(ctx.catalog, config);
-  ctx.events.on('tenantChanged', (slug) => {
+  // A tenant that stops being active (suspended, deleted, in maintenance) loses its pool.
+  const applyChange = async (t: { id: number; slug: string; status: string }) => {
+    resolver.invalidate(t.slug);
+    if (t.status !== 'active') await connections.drop(t.id);
+  };
+  const onLocalChange = (slug: string) => {
     resolver.invalidate(slug);
-    // A tenant that stops being active (suspended, deleted, in maintenance) loses its pool.
-    void ctx.catalog.tenants
-      .findBySlug(slug)
-      .then(async (t) => {
-        if (t && t.status !== 'active') await connections.drop(t.id);
-      })
-      .catch(() => undefined);
-  });
+    void ctx.catalog.tenants.findBySlug(slug).then((t) => t && applyChange(t)).catch(() => undefined);
+  };
+  ctx.events.on('tenantChanged', onLocalChange);
+  const watcher = new TenantChangeWatcher(ctx.catalog, config.tenantChangePollMs, applyChange, ctx.log);
+  watcher.start();
   app.addHook('onClose', async () => {
+    watcher.stop();
+    ctx.events.off('tenantChanged', onLocalChange);
     await connections.close();
   });
 
