@@ -5,9 +5,11 @@
  */
 import t from 'tap';
 import { runCli, runCliJson, setupSilo } from './fixtures/env.js';
-import { mysqlState, prefixedObjects } from './fixtures/mysql-state.js';
+import { fullTenantTables, latestTenantMigration, mysqlState, prefixedObjects } from './fixtures/mysql-state.js';
 
 const { env, names, ctx } = await setupSilo(t);
+const TABLES = await fullTenantTables();
+const LATEST = await latestTenantMigration();
 const STEPS = ['catalog', 'database', 'user', 'migrations', 'seed', 'activate'];
 
 for (const step of STEPS) {
@@ -26,12 +28,12 @@ for (const step of STEPS) {
     t.equal(json.tenants[0].status, 'active');
     const after = (await ctx.catalog.tenants.findBySlug(slug))!;
     t.equal(after.status, 'active');
-    t.equal(after.schemaVersion, '0002-create-refresh-tokens');
+    t.equal(after.schemaVersion, LATEST);
     const db = `${names.prefix}${slug.replace('-', '_')}`;
     const state = await mysqlState(db, after.dbUser);
     t.ok(state.database && state.user);
     t.same(state.privileges, ['DELETE', 'INSERT', 'SELECT', 'UPDATE']);
-    t.same(state.tables, ['refresh_tokens', 'schema_migrations', 'users']);
+    t.same(state.tables, TABLES);
     const admins = await ctx.admin.withTenantDatabase(after, (k) => k('users').where({ role: 'admin' }).count({ n: '*' }).first());
     t.equal(Number(admins?.n), 1, 'exactly one admin');
     const repairOp = (await ctx.catalog.operations.list({ tenantId: after.id, kind: 'repair' }))[0]!;

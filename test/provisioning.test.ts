@@ -5,9 +5,11 @@
  */
 import t from 'tap';
 import { runCli, runCliJson, setupSilo } from './fixtures/env.js';
-import { mysqlState, prefixedObjects } from './fixtures/mysql-state.js';
+import { fullTenantTables, latestTenantMigration, mysqlState, prefixedObjects } from './fixtures/mysql-state.js';
 
 const { env, names, ctx } = await setupSilo(t);
+const TABLES = await fullTenantTables();
+const LATEST = await latestTenantMigration();
 
 t.test('create provisions database, DML-only user, migrations and the first admin', async (t) => {
   const { result, json } = await runCliJson<any>(['tenants', 'create', 'acme', '--name', 'Acme Inc', '--admin-email', 'Boss@Acme.test'], env);
@@ -21,7 +23,7 @@ t.test('create provisions database, DML-only user, migrations and the first admi
   t.ok(state.database, 'database exists');
   t.ok(state.user, 'user exists');
   t.same(state.privileges, ['DELETE', 'INSERT', 'SELECT', 'UPDATE'], 'DML only on its database');
-  t.same(state.tables, ['refresh_tokens', 'schema_migrations', 'users']);
+  t.same(state.tables, TABLES);
   const human = await runCli(['tenants', 'create', 'acme'], env);
   t.equal(human.code, 1, 'duplicate slug fails');
   t.match(human.stderr, /already exists.*TENANT_EXISTS/);
@@ -53,23 +55,24 @@ t.test('migrate when up to date costs one check; rollback, status and migrate ag
   t.same(json.summary, { total: 2, migrated: 0, 'up-to-date': 2, 'would-migrate': 0, skipped: 0, failed: 0 });
 
   const { json: rb } = await runCliJson<any>(['tenants', 'rollback', 'acme'], env);
-  t.same(rb.reverted, ['0002-create-refresh-tokens']);
-  t.equal(rb.schemaVersion, '0001-create-users');
-  t.notOk((await mysqlState(`${names.prefix}acme`, `${names.prefix}acme`)).tables.includes('refresh_tokens'));
+  t.same(rb.reverted, [LATEST]);
+  t.not(rb.schemaVersion, LATEST);
+  const before = rb.schemaVersion;
+  t.ok((await mysqlState(`${names.prefix}acme`, `${names.prefix}acme`)).tables.length < TABLES.length, 'the table is gone');
 
   const { json: st } = await runCliJson<any[]>(['tenants', 'status', 'acme'], env);
-  t.same(st[0].pending, ['0002-create-refresh-tokens']);
+  t.same(st[0].pending, [LATEST]);
   t.same(st[0].drift, { missing: [], extra: [] });
 
   const { json: dry } = await runCliJson<any>(['tenants', 'migrate', 'acme', '--dry-run'], env);
   t.equal(dry.tenants[0].outcome, 'would-migrate');
-  t.same(dry.tenants[0].pending, ['0002-create-refresh-tokens']);
-  t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.schemaVersion, '0001-create-users', 'dry run changed nothing');
+  t.same(dry.tenants[0].pending, [LATEST]);
+  t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.schemaVersion, before, 'dry run changed nothing');
 
   const { json: mig } = await runCliJson<any>(['tenants', 'migrate', '--all', '--concurrency', '2'], env);
   t.equal(mig.summary.migrated, 1);
   t.equal(mig.summary['up-to-date'], 1);
-  t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.schemaVersion, '0002-create-refresh-tokens');
+  t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.schemaVersion, LATEST);
   t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.status, 'active', 'back from maintenance');
 
   const badConc = await runCli(['tenants', 'migrate', '--all', '--concurrency', '0'], env);
@@ -102,7 +105,7 @@ t.test('repair re-creates a dropped user, grant and database', async (t) => {
   const { json: again } = await runCliJson<any>(['tenants', 'repair', 'acme'], env);
   t.same(again.tenants[0].actions, ['create-database', 'grant', 'apply-migrations', 'seed-admin']);
   t.ok(again.tenants[0].admin.generatedPassword, 'a new admin is made and its password shown once');
-  t.same((await mysqlState(acme.databaseName, acme.dbUser)).tables, ['refresh_tokens', 'schema_migrations', 'users']);
+  t.same((await mysqlState(acme.databaseName, acme.dbUser)).tables, TABLES);
 
   const { json: ok } = await runCliJson<any>(['tenants', 'repair', 'acme'], env);
   t.equal(ok.tenants[0].outcome, 'ok', 'a healthy tenant needs nothing');
