@@ -19,6 +19,7 @@ import { platformRoutes } from './routes/platform.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
+import { companiesRoutes } from './routes/companies.js';
 import { ConfigError } from '../config.js';
 
 /** Options of {@link buildApp}. */
@@ -88,6 +89,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       api.addHook('onRequest', api.identifyTenant);
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit });
       await api.register(usersRoutes);
+      await api.register(companiesRoutes);
     },
     { prefix: '/api/v1' },
   );

@@ -1,0 +1,85 @@
+/**
+ * What every CRM resource shares: the acting user, optimistic locking, sorting over an
+ * allow-list, pagination, and mapping MySQL errors to API errors.
+ */
+import type { Knex } from 'knex';
+import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+
+/** Who acts: the tenant user id (from the access token) and role. */
+export interface Actor {
+  userId: number;
+  role: 'admin' | 'manager' | 'staff';
+}
+
+/** List parameters every resource accepts. */
+export interface ListParams {
+  page: number;
+  pageSize: number;
+  q?: string;
+  sort?: string;
+  includeDeleted?: boolean;
+}
+
+/**
+ * Applies `sort` such as `-createdAt,name` (a leading `-` means descending) using an
+ * allow-list of API field -> column; `id` breaks ties so pages are stable.
+ * @throws ValidationError `INVALID_SORT` naming the allowed fields
+ */
+export function applySort(q: Knex.QueryBuilder, sort: string | undefined, allowed: Record<string, string>, fallback = '-createdAt'): void {
+  const parts = (sort ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+  if (parts.length > 5) throw new ValidationError('sort takes at most 5 fields', { field: 'sort' }, 'INVALID_SORT');
+  for (const p of parts) {
+    const desc = p.startsWith('-');
+    const field = desc ? p.slice(1) : p;
+    const column = allowed[field];
+    if (!column) throw new ValidationError(`cannot sort by ${JSON.stringify(field)}; use ${Object.keys(allowed).join(', ')}`, { field: 'sort', allowed: Object.keys(allowed) }, 'INVALID_SORT');
+    q.orderBy(column, desc ? 'desc' : 'asc');
+  }
+  q.orderBy('id', 'desc');
+}
+
+/** Escapes `%`, `_` and `\` for a LIKE pattern (MySQL §14.8.1), bound as a value. */
+export function likeContains(term: string): string {
+  return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+/** Runs a count and a page of a query. */
+export async function paginate<T>(base: Knex.QueryBuilder, p: { page: number; pageSize: number }, sort: (q: Knex.QueryBuilder) => void, map: (row: any) => T): Promise<{ data: T[]; total: number }> {
+  const pageQ = base.clone().limit(p.pageSize).offset((p.page - 1) * p.pageSize).select('*');
+  sort(pageQ);
+  const [rows, count] = await Promise.all([pageQ, base.clone().clearSelect().clearOrder().count({ n: '*' }).first()]);
+  return { data: rows.map(map), total: Number((count as { n?: number } | undefined)?.n ?? 0) };
+}
+
+/**
+ * Checks the version a client sent against the row's (optimistic locking).
+ * @throws SiloError 428 `VERSION_REQUIRED` when none was sent (RFC 6585 §3); ConflictError `VERSION_CONFLICT`
+ */
+export function assertVersion(sent: number | undefined, current: number, what: string): void {
+  if (sent === undefined) throw new SiloError(`send the ${what}'s current version (body field "version" or If-Match)`, { code: 'VERSION_REQUIRED', status: 428 });
+  if (sent !== current) throw new ConflictError(`the ${what} was changed meanwhile: current version is ${current}`, 'VERSION_CONFLICT', { currentVersion: current });
+}
+
+/** 404 for a missing row. */
+export function notFound(what: string, id: number): NotFoundError {
+  return new NotFoundError(`${what} ${id} not found`, `${what.toUpperCase().replace(/ /g, '_')}_NOT_FOUND`);
+}
+
+/**
+ * Maps a duplicate-key error to a 409 with `code`, others pass through.
+ * @param unique index name -> [code, message]
+ */
+export function mapUniqueViolation(err: unknown, unique: Record<string, [string, string]>): unknown {
+  if (mysqlErrno(err) !== MysqlErrno.DUP_ENTRY) return err;
+  const msg = String((err as Error).message);
+  for (const [index, [code, message]] of Object.entries(unique)) {
+    if (msg.includes(index)) return new ConflictError(message, code);
+  }
+  return new ConflictError('a record with these values already exists', 'DUPLICATE');
+}
+
+/** Runs `fn` in `trx` when given (the caller owns it), else in a new transaction. */
+export function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  return trx ? fn(trx) : knex.transaction(fn);
+}

@@ -1,0 +1,152 @@
+/**
+ * Companies of a tenant: CRUD with soft delete and restore, optimistic locking, search,
+ * filters, sort, CSV export; every change writes the activity log in its transaction.
+ * Deleting a company soft-deletes its live contacts in the same transaction; deals keep
+ * their company reference.
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { diff, logActivity } from './activity.js';
+import { applySort, assertVersion, inTransaction, likeContains, mapUniqueViolation, notFound, paginate, type Actor, type ListParams } from './common.js';
+
+/** A company as the API shows it. */
+export interface Company {
+  id: number; name: string; industry: string | null; country: string | null; website: string | null; phone: string | null;
+  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+}
+
+const phone = z
+  .string()
+  .max(40)
+  .transform((v) => v.replace(/\D/g, ''))
+  .refine((d) => d.length >= 8 && d.length <= 15, 'phone must have 8 to 15 digits');
+
+/** Fields of a company a client may write. */
+export const companyFields = {
+  name: z.string().trim().min(1).max(200),
+  industry: z.string().trim().min(1).max(100).nullable(),
+  country: z.string().regex(/^[A-Za-z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code such as DE').transform((c) => c.toUpperCase()).nullable(),
+  website: z.url({ protocol: /^https?$/, message: 'website must be an http(s) URL' }).max(2048).nullable(),
+  phone: phone.nullable(),
+};
+export const createCompanyBody = z.strictObject({ name: companyFields.name, industry: companyFields.industry.optional(), country: companyFields.country.optional(), website: companyFields.website.optional(), phone: companyFields.phone.optional() });
+export const updateCompanyBody = z.strictObject({ name: companyFields.name.optional(), industry: companyFields.industry.optional(), country: companyFields.country.optional(), website: companyFields.website.optional(), phone: companyFields.phone.optional(), version: z.number().int().positive().optional() });
+
+/** Filters of the list. */
+export interface CompanyFilters extends ListParams {
+  industry?: string;
+  country?: string;
+}
+
+const SORT = { name: 'name', createdAt: 'created_at', updatedAt: 'updated_at', industry: 'industry', country: 'country' };
+const UNIQUE = { companies_live_name_uq: ['COMPANY_NAME_TAKEN', 'a live company already has this name'] as [string, string] };
+
+/** Maps a row to the API view. */
+export function toCompany(r: Record<string, any>): Company {
+  return {
+    id: Number(r.id), name: r.name, industry: r.industry, country: r.country, website: r.website, phone: r.phone,
+    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+  };
+}
+
+/** The companies service over a tenant's Knex, acting as `actor`. */
+export function createCompaniesService(knex: Knex, actor: Actor) {
+  const filtered = (f: CompanyFilters) => {
+    const q = knex('companies');
+    if (!f.includeDeleted) q.whereNull('deleted_at');
+    if (f.industry) q.where('industry', f.industry);
+    if (f.country) q.where('country', f.country.toUpperCase());
+    if (f.q) q.where((w) => w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)));
+    return q;
+  };
+
+  async function load(id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Company> {
+    const q = trx('companies').where({ id });
+    if (opts.lock) q.forUpdate();
+    const row = await q.first();
+    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('company', id);
+    return toCompany(row);
+  }
+
+  return {
+    /** A page of companies. @throws ValidationError `INVALID_SORT` */
+    list(f: CompanyFilters) {
+      return paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toCompany);
+    },
+
+    /** Query for a CSV export of the filtered list (streamed by the caller). */
+    exportQuery(f: CompanyFilters): Knex.QueryBuilder {
+      const q = filtered(f).select('*');
+      applySort(q, f.sort, SORT);
+      return q;
+    },
+
+    /** @throws NotFoundError `COMPANY_NOT_FOUND` (also for a deleted one unless includeDeleted) */
+    get: (id: number, includeDeleted = false) => load(id, knex, { includeDeleted }),
+
+    /** @throws ConflictError `COMPANY_NAME_TAKEN` */
+    async create(input: z.output<typeof createCompanyBody>, outer?: Knex.Transaction): Promise<Company> {
+      try {
+        return await inTransaction(knex, outer, async (trx) => {
+          const [id] = await trx('companies').insert({ name: input.name, industry: input.industry ?? null, country: input.country ?? null, website: input.website ?? null, phone: input.phone ?? null });
+          const created = await load(Number(id), trx);
+          await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'company', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+          return created;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+
+    /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `COMPANY_NAME_TAKEN` */
+    async update(id: number, input: z.output<typeof updateCompanyBody>, version: number | undefined): Promise<Company> {
+      try {
+        return await knex.transaction(async (trx) => {
+          const before = await load(id, trx, { lock: true });
+          assertVersion(version ?? input.version, before.version, 'company');
+          const patch: Record<string, unknown> = {};
+          for (const k of ['name', 'industry', 'country', 'website', 'phone'] as const) if (input[k] !== undefined) patch[k] = input[k];
+          await trx('companies').where({ id }).update({ ...patch, version: before.version + 1 });
+          const after = await load(id, trx);
+          await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
+          return after;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+
+    /** Soft-deletes the company and its live contacts. @throws NotFoundError */
+    async remove(id: number): Promise<void> {
+      await knex.transaction(async (trx) => {
+        const before = await load(id, trx, { lock: true });
+        const now = new Date();
+        await trx('companies').where({ id }).update({ deleted_at: now, version: before.version + 1 });
+        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'company', entityId: id, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+        const contacts: Array<{ id: number; version: number }> = await trx('contacts').where({ company_id: id }).whereNull('deleted_at').forUpdate().select('id', 'version');
+        if (contacts.length) {
+          await trx('contacts').whereIn('id', contacts.map((c) => c.id)).update({ deleted_at: now, version: trx.raw('version + 1') });
+          for (const c of contacts) {
+            await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'contact', entityId: Number(c.id), changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } } });
+          }
+        }
+      });
+    },
+
+    /** Restores a deleted company (not its contacts). @throws NotFoundError; ConflictError `COMPANY_NAME_TAKEN` */
+    async restore(id: number): Promise<Company> {
+      try {
+        return await knex.transaction(async (trx) => {
+          const before = await load(id, trx, { includeDeleted: true, lock: true });
+          if (!before.deletedAt) return before;
+          await trx('companies').where({ id }).update({ deleted_at: null, version: before.version + 1 });
+          const after = await load(id, trx);
+          await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'company', entityId: id, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
+          return after;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+  };
+}

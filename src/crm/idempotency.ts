@@ -1,0 +1,51 @@
+/**
+ * `Idempotency-Key` for POST creates (draft-ietf-httpapi-idempotency-key-header): the
+ * key row is inserted in the same transaction as the create, so a concurrent retry
+ * with the same key waits on the row lock and then replays the stored answer; the same
+ * key with a different body (or route) is refused with 422.
+ */
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import { UnprocessableError, ValidationError } from '../lib/errors.js';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+
+/** Result: the value created now, or the stored JSON of the first answer. */
+export type IdempotentResult<T> = { replayed: false; status: number; value: T } | { replayed: true; status: number; value: unknown };
+
+function stable(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v ?? null);
+}
+
+/**
+ * Runs `create` at most once per (user, key).
+ * @param key the header value: 1-255 visible ASCII characters
+ * @throws ValidationError `INVALID_IDEMPOTENCY_KEY`; UnprocessableError `IDEMPOTENCY_KEY_REUSED`
+ */
+export async function withIdempotency<T>(
+  knex: Knex,
+  opts: { userId: number; key: string; route: string; body: unknown; status?: number },
+  create: (trx: Knex.Transaction) => Promise<T>,
+): Promise<IdempotentResult<T>> {
+  if (!/^[\x21-\x7e]{1,255}$/.test(opts.key)) throw new ValidationError('Idempotency-Key must be 1-255 visible ASCII characters', { field: 'Idempotency-Key' }, 'INVALID_IDEMPOTENCY_KEY');
+  const status = opts.status ?? 201;
+  const hash = createHash('sha256').update(`${opts.route}\n${stable(opts.body)}`).digest('hex');
+  const where = { user_id: opts.userId, idem_key: opts.key };
+  try {
+    return await knex.transaction(async (trx) => {
+      await trx('idempotency_keys').insert({ ...where, route: opts.route, request_hash: hash, response_status: status, response_body: '' });
+      const value = await create(trx);
+      await trx('idempotency_keys').where(where).update({ response_body: JSON.stringify(value) });
+      return { replayed: false as const, status, value };
+    });
+  } catch (err) {
+    if (mysqlErrno(err) !== MysqlErrno.DUP_ENTRY || !String((err as Error).message).includes('PRIMARY')) throw err;
+    const row = await knex('idempotency_keys').where(where).first();
+    if (!row) throw err;
+    if (row.request_hash !== hash) {
+      throw new UnprocessableError('this Idempotency-Key was used with a different request', 'IDEMPOTENCY_KEY_REUSED');
+    }
+    return { replayed: true, status: row.response_status, value: JSON.parse(row.response_body) };
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Shared pieces of the CRM routes: the acting user, `If-Match` versions, idempotent
+ * creates, role rules and CSV streaming (RFC 4180, via csv-stringify, row by row from a
+ * MySQL stream so an export never sits in memory).
+ */
+import { stringify } from 'csv-stringify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Knex } from 'knex';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import { z } from 'zod';
+import type { Actor } from '../crm/common.js';
+import { withIdempotency } from '../crm/idempotency.js';
+import { ForbiddenError, ValidationError } from '../lib/errors.js';
+import { tenantQuery } from './schemas.js';
+
+/** The acting tenant user (set by requireTenantUser). */
+export function actorOf(request: FastifyRequest): Actor {
+  const u = request.tenantUser!;
+  return { userId: Number(u.sub), role: u.role };
+}
+
+/** The version in `If-Match` (`"3"`, `W/"3"` or `3`), if any (RFC 9110 §13.1.1). */
+export function ifMatchVersion(request: FastifyRequest): number | undefined {
+  const h = request.headers['if-match'];
+  if (h === undefined) return undefined;
+  const m = /^(?:W\/)?"?(\d{1,9})"?$/.exec(String(h).trim());
+  if (!m) throw new ValidationError('If-Match must carry the version, e.g. If-Match: "3"', { field: 'If-Match' });
+  return Number(m[1]);
+}
+
+/** Roles allowed to read, create, update, delete/restore. */
+export const ROLES = {
+  read: ['admin', 'manager', 'staff'] as const,
+  create: ['admin', 'manager', 'staff'] as const,
+  update: ['admin', 'manager'] as const,
+  remove: ['admin'] as const,
+};
+
+/** `includeDeleted=true` is for admins. @throws ForbiddenError */
+export function checkIncludeDeleted(request: FastifyRequest, includeDeleted: boolean | undefined): boolean {
+  if (includeDeleted && request.tenantUser?.role !== 'admin') throw new ForbiddenError('includeDeleted is for admins', 'FORBIDDEN');
+  return Boolean(includeDeleted);
+}
+
+/** `?includeDeleted=true|false` */
+export const includeDeletedParam = z.enum(['true', 'false']).transform((v) => v === 'true').optional();
+
+/** Query of `GET /:id`. */
+export const getQuery = tenantQuery.extend({ includeDeleted: includeDeletedParam });
+
+/** `:id` path parameter. */
+export const idParams = z.strictObject({ id: z.coerce.number().int().positive().max(2 ** 53 - 1) });
+
+/**
+ * Sends a create's answer: 201 with the value, or the stored first answer of an
+ * idempotent retry (with `Idempotent-Replayed: true`).
+ */
+export async function createWithIdempotency<T>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  knex: Knex,
+  create: (trx?: Knex.Transaction) => Promise<T>,
+): Promise<FastifyReply> {
+  const key = request.headers['idempotency-key'];
+  if (key === undefined) return reply.code(201).send(await create());
+  const r = await withIdempotency(knex, { userId: actorOf(request).userId, key: String(key), route: `${request.method} ${request.routeOptions.url}`, body: request.body }, (trx) => create(trx));
+  if (!r.replayed) return reply.code(201).send(r.value);
+  // A replay is the stored JSON: send it as it is.
+  return reply.code(r.status).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').serializer((p: unknown) => JSON.stringify(p)).send(r.value);
+}
+
+/**
+ * Streams the rows of `query` as CSV (RFC 4180: header row, CRLF line ends, quoted fields where needed).
+ * @param columns header -> function of a row
+ */
+export async function sendCsv(reply: FastifyReply, query: Knex.QueryBuilder, filename: string, columns: Record<string, (row: Record<string, any>) => unknown>): Promise<FastifyReply> {
+  const csv = stringify({ header: true, columns: Object.keys(columns), record_delimiter: '\r\n', cast: { date: (d) => d.toISOString() } });
+  const out = new PassThrough();
+  const rows = query.stream();
+  void pipeline(
+    rows,
+    async function* (source: AsyncIterable<Record<string, any>>) {
+      for await (const row of source) yield Object.fromEntries(Object.entries(columns).map(([k, f]) => [k, f(row) ?? '']));
+    },
+    csv,
+    out,
+  ).catch((err) => out.destroy(err));
+  return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`).send(out);
+}
