@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../lib/errors.js';
 import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
 import { emailSchema, parseInput } from '../lib/validation.js';
+import { diff, logActivity } from './activity.js';
 import { createAuthService } from './auth-service.js';
 import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
 
@@ -30,8 +31,14 @@ export const updateUserBody = z.strictObject({
   version: z.number().int().positive().optional(),
 });
 
+/** The comparable fields of a `users` row (for the activity log). */
+function userView(r: Record<string, any>) {
+  return { id: Number(r.id), email: r.email, fullName: r.full_name, role: r.role, active: Boolean(r.active), lastLoginAt: r.last_login_at };
+}
+
 /** User management over a tenant's Knex. */
-export function createUsersService(knex: Knex) {
+/** @param actorId the acting user, recorded in the activity log (null: the platform) */
+export function createUsersService(knex: Knex, actorId: number | null = null) {
   const repo = createUsersRepository(knex);
 
   async function get(id: number, trx?: Knex.Transaction): Promise<TenantUser> {
@@ -57,8 +64,13 @@ export function createUsersService(knex: Knex) {
     async create(raw: z.input<typeof createUserBody>): Promise<TenantUser> {
       const input = parseInput(createUserBody, raw);
       assertAcceptablePassword(input.password);
-      const id = await repo.insert({ email: input.email, fullName: input.fullName ?? null, role: input.role, passwordHash: await hashPassword(input.password) });
-      return get(id);
+      const passwordHash = await hashPassword(input.password);
+      return knex.transaction(async (trx) => {
+        const id = await repo.insert({ email: input.email, fullName: input.fullName ?? null, role: input.role, passwordHash }, trx);
+        const created = await get(id, trx);
+        await logActivity(trx, { userId: actorId, action: 'create', entity: 'user', entityId: id, changes: diff(null, created) });
+        return created;
+      });
     },
 
     /**
@@ -86,7 +98,11 @@ export function createUsersService(knex: Knex) {
         if (passwordHash) patch.password_hash = passwordHash;
         await trx('users').where({ id }).update(patch);
         if (input.active === false || passwordHash) await createAuthService(knex).revokeUser(id, trx);
-        return get(id, trx);
+        const after = await get(id, trx);
+        const changes = diff(userView(current), after);
+        if (passwordHash) changes.password = { old: '[redacted]', new: '[redacted]' };
+        await logActivity(trx, { userId: actorId, action: input.active === false ? 'delete' : 'update', entity: 'user', entityId: id, changes });
+        return after;
       });
     },
 

@@ -16,27 +16,27 @@ export const usersRoutes: FastifyPluginAsyncZod = async (app) => {
     preHandler: admin,
   }, async (request) => {
     const { page: p, pageSize } = request.query;
-    const r = await createUsersService(await app.tenantKnex(request)).list(p, pageSize);
+    const r = await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).list(p, pageSize);
     return { ...r, page: p, pageSize };
   });
 
   app.post('/users', {
     schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
     preHandler: admin,
-  }, async (request, reply) => reply.code(201).send(await createUsersService(await app.tenantKnex(request)).create(request.body)));
+  }, async (request, reply) => reply.code(201).send(await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).create(request.body)));
 
   app.get('/users/:id', {
     schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
     preHandler: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request)).get(request.params.id));
+  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).get(request.params.id));
 
   app.patch('/users/:id', {
     schema: { operationId: 'updateUser', tags, security, params: idParams, body: updateUserBody, response: withProblems({ 200: userSchema, 409: problemSchema }) },
     preHandler: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request)).update(request.params.id, request.body));
+  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).update(request.params.id, request.body));
 
   app.delete('/users/:id', {
     schema: { operationId: 'deactivateUser', tags, security, summary: 'Deactivate a user (its sessions are revoked)', params: idParams, response: withProblems({ 200: userSchema, 409: problemSchema }) },
     preHandler: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request)).deactivate(request.params.id));
+  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).deactivate(request.params.id));
 };

@@ -1,0 +1,160 @@
+/**
+ * Contacts of a tenant, optionally of a company: CRUD with soft delete and restore,
+ * optimistic locking, search, filters, sort, CSV export, activity log. An email is
+ * unique per company among live contacts, enforced by MySQL (`contacts_live_email_uq`).
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { ConflictError, UnprocessableError } from '../lib/errors.js';
+import { emailSchema } from '../lib/validation.js';
+import { diff, logActivity } from './activity.js';
+import { applySort, assertVersion, inTransaction, likeContains, mapUniqueViolation, notFound, paginate, type Actor, type ListParams } from './common.js';
+import { companyFields } from './companies.js';
+
+/** A contact as the API shows it. */
+export interface Contact {
+  id: number; companyId: number | null; fullName: string; email: string | null; phone: string | null; jobTitle: string | null;
+  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+}
+
+const fields = {
+  companyId: z.number().int().positive().nullable(),
+  fullName: z.string().trim().min(1).max(200),
+  email: emailSchema.nullable(),
+  phone: companyFields.phone,
+  jobTitle: z.string().trim().min(1).max(200).nullable(),
+};
+export const createContactBody = z.strictObject({ companyId: fields.companyId.optional(), fullName: fields.fullName, email: fields.email.optional(), phone: fields.phone.optional(), jobTitle: fields.jobTitle.optional() });
+export const updateContactBody = z.strictObject({ companyId: fields.companyId.optional(), fullName: fields.fullName.optional(), email: fields.email.optional(), phone: fields.phone.optional(), jobTitle: fields.jobTitle.optional(), version: z.number().int().positive().optional() });
+
+/** Filters of the list. */
+export interface ContactFilters extends ListParams {
+  companyId?: number;
+  email?: string;
+}
+
+const SORT = { fullName: 'full_name', email: 'email', createdAt: 'created_at', updatedAt: 'updated_at' };
+const UNIQUE = { contacts_live_email_uq: ['CONTACT_EMAIL_TAKEN', 'a live contact of this company already has this email'] as [string, string] };
+
+/** Maps a row to the API view. */
+export function toContact(r: Record<string, any>): Contact {
+  return {
+    id: Number(r.id), companyId: r.company_id === null ? null : Number(r.company_id), fullName: r.full_name, email: r.email, phone: r.phone,
+    jobTitle: r.job_title, version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+  };
+}
+
+/** @throws UnprocessableError `INVALID_REFERENCE` unless the company is live (locks it against a concurrent delete) */
+async function assertLiveCompany(trx: Knex.Transaction, companyId: number | null | undefined): Promise<void> {
+  if (companyId === null || companyId === undefined) return;
+  const row = await trx('companies').where({ id: companyId }).whereNull('deleted_at').forShare().first('id');
+  if (!row) throw new UnprocessableError(`companyId ${companyId} is not a live company of this tenant`, 'INVALID_REFERENCE', { field: 'companyId' });
+}
+
+/** The contacts service over a tenant's Knex, acting as `actor`. */
+export function createContactsService(knex: Knex, actor: Actor) {
+  const filtered = (f: ContactFilters) => {
+    const q = knex('contacts');
+    if (!f.includeDeleted) q.whereNull('deleted_at');
+    if (f.companyId) q.where('company_id', f.companyId);
+    if (f.email) q.where('email', f.email.trim().toLowerCase());
+    if (f.q) q.where((w) => w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)));
+    return q;
+  };
+
+  async function load(id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Contact> {
+    const q = trx('contacts').where({ id });
+    if (opts.lock) q.forUpdate();
+    const row = await q.first();
+    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('contact', id);
+    return toContact(row);
+  }
+
+  const columns = (input: Partial<z.output<typeof updateContactBody>>) => {
+    const row: Record<string, unknown> = {};
+    if (input.companyId !== undefined) row.company_id = input.companyId;
+    if (input.fullName !== undefined) row.full_name = input.fullName;
+    if (input.email !== undefined) row.email = input.email;
+    if (input.phone !== undefined) row.phone = input.phone;
+    if (input.jobTitle !== undefined) row.job_title = input.jobTitle;
+    return row;
+  };
+
+  return {
+    /** A page of contacts. */
+    list(f: ContactFilters) {
+      return paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toContact);
+    },
+
+    /** Query for a CSV export of the filtered list. */
+    exportQuery(f: ContactFilters): Knex.QueryBuilder {
+      const q = filtered(f).select('*');
+      applySort(q, f.sort, SORT);
+      return q;
+    },
+
+    get: (id: number, includeDeleted = false) => load(id, knex, { includeDeleted }),
+
+    /** @throws UnprocessableError `INVALID_REFERENCE`; ConflictError `CONTACT_EMAIL_TAKEN` */
+    async create(input: z.output<typeof createContactBody>, outer?: Knex.Transaction): Promise<Contact> {
+      try {
+        return await inTransaction(knex, outer, async (trx) => {
+          await assertLiveCompany(trx, input.companyId);
+          const [id] = await trx('contacts').insert(columns(input));
+          const created = await load(Number(id), trx);
+          await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'contact', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+          return created;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+
+    /** @throws NotFoundError; 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `CONTACT_EMAIL_TAKEN`; UnprocessableError `INVALID_REFERENCE` */
+    async update(id: number, input: z.output<typeof updateContactBody>, version: number | undefined): Promise<Contact> {
+      try {
+        return await knex.transaction(async (trx) => {
+          const before = await load(id, trx, { lock: true });
+          assertVersion(version ?? input.version, before.version, 'contact');
+          await assertLiveCompany(trx, input.companyId);
+          await trx('contacts').where({ id }).update({ ...columns(input), version: before.version + 1 });
+          const after = await load(id, trx);
+          await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'contact', entityId: id, changes: diff(before, after) });
+          return after;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+
+    /** Soft delete. @throws NotFoundError */
+    async remove(id: number): Promise<void> {
+      await knex.transaction(async (trx) => {
+        const before = await load(id, trx, { lock: true });
+        const now = new Date();
+        await trx('contacts').where({ id }).update({ deleted_at: now, version: before.version + 1 });
+        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'contact', entityId: id, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+      });
+    },
+
+    /** @throws NotFoundError; ConflictError `COMPANY_DELETED` (restore the company first), `CONTACT_EMAIL_TAKEN` */
+    async restore(id: number): Promise<Contact> {
+      try {
+        return await knex.transaction(async (trx) => {
+          const before = await load(id, trx, { includeDeleted: true, lock: true });
+          if (!before.deletedAt) return before;
+          if (before.companyId !== null) {
+            const company = await trx('companies').where({ id: before.companyId }).whereNull('deleted_at').forShare().first('id');
+            if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
+          }
+          await trx('contacts').where({ id }).update({ deleted_at: null, version: before.version + 1 });
+          const after = await load(id, trx);
+          await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'contact', entityId: id, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
+          return after;
+        });
+      } catch (err) {
+        throw mapUniqueViolation(err, UNIQUE);
+      }
+    },
+  };
+}
