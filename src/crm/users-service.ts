@@ -81,16 +81,17 @@ export function createUsersService(knex: Knex, actorId: number | null = null) {
       if (input.password !== undefined) assertAcceptablePassword(input.password);
       const passwordHash = input.password ? await hashPassword(input.password) : undefined;
       return knex.transaction(async (trx) => {
+        // A change that may remove an admin locks the active admins before its own row, so
+        // that two admins demoting each other queue (one consistent lock order) instead of deadlocking.
+        const mayLoseAdmin = (input.role !== undefined && input.role !== 'admin') || input.active === false;
+        const admins = mayLoseAdmin ? await trx('users').where({ role: 'admin', active: true }).forUpdate().count({ n: '*' }).first() : undefined;
         const current = await trx('users').where({ id }).forUpdate().first();
         if (!current) throw new NotFoundError(`user ${id} not found`, 'USER_NOT_FOUND');
         if (input.version !== undefined && input.version !== current.version) {
           throw new ConflictError(`user ${id} was changed meanwhile (version ${current.version})`, 'VERSION_CONFLICT', { currentVersion: current.version });
         }
-        const losesAdmin = current.role === 'admin' && current.active && ((input.role && input.role !== 'admin') || input.active === false);
-        if (losesAdmin) {
-          const admins = await trx('users').where({ role: 'admin', active: true }).forUpdate().count({ n: '*' }).first();
-          if (Number(admins?.n) <= 1) throw new ConflictError('the last active admin cannot be demoted or deactivated', 'LAST_ADMIN');
-        }
+        const losesAdmin = current.role === 'admin' && current.active && mayLoseAdmin;
+        if (losesAdmin && Number(admins?.n) <= 1) throw new ConflictError('the last active admin cannot be demoted or deactivated', 'LAST_ADMIN');
         const patch: Record<string, unknown> = { version: current.version + 1 };
         if (input.fullName !== undefined) patch.full_name = input.fullName;
         if (input.role) patch.role = input.role;

@@ -112,11 +112,12 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
   });
 
   app.post('/tenants/:slug/repair', {
-    schema: { operationId: 'repairTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), status: z.string(), outcome: z.string(), actions: z.array(z.string()), operationId: z.number().int().optional(), error: z.string().optional() }), 409: problemSchema }) },
+    schema: { operationId: 'repairTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), status: z.string(), outcome: z.string(), actions: z.array(z.string()), operationId: z.number().int().optional(), error: z.string().optional(), admin: provisionResultSchema.shape.admin.optional().describe('set when repair created a new first admin') }), 409: problemSchema }) },
     preHandler: operator,
   }, async (request) => {
     const r = await repairTenant(ctx, request.params.slug, actor(request));
-    return { slug: r.slug, status: r.status, outcome: r.outcome, actions: r.actions, ...(r.operationId ? { operationId: r.operationId } : {}), ...(r.error ? { error: r.error } : {}) };
+    const admin = r.admin ? { admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) } } : {};
+    return { slug: r.slug, status: r.status, outcome: r.outcome, actions: r.actions, ...(r.operationId ? { operationId: r.operationId } : {}), ...(r.error ? { error: r.error } : {}), ...admin };
   });
 
   for (const verb of ['suspend', 'resume'] as const) {
