@@ -20,6 +20,8 @@ import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
 import { companiesRoutes } from './routes/companies.js';
+import { dealsRoutes } from './routes/deals.js';
+import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
 import { activityRoutes } from './routes/activity.js';
 import { ConfigError } from '../config.js';
@@ -92,6 +94,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit });
       await api.register(usersRoutes);
       await api.register(companiesRoutes);
+      await api.register(pipelineStagesRoutes);
+      await api.register(dealsRoutes);
       await api.register(contactsRoutes);
       await api.register(activityRoutes);
     },

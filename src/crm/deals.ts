@@ -1,0 +1,311 @@
+/**
+ * Deals of a tenant: CRUD with soft delete and restore, moves through the pipeline, win
+ * and lose, optimistic locking, filters, sort and stats; every change writes the activity
+ * log in its transaction. Money is exact: amounts are DECIMAL(15,2) strings and all
+ * arithmetic is in integer cents (BigInt).
+ */
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { UnprocessableError } from '../lib/errors.js';
+import { diff, logActivity } from './activity.js';
+import { applySort, assertVersion, inTransaction, likeContains, notFound, paginate, type Actor, type ListParams } from './common.js';
+
+export const DEAL_STATUSES = ['open', 'won', 'lost'] as const;
+export type DealStatus = (typeof DEAL_STATUSES)[number];
+
+/** A deal as the API shows it. `amount` and `expectedRevenue` are decimal strings with 2 places. */
+export interface Deal {
+  id: number; title: string; amount: string; currency: string; stageId: number; companyId: number | null; contactId: number | null;
+  ownerId: number | null; expectedCloseDate: string | null; status: DealStatus; expectedRevenue: string;
+  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+}
+
+/** A non-negative amount that fits DECIMAL(15,2). */
+export const AMOUNT_PATTERN = /^\d{1,13}(\.\d{1,2})?$/;
+
+/** `"1200.5"` -> 120050n. The string must match {@link AMOUNT_PATTERN} (or be a MySQL DECIMAL). */
+export function toCents(amount: string): bigint {
+  const [int = '0', frac = ''] = amount.split('.');
+  return BigInt(int) * 100n + BigInt(frac.padEnd(2, '0').slice(0, 2));
+}
+
+/** 120050n -> `"1200.50"`. */
+export function formatCents(cents: bigint): string {
+  const sign = cents < 0n ? '-' : '';
+  const abs = cents < 0n ? -cents : cents;
+  return `${sign}${abs / 100n}.${String(abs % 100n).padStart(2, '0')}`;
+}
+
+/** amount x probability / 100, rounded half up to the cent. */
+export function expectedRevenue(amount: string, probability: number): string {
+  return formatCents((toCents(amount) * BigInt(probability) + 50n) / 100n);
+}
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+const CURRENCY_PATTERN = /^[A-Z]{3}$/;
+const ref = z.number().int().positive().max(2 ** 53 - 1);
+/** `YYYY-MM-DD`, a real calendar day in MySQL's DATE range. */
+export const isoDay = z.iso.date({ message: 'expected a date as YYYY-MM-DD' }).refine((d) => d >= '1000-01-01', 'dates start at 1000-01-01');
+/** An amount as a client sends it, normalised to 2 places (`"1200"` -> `"1200.00"`). */
+export const amountSchema = z
+  .string()
+  .regex(AMOUNT_PATTERN, 'amount must be a non-negative decimal string with up to 13 digits and 2 decimals, e.g. "1200.50"')
+  .transform((a) => formatCents(toCents(a)));
+
+/** Fields of a deal a client may write. */
+export const dealFields = {
+  title: z.string().trim().min(1).max(200),
+  amount: amountSchema,
+  currency: z
+    .string()
+    .regex(CURRENCY_PATTERN, 'currency must be 3 upper-case letters (ISO 4217), e.g. EUR')
+    .refine((c) => !CURRENCY_PATTERN.test(c) || CURRENCIES.has(c), 'currency is not an ISO 4217 code'),
+  stageId: ref,
+  companyId: ref.nullable(),
+  contactId: ref.nullable(),
+  ownerId: ref.nullable(),
+  expectedCloseDate: isoDay.nullable(),
+  status: z.enum(DEAL_STATUSES),
+};
+const f = dealFields;
+const version = z.number().int().positive().optional();
+export const createDealBody = z.strictObject({
+  title: f.title, amount: f.amount, currency: f.currency, stageId: f.stageId, companyId: f.companyId.optional(), contactId: f.contactId.optional(),
+  ownerId: f.ownerId.optional().describe('default: the creating user; null for none'), expectedCloseDate: f.expectedCloseDate.optional(), status: f.status.optional().describe('default: open'),
+});
+export const updateDealBody = z.strictObject({
+  title: f.title.optional(), amount: f.amount.optional(), currency: f.currency.optional(), stageId: f.stageId.optional(), companyId: f.companyId.optional(),
+  contactId: f.contactId.optional(), ownerId: f.ownerId.optional(), expectedCloseDate: f.expectedCloseDate.optional(), status: f.status.optional(), version,
+});
+export const moveDealBody = z.strictObject({ stageId: f.stageId, version });
+export const versionBody = z.strictObject({ version });
+
+/** Filters of the list. Amount and date bounds are inclusive. */
+export interface DealFilters extends ListParams {
+  stageId?: number; status?: DealStatus; ownerId?: number; companyId?: number;
+  minAmount?: string; maxAmount?: string; closeBefore?: string; closeAfter?: string;
+}
+
+/** Counts and per-currency amount sums (never summed across currencies). */
+export interface DealBucket { count: number; amountSum: Record<string, string> }
+export interface DealStats {
+  byStage: Array<{ stageId: number; name: string; position: number } & DealBucket>;
+  byStatus: Array<{ status: DealStatus } & DealBucket>;
+  total: DealBucket;
+}
+
+const SORT = { title: 'title', amount: 'amount', expectedCloseDate: 'expected_close_date', createdAt: 'created_at', updatedAt: 'updated_at' };
+const id = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+const day = (v: unknown) => (v instanceof Date ? v.toISOString().slice(0, 10) : (v as string | null));
+
+/** Maps a row (with `stage_probability` of its stage) to the API view. */
+export function toDeal(r: Record<string, any>): Deal {
+  const amount = formatCents(toCents(String(r.amount)));
+  return {
+    id: Number(r.id), title: r.title, amount, currency: r.currency, stageId: Number(r.stage_id), companyId: id(r.company_id), contactId: id(r.contact_id),
+    ownerId: id(r.owner_id), expectedCloseDate: day(r.expected_close_date), status: r.status, expectedRevenue: expectedRevenue(amount, Number(r.stage_probability)),
+    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+  };
+}
+
+function invalidReference(field: string, message: string): UnprocessableError {
+  return new UnprocessableError(message, 'INVALID_REFERENCE', { field, fields: [{ path: `body.${field}`, message }] });
+}
+
+type References = { stageId?: number; companyId?: number | null; contactId?: number | null; ownerId?: number | null };
+
+/**
+ * Checks the references being set (locking each row in share mode, so it cannot be deleted
+ * before the commit) and that the contact works for the deal's company, if both have one.
+ * @param current the deal before the change (for an update)
+ * @throws UnprocessableError `INVALID_REFERENCE` naming the field
+ */
+async function assertReferences(trx: Knex.Transaction, set: References, current?: Deal): Promise<void> {
+  if (set.stageId !== undefined && !(await trx('pipeline_stages').where({ id: set.stageId }).forShare().first('id'))) {
+    throw invalidReference('stageId', `stageId ${set.stageId} is not a pipeline stage of this tenant`);
+  }
+  if (set.companyId != null && !(await trx('companies').where({ id: set.companyId }).whereNull('deleted_at').forShare().first('id'))) {
+    throw invalidReference('companyId', `companyId ${set.companyId} is not a live company of this tenant`);
+  }
+  if (set.contactId != null && !(await trx('contacts').where({ id: set.contactId }).whereNull('deleted_at').forShare().first('id'))) {
+    throw invalidReference('contactId', `contactId ${set.contactId} is not a live contact of this tenant`);
+  }
+  if (set.ownerId != null && !(await trx('users').where({ id: set.ownerId, active: true }).forShare().first('id'))) {
+    throw invalidReference('ownerId', `ownerId ${set.ownerId} is not an active user of this tenant`);
+  }
+  if (set.contactId === undefined && set.companyId === undefined) return;
+  const contactId = set.contactId !== undefined ? set.contactId : current?.contactId ?? null;
+  const companyId = set.companyId !== undefined ? set.companyId : current?.companyId ?? null;
+  if (contactId === null || companyId === null) return;
+  const contact = await trx('contacts').where({ id: contactId }).first('company_id');
+  if (contact && contact.company_id !== null && Number(contact.company_id) !== companyId) {
+    const field = set.contactId !== undefined ? 'contactId' : 'companyId';
+    throw invalidReference(field, `${field}: contact ${contactId} belongs to company ${contact.company_id}, not to the deal's company ${companyId}`);
+  }
+}
+
+function columns(input: Partial<z.output<typeof updateDealBody>>): Record<string, unknown> {
+  const map = { title: 'title', amount: 'amount', currency: 'currency', stageId: 'stage_id', companyId: 'company_id', contactId: 'contact_id', ownerId: 'owner_id', expectedCloseDate: 'expected_close_date', status: 'status' } as const;
+  const row: Record<string, unknown> = {};
+  for (const [k, column] of Object.entries(map)) {
+    const v = input[k as keyof typeof map];
+    if (v !== undefined) row[column] = v;
+  }
+  return row;
+}
+
+/** Adds `count` deals worth `cents` in `currency` to a bucket. */
+function add(bucket: { count: number; cents: Map<string, bigint> }, count: number, currency: string, cents: bigint): void {
+  bucket.count += count;
+  bucket.cents.set(currency, (bucket.cents.get(currency) ?? 0n) + cents);
+}
+const bucket = () => ({ count: 0, cents: new Map<string, bigint>() });
+const out = (b: ReturnType<typeof bucket>): DealBucket => ({ count: b.count, amountSum: Object.fromEntries([...b.cents].sort(([a], [c]) => a.localeCompare(c)).map(([k, v]) => [k, formatCents(v)])) });
+
+/** The deals service over a tenant's Knex, acting as `actor`. */
+export function createDealsService(knex: Knex, actor: Actor) {
+  const filtered = (fl: DealFilters) => {
+    // Deals with their stage's probability, as one derived table that filters, sorts and counts like a table.
+    const withStage = knex('deals').join('pipeline_stages as s', 's.id', 'deals.stage_id').select('deals.*', 's.probability as stage_probability');
+    const q = knex.queryBuilder().from(withStage.as('d'));
+    if (!fl.includeDeleted) q.whereNull('deleted_at');
+    if (fl.stageId) q.where('stage_id', fl.stageId);
+    if (fl.status) q.where('status', fl.status);
+    if (fl.ownerId) q.where('owner_id', fl.ownerId);
+    if (fl.companyId) q.where('company_id', fl.companyId);
+    if (fl.minAmount !== undefined) q.whereRaw('amount >= CAST(? AS DECIMAL(15,2))', [fl.minAmount]);
+    if (fl.maxAmount !== undefined) q.whereRaw('amount <= CAST(? AS DECIMAL(15,2))', [fl.maxAmount]);
+    if (fl.closeAfter) q.where('expected_close_date', '>=', fl.closeAfter);
+    if (fl.closeBefore) q.where('expected_close_date', '<=', fl.closeBefore);
+    if (fl.q) q.where('title', 'like', likeContains(fl.q));
+    return q;
+  };
+
+  async function load(dealId: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Deal> {
+    const q = trx('deals').where({ id: dealId });
+    if (opts.lock) q.forUpdate();
+    const row = await q.first();
+    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('deal', dealId);
+    const stage = await trx('pipeline_stages').where({ id: row.stage_id }).first('probability');
+    return toDeal({ ...row, stage_probability: stage?.probability ?? 0 });
+  }
+
+  /** Locks the live deal, checks its version, applies `patchOf`'s columns and logs the change. */
+  function change(dealId: number, sentVersion: number | undefined, patchOf: (before: Deal, trx: Knex.Transaction) => Promise<Record<string, unknown>>): Promise<Deal> {
+    return knex.transaction(async (trx) => {
+      const before = await load(dealId, trx, { lock: true });
+      assertVersion(sentVersion, before.version, 'deal');
+      const patch = await patchOf(before, trx);
+      if (!Object.keys(patch).length) return before;
+      await trx('deals').where({ id: dealId }).update({ ...patch, version: before.version + 1 });
+      const after = await load(dealId, trx);
+      await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'deal', entityId: dealId, changes: diff(before, after) });
+      return after;
+    });
+  }
+
+  /** Sets the outcome, moving the deal to the stage of that name when the pipeline has one. */
+  const close = (dealId: number, sentVersion: number | undefined, status: 'won' | 'lost', stageName: string) =>
+    change(dealId, sentVersion, async (before, trx) => {
+      const stage = await trx('pipeline_stages').where({ name: stageName }).forShare().first('id');
+      const patch: Record<string, unknown> = {};
+      if (before.status !== status) patch.status = status;
+      if (stage && Number(stage.id) !== before.stageId) patch.stage_id = Number(stage.id);
+      return patch;
+    });
+
+  return {
+    /** A page of deals. @throws ValidationError `INVALID_SORT` */
+    list(fl: DealFilters) {
+      return paginate(filtered(fl), fl, (q) => applySort(q, fl.sort, SORT), toDeal);
+    },
+
+    /** @throws NotFoundError `DEAL_NOT_FOUND` (also for a deleted one unless includeDeleted) */
+    get: (dealId: number, includeDeleted = false) => load(dealId, knex, { includeDeleted }),
+
+    /** @throws UnprocessableError `INVALID_REFERENCE` */
+    create(input: z.output<typeof createDealBody>, outer?: Knex.Transaction): Promise<Deal> {
+      return inTransaction(knex, outer, async (trx) => {
+        const values = { ...input, ownerId: input.ownerId === undefined ? actor.userId : input.ownerId };
+        await assertReferences(trx, values);
+        const [newId] = await trx('deals').insert(columns(values));
+        const created = await load(Number(newId), trx);
+        await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'deal', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+        return created;
+      });
+    },
+
+    /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`; UnprocessableError `INVALID_REFERENCE` */
+    update(dealId: number, input: z.output<typeof updateDealBody>, ifMatch: number | undefined): Promise<Deal> {
+      return change(dealId, ifMatch ?? input.version, async (before, trx) => {
+        await assertReferences(trx, input, before);
+        return columns(input);
+      });
+    },
+
+    /** Moves the deal to another stage. @throws as {@link update} */
+    move(dealId: number, stageId: number, sentVersion: number | undefined): Promise<Deal> {
+      return change(dealId, sentVersion, async (before, trx) => {
+        await assertReferences(trx, { stageId });
+        return stageId === before.stageId ? {} : { stage_id: stageId };
+      });
+    },
+
+    /** Status `won`, and the stage named "Won" if there is one. @throws as {@link update} */
+    win: (dealId: number, sentVersion: number | undefined) => close(dealId, sentVersion, 'won', 'Won'),
+
+    /** Status `lost`, and the stage named "Lost" if there is one. @throws as {@link update} */
+    lose: (dealId: number, sentVersion: number | undefined) => close(dealId, sentVersion, 'lost', 'Lost'),
+
+    /** Soft delete. @throws NotFoundError */
+    async remove(dealId: number): Promise<void> {
+      await knex.transaction(async (trx) => {
+        const before = await load(dealId, trx, { lock: true });
+        const now = new Date();
+        await trx('deals').where({ id: dealId }).update({ deleted_at: now, version: before.version + 1 });
+        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'deal', entityId: dealId, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+      });
+    },
+
+    /** @throws NotFoundError */
+    restore(dealId: number): Promise<Deal> {
+      return knex.transaction(async (trx) => {
+        const before = await load(dealId, trx, { includeDeleted: true, lock: true });
+        if (!before.deletedAt) return before;
+        await trx('deals').where({ id: dealId }).update({ deleted_at: null, version: before.version + 1 });
+        const after = await load(dealId, trx);
+        await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'deal', entityId: dealId, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
+        return after;
+      });
+    },
+
+    /** Live deals counted and summed (per currency) by stage, in pipeline order, and by status; from one query. */
+    async stats(): Promise<DealStats> {
+      const rows: Array<{ stage_id: number; name: string; position: number; status: DealStatus | null; currency: string | null; n: number; total: string | null }> = await knex('pipeline_stages as s')
+        .leftJoin('deals as d', (j) => j.on('d.stage_id', 's.id').onNull('d.deleted_at'))
+        .groupBy('s.id', 's.name', 's.position', 'd.status', 'd.currency')
+        .orderBy([{ column: 's.position' }, { column: 's.id' }])
+        .select('s.id as stage_id', 's.name', 's.position', 'd.status', 'd.currency')
+        .count({ n: 'd.id' })
+        .sum({ total: 'd.amount' });
+      const stages = new Map<number, { name: string; position: number; b: ReturnType<typeof bucket> }>();
+      const statuses = new Map(DEAL_STATUSES.map((s) => [s, bucket()]));
+      const total = bucket();
+      for (const r of rows) {
+        const stageId = Number(r.stage_id);
+        if (!stages.has(stageId)) stages.set(stageId, { name: r.name, position: r.position, b: bucket() });
+        if (!r.status || !r.currency) continue;
+        const n = Number(r.n);
+        const cents = toCents(String(r.total ?? '0'));
+        add(stages.get(stageId)!.b, n, r.currency, cents);
+        add(statuses.get(r.status)!, n, r.currency, cents);
+        add(total, n, r.currency, cents);
+      }
+      return {
+        byStage: [...stages].map(([stageId, s]) => ({ stageId, name: s.name, position: s.position, ...out(s.b) })),
+        byStatus: [...statuses].map(([status, b]) => ({ status, ...out(b) })),
+        total: out(total),
+      };
+    },
+  };
+}
