@@ -29,6 +29,14 @@ t.test('create answers 201 with the resource; name unique among live companies',
   t.equal(dup.json().code, 'COMPANY_NAME_TAKEN');
 });
 
+t.test('authentication comes before validation: no token and a bad body is 401', async (t) => {
+  const res = await app.inject({ method: 'POST', url: '/api/v1/companies', payload: { nope: 1 }, headers: { 'x-tenant': 'crmco' } });
+  t.equal(res.statusCode, 401);
+  t.equal(res.json().code, 'UNAUTHORIZED');
+  const staffDelete = await call('DELETE', '/api/v1/companies/abc', { token: staff });
+  t.equal(staffDelete.statusCode, 403, 'roles are checked before the params');
+});
+
 t.test('bad input gets 400 problem+json and creates nothing', async (t) => {
   const before = await call('GET', '/api/v1/companies');
   for (const payload of [{}, { name: '' }, { name: 'x'.repeat(201) }, { name: 'B', website: 'javascript:alert(1)' }, { name: 'B', phone: '12' }, { name: 'B', country: 'Germany' }, { name: 'B', extra: 1 }, { name: 42 }]) {

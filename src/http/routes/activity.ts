@@ -22,7 +22,7 @@ export const activityRoutes: FastifyPluginAsyncZod = async (app) => {
       querystring: paginationQuery.extend({ entity: z.enum(entities).optional(), entityId: z.coerce.number().int().positive().optional(), userId: z.coerce.number().int().positive().optional() }),
       response: withProblems({ 200: page(activitySchema) }),
     },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => {
     const q = request.query;
     const r = await listActivity(await app.tenantKnex(request), q);

@@ -29,7 +29,7 @@ export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/companies', {
     schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => {
     const q = request.query;
     const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
@@ -38,7 +38,7 @@ export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/companies/export.csv', {
     schema: { operationId: 'exportCompanies', tags, security, querystring: exportQuery, produces: ['text/csv'] },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request, reply) => {
     const q = request.query;
     const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
@@ -50,7 +50,7 @@ export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/companies', {
     schema: { operationId: 'createCompany', tags, security, body: createCompanyBody, response: withProblems({ 201: companySchema, 409: problemSchema, 422: problemSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.create]),
+    onRequest: app.requireTenantUser([...ROLES.create]),
   }, async (request, reply) => {
     const s = await svc(request);
     return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
@@ -58,17 +58,17 @@ export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/companies/:id', {
     schema: { operationId: 'getCompany', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: companySchema }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)));
 
   app.patch('/companies/:id', {
     schema: { operationId: 'updateCompany', tags, security, params: idParams, body: updateCompanyBody, response: withProblems({ 200: companySchema, 409: problemSchema, 428: problemSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
 
   app.delete('/companies/:id', {
     schema: { operationId: 'deleteCompany', tags, security, summary: 'Soft-delete a company and its contacts', params: idParams, response: withProblems({ 204: z.null() }) },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request, reply) => {
     await (await svc(request)).remove(request.params.id);
     return reply.code(204).send(null);
@@ -76,6 +76,6 @@ export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/companies/:id/restore', {
     schema: { operationId: 'restoreCompany', tags, security, params: idParams, response: withProblems({ 200: companySchema, 409: problemSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request) => (await svc(request)).restore(request.params.id));
 };

@@ -30,7 +30,7 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/contacts', {
     schema: { operationId: 'listContacts', tags, security, querystring: listQuery, response: withProblems({ 200: page(contactSchema) }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => {
     const q = request.query;
     const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
@@ -39,7 +39,7 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/contacts/export.csv', {
     schema: { operationId: 'exportContacts', tags, security, querystring: exportQuery, produces: ['text/csv'] },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request, reply) => {
     const q = request.query;
     const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
@@ -51,7 +51,7 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/contacts', {
     schema: { operationId: 'createContact', tags, security, body: createContactBody, response: withProblems({ 201: contactSchema, 409: problemSchema, 422: problemSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.create]),
+    onRequest: app.requireTenantUser([...ROLES.create]),
   }, async (request, reply) => {
     const s = await svc(request);
     return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
@@ -59,17 +59,17 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/contacts/:id', {
     schema: { operationId: 'getContact', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: contactSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)));
 
   app.patch('/contacts/:id', {
     schema: { operationId: 'updateContact', tags, security, params: idParams, body: updateContactBody, response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
 
   app.delete('/contacts/:id', {
     schema: { operationId: 'deleteContact', tags, security, params: idParams, response: withProblems({ 204: z.null() }) },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request, reply) => {
     await (await svc(request)).remove(request.params.id);
     return reply.code(204).send(null);
@@ -77,6 +77,6 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/contacts/:id/restore', {
     schema: { operationId: 'restoreContact', tags, security, params: idParams, response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request) => (await svc(request)).restore(request.params.id));
 };

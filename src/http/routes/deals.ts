@@ -52,7 +52,7 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/deals', {
     schema: { operationId: 'listDeals', tags, security, querystring: listQuery, response: withProblems({ 200: page(dealSchema) }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => {
     const q = request.query;
     const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
@@ -61,12 +61,12 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/deals/stats', {
     schema: { operationId: 'dealStats', tags, security, summary: 'Live deals counted and summed by stage and by status', querystring: tenantQuery, response: withProblems({ 200: dealStatsSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => (await svc(request)).stats());
 
   app.post('/deals', {
     schema: { operationId: 'createDeal', tags, security, body: createDealBody, response: withProblems({ 201: dealSchema, 409: problemSchema, 422: problemSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.create]),
+    onRequest: app.requireTenantUser([...ROLES.create]),
   }, async (request, reply) => {
     const s = await svc(request);
     return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
@@ -74,32 +74,32 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/deals/:id', {
     schema: { operationId: 'getDeal', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: dealSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)));
 
   app.patch('/deals/:id', {
     schema: { operationId: 'updateDeal', tags, security, params: idParams, body: updateDealBody, response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
 
   app.post('/deals/:id/move', {
     schema: { operationId: 'moveDeal', tags, security, summary: 'Move a deal to another stage', params: idParams, body: moveDealBody, response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).move(request.params.id, request.body.stageId, ifMatchVersion(request) ?? request.body.version));
 
   app.post('/deals/:id/win', {
     schema: { operationId: 'winDeal', tags, security, summary: 'Mark a deal won (and move it to the stage "Won" if there is one)', params: idParams, body: versionBody.nullish(), response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).win(request.params.id, ifMatchVersion(request) ?? request.body?.version));
 
   app.post('/deals/:id/lose', {
     schema: { operationId: 'loseDeal', tags, security, summary: 'Mark a deal lost (and move it to the stage "Lost" if there is one)', params: idParams, body: versionBody.nullish(), response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.update]),
+    onRequest: app.requireTenantUser([...ROLES.update]),
   }, async (request) => (await svc(request)).lose(request.params.id, ifMatchVersion(request) ?? request.body?.version));
 
   app.delete('/deals/:id', {
     schema: { operationId: 'deleteDeal', tags, security, summary: 'Soft-delete a deal', params: idParams, response: withProblems({ 204: z.null() }) },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request, reply) => {
     await (await svc(request)).remove(request.params.id);
     return reply.code(204).send(null);
@@ -107,6 +107,6 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/deals/:id/restore', {
     schema: { operationId: 'restoreDeal', tags, security, params: idParams, response: mutations },
-    preHandler: app.requireTenantUser([...ROLES.remove]),
+    onRequest: app.requireTenantUser([...ROLES.remove]),
   }, async (request) => (await svc(request)).restore(request.params.id));
 };

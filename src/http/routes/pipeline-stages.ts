@@ -23,7 +23,7 @@ export const pipelineStagesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/pipeline-stages', {
     schema: { operationId: 'listPipelineStages', tags, security, summary: 'Stages in pipeline order (position)', querystring: paginationQuery, response: withProblems({ 200: page(pipelineStageSchema) }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => {
     const q = request.query;
     const r = await (await svc(request)).list(q);
@@ -32,7 +32,7 @@ export const pipelineStagesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/pipeline-stages', {
     schema: { operationId: 'createPipelineStage', tags, security, body: createStageBody, response: withProblems({ 201: pipelineStageSchema, 409: problemSchema, 422: problemSchema }) },
-    preHandler: app.requireTenantUser(ADMINS),
+    onRequest: app.requireTenantUser(ADMINS),
   }, async (request, reply) => {
     const s = await svc(request);
     return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
@@ -40,17 +40,17 @@ export const pipelineStagesRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/pipeline-stages/:id', {
     schema: { operationId: 'getPipelineStage', tags, security, params: idParams, querystring: tenantQuery, response: withProblems({ 200: pipelineStageSchema }) },
-    preHandler: app.requireTenantUser([...ROLES.read]),
+    onRequest: app.requireTenantUser([...ROLES.read]),
   }, async (request) => (await svc(request)).get(request.params.id));
 
   app.patch('/pipeline-stages/:id', {
     schema: { operationId: 'updatePipelineStage', tags, security, params: idParams, body: updateStageBody, response: withProblems({ 200: pipelineStageSchema, 409: problemSchema, 428: problemSchema }) },
-    preHandler: app.requireTenantUser(ADMINS),
+    onRequest: app.requireTenantUser(ADMINS),
   }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
 
   app.delete('/pipeline-stages/:id', {
     schema: { operationId: 'deletePipelineStage', tags, security, summary: 'Delete a stage no deal refers to', params: idParams, response: withProblems({ 204: z.null(), 409: problemSchema }) },
-    preHandler: app.requireTenantUser(ADMINS),
+    onRequest: app.requireTenantUser(ADMINS),
   }, async (request, reply) => {
     await (await svc(request)).remove(request.params.id);
     return reply.code(204).send(null);

@@ -51,7 +51,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
       querystring: z.strictObject({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }),
       response: withProblems({ 200: z.object({ data: z.array(tenantSchema) }) }, [400, 401, 403]),
     },
-    preHandler: anyone,
+    onRequest: anyone,
   }, async (request) => {
     const list = await ctx.catalog.tenants.list(request.query.status ? { statuses: [request.query.status] } : {});
     return { data: list.map((t) => tenantOut(t)) };
@@ -59,7 +59,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
 
   app.post('/tenants', {
     schema: { operationId: 'createTenant', tags, security, body: createTenantInput, response: withProblems({ 201: provisionResultSchema, 409: problemSchema, 500: problemSchema }, [400, 401, 403]) },
-    preHandler: operator,
+    onRequest: operator,
   }, async (request, reply) => {
     const r = await createTenant(ctx, request.body, actor(request));
     return reply.code(201).send({
@@ -70,7 +70,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
 
   app.get('/tenants/:slug', {
     schema: { operationId: 'getTenant', tags, security, params: slugParams, response: withProblems({ 200: tenantSchema }) },
-    preHandler: anyone,
+    onRequest: anyone,
   }, async (request) => {
     const t = await getTenant(ctx, request.params.slug, { includeDeleted: true });
     return tenantOut(t, (await ctx.catalog.tenants.listDomains(t.id)).map((d) => d.domain));
@@ -82,7 +82,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
       body: z.strictObject({ name: z.string().trim().min(1).max(200).optional(), plan: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional() }),
       response: withProblems({ 200: tenantSchema }),
     },
-    preHandler: operator,
+    onRequest: operator,
   }, async (request) => {
     const t = await getTenant(ctx, request.params.slug);
     await ctx.catalog.tenants.update(t.id, request.body);
@@ -96,7 +96,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
       querystring: z.strictObject({ confirm: z.string().optional() }),
       response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema }),
     },
-    preHandler: operator,
+    onRequest: operator,
   }, async (request) => {
     if (request.query.confirm !== request.params.slug) throw new ValidationError('destructive: pass ?confirm=<slug> to delete this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
     const r = await deleteTenant(ctx, request.params.slug, actor(request));
@@ -105,7 +105,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
 
   app.post('/tenants/:slug/migrate', {
     schema: { operationId: 'migrateTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), outcome: z.string(), applied: z.array(z.string()), schemaVersion: z.string().nullable(), operationId: z.number().int().optional(), error: z.string().optional() }) }) },
-    preHandler: operator,
+    onRequest: operator,
   }, async (request) => {
     const [r] = await migrateTenants(ctx, actor(request), { slugs: [request.params.slug] });
     return r!;
@@ -113,7 +113,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
 
   app.post('/tenants/:slug/repair', {
     schema: { operationId: 'repairTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), status: z.string(), outcome: z.string(), actions: z.array(z.string()), operationId: z.number().int().optional(), error: z.string().optional(), admin: provisionResultSchema.shape.admin.optional().describe('set when repair created a new first admin') }), 409: problemSchema }) },
-    preHandler: operator,
+    onRequest: operator,
   }, async (request) => {
     const r = await repairTenant(ctx, request.params.slug, actor(request));
     const admin = r.admin ? { admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) } } : {};
@@ -123,7 +123,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
   for (const verb of ['suspend', 'resume'] as const) {
     app.post(`/tenants/:slug/${verb}`, {
       schema: { operationId: `${verb}Tenant`, tags, security, params: slugParams, response: withProblems({ 200: tenantSchema, 409: problemSchema }) },
-      preHandler: operator,
+      onRequest: operator,
     }, async (request) => tenantOut(verb === 'suspend' ? await suspendTenant(ctx, request.params.slug, actor(request)) : await resumeTenant(ctx, request.params.slug, actor(request))));
   }
 
@@ -133,7 +133,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
       querystring: z.strictObject({ tenant: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }),
       response: withProblems({ 200: z.object({ data: z.array(operationSchema) }) }),
     },
-    preHandler: anyone,
+    onRequest: anyone,
   }, async (request) => {
     const tenantId = request.query.tenant ? (await getTenant(ctx, request.query.tenant, { includeDeleted: true })).id : undefined;
     return { data: await ctx.catalog.operations.list({ ...(tenantId ? { tenantId } : {}), limit: request.query.limit }) };
@@ -141,7 +141,7 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
 
   app.get('/operations/:id', {
     schema: { operationId: 'getOperation', tags, security, params: z.strictObject({ id: z.coerce.number().int().positive() }), response: withProblems({ 200: operationSchema }) },
-    preHandler: anyone,
+    onRequest: anyone,
   }, async (request) => {
     const op = await ctx.catalog.operations.get(request.params.id);
     if (!op) throw new NotFoundError(`operation ${request.params.id} not found`, 'OPERATION_NOT_FOUND');

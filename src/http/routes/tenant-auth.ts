@@ -48,6 +48,6 @@ export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number }>
 
   app.get('/auth/me', {
     schema: { operationId: 'me', tags, summary: 'The signed-in user', security: [{ tenantBearer: [] }], response: withProblems({ 200: userSchema }) },
-    preHandler: app.requireTenantUser(),
+    onRequest: app.requireTenantUser(),
   }, async (request) => createUsersService(await app.tenantKnex(request)).get(Number(request.tenantUser!.sub)));
 };

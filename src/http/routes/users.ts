@@ -13,7 +13,7 @@ export const usersRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.get('/users', {
     schema: { operationId: 'listUsers', tags, security, querystring: paginationQuery, response: withProblems({ 200: page(userSchema) }) },
-    preHandler: admin,
+    onRequest: admin,
   }, async (request) => {
     const { page: p, pageSize } = request.query;
     const r = await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).list(p, pageSize);
@@ -22,21 +22,21 @@ export const usersRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post('/users', {
     schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
-    preHandler: admin,
+    onRequest: admin,
   }, async (request, reply) => reply.code(201).send(await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).create(request.body)));
 
   app.get('/users/:id', {
     schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
-    preHandler: admin,
+    onRequest: admin,
   }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).get(request.params.id));
 
   app.patch('/users/:id', {
     schema: { operationId: 'updateUser', tags, security, params: idParams, body: updateUserBody, response: withProblems({ 200: userSchema, 409: problemSchema }) },
-    preHandler: admin,
+    onRequest: admin,
   }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).update(request.params.id, request.body));
 
   app.delete('/users/:id', {
     schema: { operationId: 'deactivateUser', tags, security, summary: 'Deactivate a user (its sessions are revoked)', params: idParams, response: withProblems({ 200: userSchema, 409: problemSchema }) },
-    preHandler: admin,
+    onRequest: admin,
   }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).deactivate(request.params.id));
 };
