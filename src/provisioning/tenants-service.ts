@@ -198,8 +198,9 @@ export async function dropTenantResources(ctx: SiloContext, tenant: Tenant, step
 }
 
 /**
- * Suspends an active tenant: the API answers 403 for it; data stays.
- * @throws ConflictError `INVALID_STATE` unless the tenant is active
+ * Suspends an active tenant: the API answers 403 for it; data stays. Suspending a
+ * suspended tenant changes nothing (idempotent).
+ * @throws ConflictError `INVALID_STATE` when the tenant is neither active nor suspended
  */
 export async function suspendTenant(ctx: SiloContext, slug: string, actor: string, reason?: string): Promise<Tenant> {
   const tenant = await getTenant(ctx, slug);
@@ -221,8 +222,8 @@ export async function suspendTenant(ctx: SiloContext, slug: string, actor: strin
 }
 
 /**
- * Resumes a suspended tenant.
- * @throws ConflictError `INVALID_STATE` unless the tenant is suspended
+ * Resumes a suspended tenant. Resuming an active tenant changes nothing (idempotent).
+ * @throws ConflictError `INVALID_STATE` when the tenant is neither suspended nor active
  */
 export async function resumeTenant(ctx: SiloContext, slug: string, actor: string): Promise<Tenant> {
   const tenant = await getTenant(ctx, slug);
