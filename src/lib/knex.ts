@@ -21,7 +21,7 @@ export interface PoolOptions {
  * @param pool pool bounds (default `{ min: 0, max: 4 }`)
  */
 export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, max: 4 }): Knex {
-  return knexFactory({
+  const knex = knexFactory({
     client: 'mysql2',
     connection: {
       host: conn.host,
@@ -49,6 +49,73 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 15_000,
   });
+  retryOnLostConnection(knex);
+  return knex;
+}
+
+/** What {@link retryOnLostConnection} uses of knex's client and of a mysql2 connection. */
+interface RawConnection {
+  __knexTxId?: string;
+  destroy(): void;
+}
+interface KnexClient {
+  query(connection: RawConnection, obj: { method?: string } | string): Promise<unknown>;
+  transaction(container: unknown, config?: { connection?: unknown }, outerTx?: unknown): PromiseLike<unknown>;
+  acquireConnection(): Promise<RawConnection>;
+  releaseConnection(connection: RawConnection): Promise<void>;
+}
+
+const READ_METHODS = new Set(['select', 'first', 'pluck']);
+
+/**
+ * A pooled connection can die while idle (KILL, server restart, wait_timeout) and still
+ * look alive to the pool until its close is read, so the next statement on it fails.
+ * Retries once, on another connection, what cannot have had an effect: a read outside a
+ * transaction, and a transaction whose BEGIN failed (its callback never ran). Writes are
+ * never repeated.
+ */
+function retryOnLostConnection(knex: Knex): void {
+  const client = knex.client as KnexClient;
+  const query = client.query;
+  client.query = async (connection, obj) => {
+    try {
+      return await query.call(client, connection, obj);
+    } catch (err) {
+      if (connection.__knexTxId || typeof obj !== 'object' || !READ_METHODS.has(obj.method ?? '') || !isLostConnection(err)) throw err;
+      connection.destroy(); // so that the pool drops it instead of lending it again
+      await client.releaseConnection(connection);
+      const fresh = await client.acquireConnection();
+      try {
+        return await query.call(client, fresh, obj);
+      } finally {
+        await client.releaseConnection(fresh);
+      }
+    }
+  };
+  const transaction = client.transaction;
+  client.transaction = (container, config, outerTx) => {
+    if (outerTx || config?.connection || typeof container !== 'function') return transaction.call(client, container, config, outerTx);
+    let entered = false;
+    // knex calls the callback even when BEGIN failed (with a completed transaction): skip it then.
+    const enter = (trx: { isCompleted(): boolean }) => {
+      if (trx.isCompleted()) return undefined;
+      entered = true;
+      return (container as (trx: unknown) => unknown)(trx);
+    };
+    return Promise.resolve(transaction.call(client, enter, config, outerTx)).catch((err: unknown) => {
+      if (entered || !isLostConnection(err)) throw err;
+      return transaction.call(client, enter, config, outerTx);
+    });
+  };
+}
+
+/** True for errors that show a connection was gone (closed, reset, killed): not timeouts or refused connects. */
+export function isLostConnection(err: unknown): boolean {
+  const e = err as { code?: unknown; fatal?: unknown; message?: unknown } | null;
+  if (typeof e?.code === 'string' && /^(PROTOCOL_CONNECTION_LOST|ECONNRESET|EPIPE|ER_CONNECTION_KILLED|ER_SERVER_SHUTDOWN)$/.test(e.code)) return true;
+  const errno = mysqlErrno(err);
+  if (errno === 1053 || errno === 1927 || errno === 2006 || errno === 2013) return true;
+  return e?.fatal === true && typeof e.message === 'string' && e.message.includes('closed state');
 }
 
 /** MySQL error numbers Silo reacts to (MySQL 8.4 Server Error Message Reference). */

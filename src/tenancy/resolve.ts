@@ -30,6 +30,9 @@ const MISS = Symbol('miss');
 export class TenantResolver {
   private readonly bySlug: LRUCache<string, Tenant | typeof MISS>;
   private readonly byDomain: LRUCache<string, string | typeof MISS>;
+  /** Catalog lookups under way, shared by concurrent requests for the same name (no stampede). */
+  private readonly pendingSlugs = new Map<string, Promise<Tenant | typeof MISS>>();
+  private readonly pendingDomains = new Map<string, Promise<string | typeof MISS>>();
 
   constructor(
     private readonly catalog: Catalog,
@@ -42,10 +45,14 @@ export class TenantResolver {
 
   /** Forgets a tenant (after a lifecycle change in this process). */
   invalidate(slug?: string): void {
-    if (slug) this.bySlug.delete(slug);
-    else {
+    if (slug) {
+      this.bySlug.delete(slug);
+      this.pendingSlugs.delete(slug);
+    } else {
       this.bySlug.clear();
       this.byDomain.clear();
+      this.pendingSlugs.clear();
+      this.pendingDomains.clear();
     }
   }
 
@@ -90,9 +97,11 @@ export class TenantResolver {
   private async slugByDomain(domain: string): Promise<string | undefined> {
     const cached = this.byDomain.get(domain);
     if (cached !== undefined) return cached === MISS ? undefined : cached;
-    const slug = await this.catalog.tenants.slugByDomain(domain);
-    this.byDomain.set(domain, slug ?? MISS, slug ? {} : { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) });
-    return slug;
+    const found = await singleFlight<string | typeof MISS>(this.pendingDomains, domain, async () => {
+      const slug = (await this.catalog.tenants.slugByDomain(domain)) ?? MISS;
+      return { value: slug, cache: () => this.byDomain.set(domain, slug, slug === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {}) };
+    });
+    return found === MISS ? undefined : found;
   }
 
   /**
@@ -103,15 +112,34 @@ export class TenantResolver {
   async load(slug: string): Promise<Tenant> {
     if (!isValidSlug(slug)) throw new NotFoundError('tenant not found', 'TENANT_NOT_FOUND');
     let tenant = this.bySlug.get(slug);
-    if (tenant === undefined) {
+    tenant ??= await singleFlight(this.pendingSlugs, slug, async () => {
       const row = await this.catalog.tenants.findBySlug(slug);
-      tenant = row && row.status !== 'deleted' ? row : MISS;
-      this.bySlug.set(slug, tenant, tenant === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {});
-    }
+      const value = row && row.status !== 'deleted' ? row : MISS;
+      return { value, cache: () => this.bySlug.set(slug, value, value === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {}) };
+    });
     if (tenant === MISS) throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND');
     assertServable(tenant);
     return tenant;
   }
+}
+
+/**
+ * Runs `lookup` once for concurrent callers of the same key. Its result is cached (by
+ * `cache`) only if the lookup was not invalidated meanwhile (removed from `pending`).
+ */
+async function singleFlight<T>(pending: Map<string, Promise<T>>, key: string, lookup: () => Promise<{ value: T; cache: () => void }>): Promise<T> {
+  const running = pending.get(key);
+  if (running) return running;
+  const p = lookup()
+    .then(({ value, cache }) => {
+      if (pending.get(key) === p) cache();
+      return value;
+    })
+    .finally(() => {
+      if (pending.get(key) === p) pending.delete(key);
+    });
+  pending.set(key, p);
+  return p;
 }
 
 /** @throws the error matching a tenant status that cannot be served */
