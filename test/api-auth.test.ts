@@ -5,26 +5,17 @@
  */
 import { createHmac } from 'node:crypto';
 import { Writable } from 'node:stream';
-import type { LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildApp } from '../src/http/app.js';
 import { loggerOptions } from '../src/lib/logger.js';
 import { PASSWORD, TEST_JWT_SECRET, login, makeTenant, platformLogin, setupApp } from './fixtures/app.js';
+import { isProblem } from './fixtures/problem.js';
 
 const { app, ctx } = await setupApp(t);
 const ta = await makeTenant(ctx, 'auth-a');
 await makeTenant(ctx, 'auth-b');
 
-/** Asserts a problem+json answer with this status and code, carrying the request id. */
-function isProblem(t: Test, res: LightMyRequestResponse, status: number, code: string) {
-  t.equal(res.statusCode, status, res.body);
-  t.match(res.headers['content-type'], /^application\/problem\+json/);
-  const body = res.json();
-  t.equal(body.code, code);
-  t.equal(body.status, status);
-  t.equal(body.requestId, res.headers['x-request-id']);
-}
 
 const post = (url: string, payload: object, headers: Record<string, string> = { 'x-tenant': 'auth-a' }) => app.inject({ method: 'POST', url, payload, headers });
 const refresh = (refreshToken: string, slug = 'auth-a') => post('/api/v1/auth/refresh', { refreshToken }, { 'x-tenant': slug });

@@ -3,9 +3,9 @@
  * resume, migrate, repair, delete) over real MariaDB databases, the operations journal,
  * and the split between operators (everything) and support staff (read only).
  */
-import type { LightMyRequestResponse } from 'fastify';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { PASSWORD, login, makeTenant, platformLogin, setupApp } from './fixtures/app.js';
+import { isProblem } from './fixtures/problem.js';
 import { rootKnex } from './fixtures/env.js';
 
 const { app, ctx } = await setupApp(t);
@@ -21,16 +21,6 @@ const tenantApi = (slug: string, method: Method, url: string, o: { payload?: obj
   app.inject({ method, url: `/api/v1${url}`, ...(o.payload ? { payload: o.payload } : {}), headers: { 'x-tenant': slug, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) } });
 const tenantLogin = (slug: string, password: string, email = `admin@${slug}.test`) => tenantApi(slug, 'POST', '/auth/login', { payload: { email, password } });
 
-/** Asserts a problem+json answer with this status and code, carrying the request id. */
-function isProblem(t: Test, res: LightMyRequestResponse, status: number, code: string) {
-  t.equal(res.statusCode, status, res.body);
-  t.match(res.headers['content-type'], /^application\/problem\+json/);
-  const body = res.json();
-  t.equal(body.code, code);
-  t.equal(body.status, status);
-  t.equal(body.requestId, res.headers['x-request-id']);
-  return body;
-}
 
 /** Whether a database exists on the test server. */
 async function databaseExists(name: string) {

@@ -4,9 +4,9 @@
  * `version`; the last admin stays; deactivated users lose their sessions; bad input is
  * refused as problem+json and writes nothing.
  */
-import type { LightMyRequestResponse } from 'fastify';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { PASSWORD, login, makeTenant, setupApp } from './fixtures/app.js';
+import { isProblem } from './fixtures/problem.js';
 
 // A small body limit so the 413 test needs no megabytes; every other body here is far below it.
 const { app, ctx } = await setupApp(t, { SILO_BODY_LIMIT_BYTES: '2048' });
@@ -18,17 +18,6 @@ const as = (token: string) => (method: Method, url: string, payload?: unknown, h
   app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), headers: { 'x-tenant': 'users-a', authorization: `Bearer ${token}`, ...headers } });
 const asAdmin = as(admin);
 
-/** Asserts a problem+json answer with this status and code, carrying the request id. */
-function isProblem(t: Test, res: LightMyRequestResponse, status: number, code: string) {
-  t.equal(res.statusCode, status, res.body);
-  t.match(res.headers['content-type'], /^application\/problem\+json/);
-  const body = res.json();
-  t.equal(body.code, code);
-  t.equal(body.status, status);
-  t.type(body.detail, 'string');
-  t.equal(body.requestId, res.headers['x-request-id']);
-  return body as { errors?: Array<{ path: string; message: string }> };
-}
 
 const userCount = async () => (await asAdmin('GET', '/api/v1/users?pageSize=1')).json().total as number;
 let seq = 0;

@@ -4,11 +4,11 @@
  * conflict; unknown, missing, suspended and unavailable tenants get their own problem
  * codes; and a flood of requests for an unknown name barely reaches the catalog.
  */
-import t, { type Test } from 'tap';
-import type { LightMyRequestResponse } from 'fastify';
+import t from 'tap';
 import type { TenantStatus } from '../src/catalog/index.js';
 import { addDomain, suspendTenant } from '../src/provisioning/tenants-service.js';
 import { login, makeTenant, PASSWORD, setupApp } from './fixtures/app.js';
+import { isProblem } from './fixtures/problem.js';
 
 const { app, ctx } = await setupApp(t, { SILO_TENANT_CHANGE_POLL_MS: '0' });
 await makeTenant(ctx, 'acme');
@@ -23,12 +23,6 @@ const moodyToken = (await login(app, 'moody')).accessToken;
 const me = (headers: Record<string, string>, query = '', token = acme) =>
   app.inject({ url: `/api/v1/auth/me${query}`, headers: { authorization: `Bearer ${token}`, ...headers } });
 
-/** Asserts an RFC 9457 problem answer with this status and code. */
-function isProblem(t: Test, res: LightMyRequestResponse, status: number, code: string) {
-  t.equal(res.statusCode, status, `status ${status} (${res.body})`);
-  t.match(res.headers['content-type'], /^application\/problem\+json/);
-  t.match(res.json(), { status, code, type: `urn:silo:problem:${code.toLowerCase().replaceAll('_', '-')}`, title: String, detail: String, requestId: String });
-}
 
 t.test('each identification source routes to its tenant', async (t) => {
   const ways: Array<[string, Record<string, string>, string]> = [
