@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import { logActivity, type ActivityEntity, type Changes } from './activity.js';
 
 /** Who acts: the tenant user id (from the access token) and role. */
 export interface Actor {
@@ -82,4 +83,39 @@ export function mapUniqueViolation(err: unknown, unique: Record<string, [string,
 /** Runs `fn` in `trx` when given (the caller owns it), else in a new transaction. */
 export function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   return trx ? fn(trx) : knex.transaction(fn);
+}
+
+/**
+ * Reads one row by id.
+ * @param opts.includeDeleted also return a soft-deleted row; `lock` takes `FOR UPDATE`
+ * @throws NotFoundError `<WHAT>_NOT_FOUND` when missing (or soft-deleted without includeDeleted)
+ */
+export async function loadRow(db: Knex | Knex.Transaction, table: string, what: string, id: number, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Record<string, any>> {
+  const q = db(table).where({ id });
+  if (opts.lock) q.forUpdate();
+  const row = await q.first();
+  if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound(what, id);
+  return row;
+}
+
+/** A soft-deletable record: its table, activity entity and current version. */
+export interface SoftRecord {
+  table: string;
+  entity: ActivityEntity;
+  id: number;
+  version: number;
+}
+
+/** Soft-deletes a record (bumping its version) and logs it, in `trx`. @returns the deletion time */
+export async function markDeleted(trx: Knex.Transaction, r: SoftRecord, userId: number, extra: Changes = {}): Promise<Date> {
+  const now = new Date();
+  await trx(r.table).where({ id: r.id }).update({ deleted_at: now, version: r.version + 1 });
+  await logActivity(trx, { userId, action: 'delete', entity: r.entity, entityId: r.id, changes: { deletedAt: { old: null, new: now.toISOString() }, ...extra } });
+  return now;
+}
+
+/** Restores a soft-deleted record (bumping its version) and logs it, in `trx`. */
+export async function markRestored(trx: Knex.Transaction, r: SoftRecord & { deletedAt: Date }, userId: number): Promise<void> {
+  await trx(r.table).where({ id: r.id }).update({ deleted_at: null, version: r.version + 1 });
+  await logActivity(trx, { userId, action: 'restore', entity: r.entity, entityId: r.id, changes: { deletedAt: { old: r.deletedAt.toISOString(), new: null } } });
 }

@@ -7,7 +7,7 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { diff, logActivity } from './activity.js';
-import { applySort, assertVersion, inTransaction, likeContains, mapUniqueViolation, notFound, paginate, type Actor, type ListParams } from './common.js';
+import { applySort, assertVersion, inTransaction, likeContains, loadRow, mapUniqueViolation, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
 
 /** A company as the API shows it. */
 export interface Company {
@@ -60,13 +60,8 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
     return q;
   };
 
-  async function load(id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Company> {
-    const q = trx('companies').where({ id });
-    if (opts.lock) q.forUpdate();
-    const row = await q.first();
-    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('company', id);
-    return toCompany(row);
-  }
+  const load = async (id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}) =>
+    toCompany(await loadRow(trx, 'companies', 'company', id, opts));
 
   return {
     /** A page of companies. @throws ValidationError `INVALID_SORT` */
@@ -120,9 +115,7 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
     async remove(id: number): Promise<void> {
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
-        const now = new Date();
-        await trx('companies').where({ id }).update({ deleted_at: now, version: before.version + 1 });
-        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'company', entityId: id, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+        const now = await markDeleted(trx, { table: 'companies', entity: 'company', id, version: before.version }, actor.userId);
         const contacts: Array<{ id: number; version: number }> = await trx('contacts').where({ company_id: id }).whereNull('deleted_at').forUpdate().select('id', 'version');
         if (contacts.length) {
           await trx('contacts').whereIn('id', contacts.map((c) => c.id)).update({ deleted_at: now, version: trx.raw('version + 1') });
@@ -139,10 +132,8 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
         return await knex.transaction(async (trx) => {
           const before = await load(id, trx, { includeDeleted: true, lock: true });
           if (!before.deletedAt) return before;
-          await trx('companies').where({ id }).update({ deleted_at: null, version: before.version + 1 });
-          const after = await load(id, trx);
-          await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'company', entityId: id, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
-          return after;
+          await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+          return load(id, trx);
         });
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ConflictError, UnprocessableError } from '../lib/errors.js';
 import { emailSchema } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
-import { applySort, assertVersion, inTransaction, likeContains, mapUniqueViolation, notFound, paginate, type Actor, type ListParams } from './common.js';
+import { applySort, assertVersion, inTransaction, likeContains, loadRow, mapUniqueViolation, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
 import { companyFields } from './companies.js';
 
 /** A contact as the API shows it. */
@@ -62,13 +62,8 @@ export function createContactsService(knex: Knex, actor: Actor) {
     return q;
   };
 
-  async function load(id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Contact> {
-    const q = trx('contacts').where({ id });
-    if (opts.lock) q.forUpdate();
-    const row = await q.first();
-    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('contact', id);
-    return toContact(row);
-  }
+  const load = async (id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}) =>
+    toContact(await loadRow(trx, 'contacts', 'contact', id, opts));
 
   const columns = (input: Partial<z.output<typeof updateContactBody>>) => {
     const row: Record<string, unknown> = {};
@@ -131,9 +126,7 @@ export function createContactsService(knex: Knex, actor: Actor) {
     async remove(id: number): Promise<void> {
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
-        const now = new Date();
-        await trx('contacts').where({ id }).update({ deleted_at: now, version: before.version + 1 });
-        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'contact', entityId: id, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+        await markDeleted(trx, { table: 'contacts', entity: 'contact', id, version: before.version }, actor.userId);
       });
     },
 
@@ -147,10 +140,8 @@ export function createContactsService(knex: Knex, actor: Actor) {
             const company = await trx('companies').where({ id: before.companyId }).whereNull('deleted_at').forShare().first('id');
             if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
           }
-          await trx('contacts').where({ id }).update({ deleted_at: null, version: before.version + 1 });
-          const after = await load(id, trx);
-          await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'contact', entityId: id, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
-          return after;
+          await markRestored(trx, { table: 'contacts', entity: 'contact', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+          return load(id, trx);
         });
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);

@@ -8,7 +8,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { UnprocessableError } from '../lib/errors.js';
 import { diff, logActivity } from './activity.js';
-import { applySort, assertVersion, inTransaction, likeContains, notFound, paginate, type Actor, type ListParams } from './common.js';
+import { applySort, assertVersion, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
 
 export const DEAL_STATUSES = ['open', 'won', 'lost'] as const;
 export type DealStatus = (typeof DEAL_STATUSES)[number];
@@ -182,10 +182,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
   };
 
   async function load(dealId: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Deal> {
-    const q = trx('deals').where({ id: dealId });
-    if (opts.lock) q.forUpdate();
-    const row = await q.first();
-    if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound('deal', dealId);
+    const row = await loadRow(trx, 'deals', 'deal', dealId, opts);
     const stage = await trx('pipeline_stages').where({ id: row.stage_id }).first('probability');
     return toDeal({ ...row, stage_probability: stage?.probability ?? 0 });
   }
@@ -261,9 +258,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
     async remove(dealId: number): Promise<void> {
       await knex.transaction(async (trx) => {
         const before = await load(dealId, trx, { lock: true });
-        const now = new Date();
-        await trx('deals').where({ id: dealId }).update({ deleted_at: now, version: before.version + 1 });
-        await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'deal', entityId: dealId, changes: { deletedAt: { old: null, new: now.toISOString() } } });
+        await markDeleted(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version }, actor.userId);
       });
     },
 
@@ -272,10 +267,8 @@ export function createDealsService(knex: Knex, actor: Actor) {
       return knex.transaction(async (trx) => {
         const before = await load(dealId, trx, { includeDeleted: true, lock: true });
         if (!before.deletedAt) return before;
-        await trx('deals').where({ id: dealId }).update({ deleted_at: null, version: before.version + 1 });
-        const after = await load(dealId, trx);
-        await logActivity(trx, { userId: actor.userId, action: 'restore', entity: 'deal', entityId: dealId, changes: { deletedAt: { old: before.deletedAt.toISOString(), new: null } } });
-        return after;
+        await markRestored(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+        return load(dealId, trx);
       });
     },
 
