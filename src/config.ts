@@ -123,6 +123,10 @@ const envSchema = z.object({
   SILO_TRUST_PROXY: bool.default(false),
   SILO_BODY_LIMIT_BYTES: int(1_048_576, 1024, 1_073_741_824),
   SILO_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  SILO_HISTORY_ENABLED: bool.default(true),
+  SILO_HISTORY_BATCH: int(500, 1, 10_000),
+  SILO_HISTORY_FLUSH_MS: int(1_000, 10, 600_000),
+  SILO_HISTORY_BUFFER_MAX: int(50_000, 1, 10_000_000),
   SILO_ENABLE_FAULTS: bool.default(false),
   SILO_FAULT_KILL_AFTER: faultSpec,
   SILO_FAULT_FAIL_AFTER: faultSpec,
@@ -179,6 +183,8 @@ export interface Config {
   bodyLimitBytes: number;
   /** Requests taking longer are answered 503, ms. */
   requestTimeoutMs: number;
+  /** Request history: on/off, rows per INSERT, flush interval (ms), buffer bound (rows). */
+  history: { enabled: boolean; batchSize: number; flushMs: number; bufferMax: number };
   /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
   faultKillAfter: FaultSpec | undefined;
   /** Failure injection for tests: `{ operation, step }` after which the step throws. */
@@ -245,6 +251,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     trustProxy: e.SILO_TRUST_PROXY,
     bodyLimitBytes: e.SILO_BODY_LIMIT_BYTES,
     requestTimeoutMs: e.SILO_REQUEST_TIMEOUT_MS,
+    history: { enabled: e.SILO_HISTORY_ENABLED, batchSize: e.SILO_HISTORY_BATCH, flushMs: e.SILO_HISTORY_FLUSH_MS, bufferMax: e.SILO_HISTORY_BUFFER_MAX },
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),
     faultFailAfter: fault(e.SILO_FAULT_FAIL_AFTER),
   };

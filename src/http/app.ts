@@ -15,6 +15,8 @@ import docsPlugin from './plugins/docs.js';
 import errorsPlugin from './plugins/errors.js';
 import metricsPlugin from './plugins/metrics.js';
 import tenantPlugin from './plugins/tenant.js';
+import historyPlugin from './plugins/history.js';
+import { HistoryRecorder } from '../history/recorder.js';
 import { platformRoutes } from './routes/platform.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
@@ -24,7 +26,15 @@ import { dealsRoutes } from './routes/deals.js';
 import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
 import { activityRoutes } from './routes/activity.js';
+import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { ConfigError } from '../config.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The request-history recorder (undefined when SILO_HISTORY_ENABLED=0). */
+    historyRecorder: HistoryRecorder | undefined;
+  }
+}
 
 /** Options of {@link buildApp}. */
 export interface AppOptions {
@@ -74,6 +84,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   app.addHook('onClose', async () => {
     watcher.stop();
     ctx.events.off('tenantChanged', onLocalChange);
+    await recorder?.close();
     await connections.close();
   });
 
@@ -81,6 +92,9 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(docsPlugin);
   await app.register(metricsPlugin, { connections });
   await app.register(tenantPlugin, { resolver, connections });
+  const recorder = config.history.enabled ? new HistoryRecorder(ctx.catalog.knex, config.history, ctx.log) : undefined;
+  await app.register(historyPlugin, { recorder });
+  app.decorate('historyRecorder', recorder);
   await app.register(authPlugin, { secret: config.jwtSecret });
   await app.register(rateLimit, {
     global: false,
@@ -98,9 +112,11 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
       await api.register(activityRoutes);
+      await api.register(tenantHistoryRoutes, { ctx });
     },
     { prefix: '/api/v1' },
   );
   await app.register(platformRoutes, { prefix: '/platform/v1', ctx, loginRateLimit: config.loginRateLimit });
+  await app.register(platformHistoryRoutes, { prefix: '/platform/v1', ctx });
   return app;
 }

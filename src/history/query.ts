@@ -1,0 +1,93 @@
+/**
+ * Reading the request history: filtered, paginated lists (newest first), one row, and
+ * the shared filter (time window, tenant, route, method, status class, user).
+ */
+import type { Knex } from 'knex';
+import { NotFoundError, ValidationError } from '../lib/errors.js';
+
+/** Filters shared by lists and statistics. Times are UTC; `to` is exclusive. */
+export interface HistoryFilter {
+  from: Date;
+  to: Date;
+  tenantId?: number;
+  route?: string;
+  method?: string;
+  /** 2, 3, 4 or 5 (2xx ... 5xx). */
+  statusClass?: number;
+  userId?: number;
+  userKind?: 'tenant' | 'platform';
+}
+
+/** A history row as the API shows it. */
+export interface HistoryEntry {
+  id: number; createdAt: Date; requestId: string; tenantId: number | null; tenantSlug: string | null; userId: number | null;
+  userKind: 'tenant' | 'platform' | null; method: string; route: string | null; path: string; query: string | null; status: number;
+  durationMs: number; responseBytes: number | null; ip: string | null; userAgent: string | null; errorCode: string | null;
+}
+
+/** Default window: the last 24 h. */
+export function defaultWindow(now = new Date()): { from: Date; to: Date } {
+  return { from: new Date(now.getTime() - 24 * 3600 * 1000), to: now };
+}
+
+/** @throws ValidationError when `from` is not before `to`, or the window exceeds 400 days */
+export function checkWindow(f: { from: Date; to: Date }): void {
+  if (!(f.from < f.to)) throw new ValidationError('from must be before to', { field: 'from' }, 'INVALID_WINDOW');
+  if (f.to.getTime() - f.from.getTime() > 400 * 24 * 3600 * 1000) throw new ValidationError('the window may span at most 400 days', { field: 'from' }, 'INVALID_WINDOW');
+}
+
+/** Applies a filter to a query on `request_history` (alias `h`). */
+export function applyFilter(q: Knex.QueryBuilder, f: HistoryFilter): Knex.QueryBuilder {
+  q.where('h.created_at', '>=', f.from).andWhere('h.created_at', '<', f.to);
+  if (f.tenantId !== undefined) q.where('h.tenant_id', f.tenantId);
+  if (f.route) q.where('h.route', f.route);
+  if (f.method) q.where('h.method', f.method.toUpperCase());
+  if (f.statusClass) q.whereBetween('h.status', [f.statusClass * 100, f.statusClass * 100 + 99]);
+  if (f.userId !== undefined) q.where('h.user_id', f.userId);
+  if (f.userKind) q.where('h.user_kind', f.userKind);
+  return q;
+}
+
+function toEntry(r: Record<string, any>): HistoryEntry {
+  return {
+    id: Number(r.id), createdAt: r.created_at, requestId: r.request_id, tenantId: r.tenant_id, tenantSlug: r.slug ?? null,
+    userId: r.user_id === null ? null : Number(r.user_id), userKind: r.user_kind, method: r.method, route: r.route, path: r.path,
+    query: r.query, status: r.status, durationMs: Number(r.duration_ms), responseBytes: r.response_bytes, ip: r.ip, userAgent: r.user_agent, errorCode: r.error_code,
+  };
+}
+
+/** Newest first: a page of rows and the total count. */
+export async function listHistory(knex: Knex, f: HistoryFilter, page: number, pageSize: number): Promise<{ data: HistoryEntry[]; total: number }> {
+  const base = applyFilter(knex('request_history as h'), f);
+  const [rows, count] = await Promise.all([
+    base.clone().leftJoin('tenants as t', 't.id', 'h.tenant_id').select('h.*', 't.slug').orderBy('h.created_at', 'desc').orderBy('h.id', 'desc').limit(pageSize).offset((page - 1) * pageSize),
+    base.clone().count({ n: '*' }).first(),
+  ]);
+  return { data: rows.map(toEntry), total: Number(count?.n ?? 0) };
+}
+
+/** Rows with `id` greater than `afterId` (oldest first, at most `limit`), for `silo history tail`. */
+export async function historyAfter(knex: Knex, afterId: number, opts: { tenantId?: number; limit?: number } = {}): Promise<HistoryEntry[]> {
+  const q = knex('request_history as h').leftJoin('tenants as t', 't.id', 'h.tenant_id').where('h.id', '>', afterId).select('h.*', 't.slug').orderBy('h.id').limit(opts.limit ?? 500);
+  if (opts.tenantId !== undefined) q.where('h.tenant_id', opts.tenantId);
+  return (await q).map(toEntry);
+}
+
+/** The newest row id (0 when empty). */
+export async function lastHistoryId(knex: Knex): Promise<number> {
+  const r = await knex('request_history').max({ id: 'id' }).first();
+  return Number(r?.id ?? 0);
+}
+
+/**
+ * One row.
+ * @param tenantId when set, the row must belong to this tenant
+ * @throws NotFoundError `HISTORY_NOT_FOUND`
+ */
+export async function getHistory(knex: Knex, id: number, tenantId?: number): Promise<HistoryEntry> {
+  const q = knex('request_history as h').leftJoin('tenants as t', 't.id', 'h.tenant_id').where('h.id', id).first('h.*', 't.slug');
+  if (tenantId !== undefined) q.where('h.tenant_id', tenantId);
+  const row = await q;
+  if (!row) throw new NotFoundError(`history entry ${id} not found`, 'HISTORY_NOT_FOUND');
+  return toEntry(row);
+}

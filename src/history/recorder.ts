@@ -1,0 +1,151 @@
+/**
+ * The request-history recorder: rows are buffered in memory and written to the catalog
+ * in multi-row INSERTs, when `batchSize` rows are waiting or every `flushMs`. A request
+ * never waits for its row. The buffer is bounded: past `bufferMax` the oldest rows are
+ * dropped and counted. When the catalog is down, rows stay buffered and the flush is
+ * retried with exponential backoff (from `flushMs` up to 30 s). `close()` flushes what is
+ * buffered (graceful shutdown).
+ */
+import type { Knex } from 'knex';
+import type { Logger } from 'pino';
+
+/** One row of `request_history`, as the recorder receives it. Durations in ms. */
+export interface HistoryRow {
+  createdAt: Date;
+  requestId: string;
+  tenantId: number | null;
+  userId: number | null;
+  userKind: 'tenant' | 'platform' | null;
+  method: string;
+  route: string | null;
+  path: string;
+  query: string | null;
+  status: number;
+  durationMs: number;
+  responseBytes: number | null;
+  ip: string | null;
+  userAgent: string | null;
+  errorCode: string | null;
+}
+
+/** Recorder settings (from `SILO_HISTORY_*`). */
+export interface RecorderOptions {
+  batchSize: number;
+  flushMs: number;
+  bufferMax: number;
+  /** Upper bound of the retry backoff, ms (default 30000). */
+  maxBackoffMs?: number;
+}
+
+/** Counters, for `/metrics` and tests. */
+export interface RecorderStats {
+  buffered: number;
+  written: number;
+  inserts: number;
+  dropped: number;
+  failedFlushes: number;
+}
+
+const cut = (s: string | null, n: number) => (s === null ? null : s.length > n ? s.slice(0, n) : s);
+
+function toDbRow(r: HistoryRow) {
+  return {
+    created_at: r.createdAt, request_id: cut(r.requestId, 64), tenant_id: r.tenantId, user_id: r.userId, user_kind: r.userKind,
+    method: cut(r.method, 10), route: cut(r.route, 255), path: cut(r.path, 2048), query: cut(r.query, 2048), status: r.status,
+    duration_ms: r.durationMs, response_bytes: r.responseBytes, ip: cut(r.ip, 45), user_agent: cut(r.userAgent, 512), error_code: cut(r.errorCode, 64),
+  };
+}
+
+/** Buffers rows and writes them in batches. */
+export class HistoryRecorder {
+  private buffer: HistoryRow[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private backoffMs: number;
+  private nextAttempt = 0;
+  private closed = false;
+  readonly stats: RecorderStats = { buffered: 0, written: 0, inserts: 0, dropped: 0, failedFlushes: 0 };
+
+  constructor(
+    private readonly knex: Knex,
+    private readonly opts: RecorderOptions,
+    private readonly log?: Logger,
+  ) {
+    this.backoffMs = opts.flushMs;
+    this.timer = setInterval(() => void this.flush(), Math.max(10, opts.flushMs));
+    this.timer.unref();
+  }
+
+  /** Queues a row (never blocks, never throws). */
+  record(row: HistoryRow): void {
+    if (this.closed) return;
+    this.buffer.push(row);
+    if (this.buffer.length > this.opts.bufferMax) {
+      const excess = this.buffer.length - this.opts.bufferMax;
+      this.buffer.splice(0, excess);
+      this.stats.dropped += excess;
+      this.log?.warn({ dropped: excess, droppedTotal: this.stats.dropped, bufferMax: this.opts.bufferMax }, 'request history buffer full: oldest rows dropped');
+    }
+    this.stats.buffered = this.buffer.length;
+    if (this.buffer.length >= this.opts.batchSize && !this.flushing) void this.flush(false, true);
+  }
+
+  /**
+   * Writes buffered rows in batches of at most `batchSize`. Concurrent calls share one flush. On
+   * failure the rows go back to the front of the buffer and the next attempt waits for
+   * the backoff (unless `force`).
+   */
+  flush(force = false, fullBatchesOnly = false): Promise<void> {
+    if (this.flushing) return this.flushing;
+    if (!this.buffer.length || (!force && Date.now() < this.nextAttempt)) return Promise.resolve();
+    this.flushing = this.drain(fullBatchesOnly).finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Writes batches; with `fullBatchesOnly`, stops when less than a batch is left (the timer writes the rest). */
+  private async drain(fullBatchesOnly: boolean): Promise<void> {
+    while (this.buffer.length && (!fullBatchesOnly || this.buffer.length >= this.opts.batchSize)) {
+      const batch = this.buffer.splice(0, this.opts.batchSize);
+      this.stats.buffered = this.buffer.length;
+      try {
+        await this.knex('request_history').insert(batch.map(toDbRow));
+        this.stats.written += batch.length;
+        this.stats.inserts++;
+        this.backoffMs = this.opts.flushMs;
+        this.nextAttempt = 0;
+      } catch (err) {
+        // Put the batch back, oldest first, within the bound.
+        this.buffer.unshift(...batch);
+        if (this.buffer.length > this.opts.bufferMax) {
+          const excess = this.buffer.length - this.opts.bufferMax;
+          this.buffer.splice(0, excess);
+          this.stats.dropped += excess;
+        }
+        this.stats.buffered = this.buffer.length;
+        this.stats.failedFlushes++;
+        this.nextAttempt = Date.now() + this.backoffMs;
+        this.log?.warn({ err, buffered: this.buffer.length, retryInMs: this.backoffMs }, 'request history flush failed; will retry');
+        this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? 30_000);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Stops the timer and flushes what is buffered, retrying for up to `timeoutMs`.
+   * @returns rows that could not be written (0 when all were)
+   */
+  async close(timeoutMs = 5_000): Promise<number> {
+    clearInterval(this.timer);
+    this.closed = true;
+    const end = Date.now() + timeoutMs;
+    while (this.buffer.length && Date.now() < end) {
+      await this.flush(true);
+      if (this.buffer.length) await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, end - Date.now()))));
+    }
+    if (this.buffer.length) this.log?.error({ lost: this.buffer.length }, 'request history rows not written at shutdown');
+    return this.buffer.length;
+  }
+}

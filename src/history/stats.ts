@@ -1,0 +1,128 @@
+/**
+ * Request-history statistics for a time window and filters.
+ *
+ * Percentiles are exact for the window, by the nearest-rank method (the value at rank
+ * ceil(p x N) of the N durations sorted ascending; NIST/Hyndman-Fan definition 1),
+ * computed in MySQL with `ROW_NUMBER()` and `COUNT(*)` window functions (MySQL 8.0+,
+ * MariaDB 10.2+). The error rate is (4xx + 5xx) / requests. Durations are in ms.
+ */
+import type { Knex } from 'knex';
+import { applyFilter, checkWindow, type HistoryFilter } from './query.js';
+
+/** Time bucket of the series. */
+export type Bucket = 'minute' | 'hour' | 'day';
+
+/** The statistics document (the same shape in the API and `silo history stats --json`). */
+export interface HistoryStats {
+  window: { from: Date; to: Date; bucket: Bucket };
+  totals: { requests: number; clientErrors: number; serverErrors: number; errorRate: number };
+  latency: { mean: number | null; p50: number | null; p95: number | null; p99: number | null; max: number | null };
+  byStatus: Array<{ status: number; count: number }>;
+  byMethod: Array<{ method: string; count: number }>;
+  byRoute: Array<{ route: string | null; count: number; errorRate: number; p95: number | null }>;
+  byTenant: Array<{ tenantId: number | null; slug: string | null; count: number; errorRate: number }>;
+  byUser: Array<{ userKind: 'tenant' | 'platform' | null; userId: number | null; tenantId: number | null; count: number }>;
+  series: Array<{ start: Date; count: number; errors: number; p95: number | null }>;
+}
+
+const BUCKET_FORMAT: Record<Bucket, string> = { minute: '%Y-%m-%d %H:%i:00', hour: '%Y-%m-%d %H:00:00', day: '%Y-%m-%d 00:00:00' };
+const BUCKET_MS: Record<Bucket, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+
+/** The bucket for a window: minutes up to 3 h, hours up to 7 days, else days. */
+export function autoBucket(from: Date, to: Date): Bucket {
+  const span = to.getTime() - from.getTime();
+  if (span <= 3 * 3_600_000) return 'minute';
+  if (span <= 7 * 86_400_000) return 'hour';
+  return 'day';
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Math.round(Number(v) * 1000) / 1000);
+const rate = (errors: unknown, n: unknown) => (Number(n) ? Math.round((Number(errors) / Number(n)) * 1e6) / 1e6 : 0);
+const utc = (s: string | Date) => (s instanceof Date ? s : new Date(`${s.replace(' ', 'T')}Z`));
+
+/**
+ * Computes the statistics.
+ * @param opts.top rows of the top-N breakdowns (default 10); `bucket` forces the series bucket
+ * @throws ValidationError `INVALID_WINDOW`
+ */
+export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: number; bucket?: Bucket } = {}): Promise<HistoryStats> {
+  checkWindow(f);
+  const top = opts.top ?? 10;
+  const bucket = opts.bucket ?? autoBucket(f.from, f.to);
+  const base = () => applyFilter(knex('request_history as h'), f);
+  const pct = (p: number, col = 'd') => knex.raw(`MAX(CASE WHEN rn = CEIL(${p} * cnt) THEN ${col} END)`);
+
+  const [totalsRow, pctRow, byStatus, byMethod, byRoute, byTenant, byUser, series] = await Promise.all([
+    base().first(
+      knex.raw('COUNT(*) AS n'),
+      knex.raw('SUM(h.status BETWEEN 400 AND 499) AS c4'),
+      knex.raw('SUM(h.status >= 500) AS c5'),
+      knex.raw('AVG(h.duration_ms) AS mean'),
+      knex.raw('MAX(h.duration_ms) AS mx'),
+    ),
+    knex
+      .from(base().select({ d: 'h.duration_ms' }, knex.raw('ROW_NUMBER() OVER (ORDER BY h.duration_ms) AS rn'), knex.raw('COUNT(*) OVER () AS cnt')).as('x'))
+      .first({ p50: pct(0.5), p95: pct(0.95), p99: pct(0.99) }),
+    base().select('h.status', knex.raw('COUNT(*) AS n')).groupBy('h.status').orderBy('h.status'),
+    base().select('h.method', knex.raw('COUNT(*) AS n')).groupBy('h.method').orderBy('n', 'desc'),
+    knex
+      .from(
+        base()
+          .select('h.route', 'h.status', { d: 'h.duration_ms' }, knex.raw('ROW_NUMBER() OVER (PARTITION BY h.route ORDER BY h.duration_ms) AS rn'), knex.raw('COUNT(*) OVER (PARTITION BY h.route) AS cnt'))
+          .as('x'),
+      )
+      .select('route', knex.raw('COUNT(*) AS n'), knex.raw('SUM(status >= 400) AS errors'), { p95: pct(0.95) })
+      .groupBy('route')
+      .orderBy('n', 'desc')
+      .orderBy('route')
+      .limit(top),
+    base()
+      .leftJoin('tenants as t', 't.id', 'h.tenant_id')
+      .select('h.tenant_id', 't.slug', knex.raw('COUNT(*) AS n'), knex.raw('SUM(h.status >= 400) AS errors'))
+      .groupBy('h.tenant_id', 't.slug')
+      .orderBy('n', 'desc')
+      .limit(top),
+    base().select('h.user_kind', 'h.user_id', 'h.tenant_id', knex.raw('COUNT(*) AS n')).whereNotNull('h.user_id').groupBy('h.user_kind', 'h.user_id', 'h.tenant_id').orderBy('n', 'desc').limit(top),
+    knex
+      .from(
+        base()
+          .select(
+            { b: knex.raw('DATE_FORMAT(h.created_at, ?)', [BUCKET_FORMAT[bucket]]) },
+            'h.status',
+            { d: 'h.duration_ms' },
+            knex.raw(`ROW_NUMBER() OVER (PARTITION BY DATE_FORMAT(h.created_at, ?) ORDER BY h.duration_ms) AS rn`, [BUCKET_FORMAT[bucket]]),
+            knex.raw(`COUNT(*) OVER (PARTITION BY DATE_FORMAT(h.created_at, ?)) AS cnt`, [BUCKET_FORMAT[bucket]]),
+          )
+          .as('x'),
+      )
+      .select('b', knex.raw('COUNT(*) AS n'), knex.raw('SUM(status >= 400) AS errors'), { p95: pct(0.95) })
+      .groupBy('b')
+      .orderBy('b'),
+  ]);
+
+  const n = Number(totalsRow?.n ?? 0);
+  const c4 = Number(totalsRow?.c4 ?? 0);
+  const c5 = Number(totalsRow?.c5 ?? 0);
+  return {
+    window: { from: f.from, to: f.to, bucket },
+    totals: { requests: n, clientErrors: c4, serverErrors: c5, errorRate: rate(c4 + c5, n) },
+    latency: { mean: num(totalsRow?.mean), p50: num(pctRow?.p50), p95: num(pctRow?.p95), p99: num(pctRow?.p99), max: num(totalsRow?.mx) },
+    byStatus: byStatus.map((r: any) => ({ status: Number(r.status), count: Number(r.n) })),
+    byMethod: byMethod.map((r: any) => ({ method: r.method, count: Number(r.n) })),
+    byRoute: byRoute.map((r: any) => ({ route: r.route, count: Number(r.n), errorRate: rate(r.errors, r.n), p95: num(r.p95) })),
+    byTenant: byTenant.map((r: any) => ({ tenantId: r.tenant_id, slug: r.slug ?? null, count: Number(r.n), errorRate: rate(r.errors, r.n) })),
+    byUser: byUser.map((r: any) => ({ userKind: r.user_kind, userId: r.user_id === null ? null : Number(r.user_id), tenantId: r.tenant_id, count: Number(r.n) })),
+    series: fillSeries(series.map((r: any) => ({ start: utc(r.b), count: Number(r.n), errors: Number(r.errors), p95: num(r.p95) })), f.from, f.to, bucket),
+  };
+}
+
+/** Adds zero points for empty buckets between `from` and `to` (at most 2000 points). */
+function fillSeries(points: HistoryStats['series'], from: Date, to: Date, bucket: Bucket): HistoryStats['series'] {
+  const step = BUCKET_MS[bucket];
+  const start = bucket === 'day' ? Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), from.getUTCDate()) : Math.floor(from.getTime() / step) * step;
+  if ((to.getTime() - start) / step > 2000) return points;
+  const byStart = new Map(points.map((p) => [p.start.getTime(), p]));
+  const out: HistoryStats['series'] = [];
+  for (let t = start; t < to.getTime(); t += step) out.push(byStart.get(t) ?? { start: new Date(t), count: 0, errors: 0, p95: null });
+  return out;
+}

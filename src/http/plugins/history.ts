@@ -1,0 +1,87 @@
+/**
+ * Records every `/api/v1` and `/platform/v1` request in the request history (after the
+ * response is sent; the request never waits). Stored: time, request id, tenant, user and
+ * kind, method, route pattern, path, query string with secret-looking parameters
+ * redacted, status, duration (Fastify's own timing), response size, client IP (honouring
+ * trustProxy only when configured), user agent, problem code. Never bodies, the
+ * Authorization header, tokens or passwords.
+ */
+import fp from 'fastify-plugin';
+import { Counter, Gauge } from 'prom-client';
+import type { HistoryRecorder } from '../../history/recorder.js';
+
+/** Query parameters whose values are never stored. */
+const SECRET_PARAM = /pass|token|secret|key|auth|code|sig|session|cookie|credential/i;
+
+/** The query string of a URL with secret-looking values replaced by `[redacted]` (null when none). */
+export function redactQuery(url: string): string | null {
+  const i = url.indexOf('?');
+  if (i < 0 || i === url.length - 1) return null;
+  const params = new URLSearchParams(url.slice(i + 1));
+  const out = new URLSearchParams();
+  for (const [k, v] of params) out.append(k, SECRET_PARAM.test(k) ? '[redacted]' : v);
+  return out.toString();
+}
+
+const RECORDED = /^\/(api|platform)\/v1(\/|$|\?)/;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Bytes of the response payload, when known (set in onSend). */
+    historyBytes?: number | null;
+  }
+}
+
+/** Options: the recorder (undefined: recording off). */
+export default fp<{ recorder: HistoryRecorder | undefined }>(
+  async (app, { recorder }) => {
+    const r = recorder;
+    new Gauge({ name: 'silo_history_buffered', help: 'Request-history rows waiting to be written', registers: [app.metrics], collect() { this.set(r?.stats.buffered ?? 0); } });
+    let seenDropped = 0;
+    new Counter({ name: 'silo_history_dropped_total', help: 'Request-history rows dropped because the buffer was full', registers: [app.metrics], collect() {
+      const n = r?.stats.dropped ?? 0;
+      this.inc(n - seenDropped);
+      seenDropped = n;
+    } });
+    let seenWritten = 0;
+    new Counter({ name: 'silo_history_written_total', help: 'Request-history rows written', registers: [app.metrics], collect() {
+      const n = r?.stats.written ?? 0;
+      this.inc(n - seenWritten);
+      seenWritten = n;
+    } });
+    if (!r) return;
+
+    app.addHook('onSend', async (request, _reply, payload) => {
+      if (typeof payload === 'string') request.historyBytes = Buffer.byteLength(payload);
+      else if (Buffer.isBuffer(payload)) request.historyBytes = payload.length;
+      else request.historyBytes = null;
+      return payload;
+    });
+
+    app.addHook('onResponse', async (request, reply) => {
+      if (!RECORDED.test(request.url)) return;
+      const tu = request.tenantUser;
+      const pu = request.platformUser;
+      const duration = reply.elapsedTime;
+      const lengthHeader = reply.getHeader('content-length');
+      r.record({
+        createdAt: new Date(Date.now() - duration),
+        requestId: request.id,
+        tenantId: request.tenant?.id ?? null,
+        userId: tu ? Number(tu.sub) : pu ? Number(pu.sub) : null,
+        userKind: tu ? 'tenant' : pu ? 'platform' : null,
+        method: request.method,
+        route: request.routeOptions.url ?? null,
+        path: request.url.split('?')[0]!,
+        query: redactQuery(request.url),
+        status: reply.statusCode,
+        durationMs: Math.round(duration * 1000) / 1000,
+        responseBytes: request.historyBytes ?? (lengthHeader !== undefined ? Number(lengthHeader) : null),
+        ip: request.ip ?? null,
+        userAgent: (request.headers['user-agent'] as string | undefined) ?? null,
+        errorCode: reply.statusCode >= 400 ? (reply.problemCode ?? null) : null,
+      });
+    });
+  },
+  { name: 'silo-history', dependencies: ['silo-metrics'] },
+);
