@@ -104,10 +104,17 @@ export class HistoryRecorder {
     return this.flushing;
   }
 
-  /** Writes batches; with `fullBatchesOnly`, stops when less than a batch is left (the timer writes the rest). */
+  /**
+   * Writes the rows buffered when it starts (with `fullBatchesOnly`, only whole batches);
+   * rows that arrive meanwhile wait for the next flush, so that a busy server writes full
+   * batches instead of chasing each new row with a tiny INSERT.
+   */
   private async drain(fullBatchesOnly: boolean): Promise<void> {
-    while (this.buffer.length && (!fullBatchesOnly || this.buffer.length >= this.opts.batchSize)) {
-      const batch = this.buffer.splice(0, this.opts.batchSize);
+    const size = this.opts.batchSize;
+    let remaining = fullBatchesOnly ? Math.floor(this.buffer.length / size) * size : this.buffer.length;
+    while (remaining > 0 && this.buffer.length) {
+      const batch = this.buffer.splice(0, Math.min(size, remaining));
+      remaining -= batch.length;
       this.stats.buffered = this.buffer.length;
       try {
         await this.knex('request_history').insert(batch.map(toDbRow));

@@ -25,13 +25,6 @@ export function redactQuery(url: string): string | null {
 
 const RECORDED = /^\/(api|platform)\/v1(\/|$|\?)/;
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Bytes of the response payload, when known (set in onSend). */
-    historyBytes?: number | null;
-  }
-}
-
 /** Options: the recorder (undefined: recording off). */
 export default fp<{ recorder: HistoryRecorder | undefined }>(
   async (app, { recorder }) => {
@@ -49,14 +42,13 @@ export default fp<{ recorder: HistoryRecorder | undefined }>(
       this.inc(n - seenWritten);
       seenWritten = n;
     } });
+    let seenInserts = 0;
+    new Counter({ name: 'silo_history_inserts_total', help: 'Multi-row INSERTs that wrote request-history rows', registers: [app.metrics], collect() {
+      const n = r?.stats.inserts ?? 0;
+      this.inc(n - seenInserts);
+      seenInserts = n;
+    } });
     if (!r) return;
-
-    app.addHook('onSend', async (request, _reply, payload) => {
-      if (typeof payload === 'string') request.historyBytes = Buffer.byteLength(payload);
-      else if (Buffer.isBuffer(payload)) request.historyBytes = payload.length;
-      else request.historyBytes = null;
-      return payload;
-    });
 
     app.addHook('onResponse', async (request, reply) => {
       if (!RECORDED.test(request.url)) return;
@@ -76,7 +68,8 @@ export default fp<{ recorder: HistoryRecorder | undefined }>(
         query: redactQuery(request.url),
         status: reply.statusCode,
         durationMs: Math.round(duration * 1000) / 1000,
-        responseBytes: request.historyBytes ?? (lengthHeader !== undefined ? Number(lengthHeader) : null),
+        // Fastify sets Content-Length for string and buffer payloads; streams have none.
+        responseBytes: lengthHeader !== undefined ? Number(lengthHeader) : null,
         ip: request.ip ?? null,
         userAgent: (request.headers['user-agent'] as string | undefined) ?? null,
         errorCode: reply.statusCode >= 400 ? (reply.problemCode ?? null) : null,

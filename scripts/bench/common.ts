@@ -1,0 +1,205 @@
+/**
+ * Shared machinery of the benchmarks (`npm run bench -- <name>`): a private catalog and
+ * tenant prefix named `bench_*` (dropped at the end, also on Ctrl-C), Silo servers run
+ * as child processes (`silo serve`), load from autocannon in a separate process, MySQL
+ * figures, and the output contract: a human table on stderr, exactly one JSON object on
+ * stdout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import Table from 'cli-table3';
+import type { Knex } from 'knex';
+import { pino } from 'pino';
+import { migrateCatalog } from '../../src/catalog/db.js';
+import { DEFAULT_SERVER_NAME } from '../../src/catalog/servers.js';
+import { loadConfig, parseMysqlUrl, type Config } from '../../src/config.js';
+import { createContext, type SiloContext } from '../../src/context.js';
+import { createMysqlKnex } from '../../src/lib/knex.js';
+
+/** Repository root. */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** MySQL server the benchmarks use (admin). */
+export const MYSQL_URL = 'mysql://root:@127.0.0.1:3306';
+/** JWT secret of benchmark servers. */
+export const BENCH_JWT_SECRET = 'bench-jwt-secret-0123456789-abcdefghijklmnop';
+
+/** A private Silo environment for one benchmark run. */
+export interface BenchEnv {
+  id: string;
+  env: Record<string, string>;
+  config: Config;
+  ctx: SiloContext;
+  root: Knex;
+  cleanup(): Promise<void>;
+}
+
+/** Creates `bench_<id>` catalog and prefix, migrates it, and arranges cleanup on exit and Ctrl-C. */
+export async function benchEnv(extra: Record<string, string> = {}): Promise<BenchEnv> {
+  const id = randomBytes(3).toString('hex');
+  const server = parseMysqlUrl(MYSQL_URL);
+  const env = {
+    NODE_ENV: 'production',
+    SILO_SECRET_KEY: randomBytes(32).toString('base64'),
+    SILO_JWT_SECRET: BENCH_JWT_SECRET,
+    SILO_CATALOG_URL: `mysql://${server.user}:@${server.host}:${server.port}/bench_${id}`,
+    SILO_TENANT_DB_URL: `mysql://${server.user}:@${server.host}:${server.port}`,
+    SILO_TENANT_DB_PREFIX: `bench_${id}_`,
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+  const config = loadConfig(env);
+  await migrateCatalog(config);
+  const ctx = createContext(config, pino({ level: 'warn' }));
+  await ctx.catalog.servers.upsert(DEFAULT_SERVER_NAME, config.tenantDb);
+  const root = createMysqlKnex(server, { min: 0, max: 2 });
+  let done = false;
+  const cleanup = async () => {
+    if (done) return;
+    done = true;
+    for (const c of children) c.kill('SIGKILL');
+    await ctx.close().catch(() => undefined);
+    const dbs: Array<{ SCHEMA_NAME: string }> = await root('information_schema.SCHEMATA').select('SCHEMA_NAME');
+    for (const d of dbs) if (d.SCHEMA_NAME === `bench_${id}` || d.SCHEMA_NAME.startsWith(`bench_${id}_`)) await root.raw('DROP DATABASE IF EXISTS ??', [d.SCHEMA_NAME]);
+    const users: Array<{ User: string; Host: string }> = await root('mysql.user').select('User', 'Host');
+    for (const u of users) if (u.User.startsWith(`bench_${id}_`)) await root.raw('DROP USER IF EXISTS ?@?', [u.User, u.Host]);
+    await root.destroy();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${sig}: cleaning up bench_${id}...\n`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  return { id, env, config, ctx, root, cleanup };
+}
+
+const children = new Set<ChildProcess>();
+
+/** A Silo API child process (`silo serve`). */
+export interface ServerProcess {
+  url: string;
+  pid: number;
+  /** Resident set size of the server, MB (from /proc). */
+  rssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** Starts `silo serve` on a free port with `env`; resolves when it listens. */
+export function startSilo(env: Record<string, string>, port: number): Promise<ServerProcess> {
+  return startProcess(process.execPath, [`${ROOT}bin/silo.js`, 'serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, port);
+}
+
+/** Starts any node script serving HTTP on `port`; resolves when `GET /health` answers. */
+export async function startProcess(cmd: string, args: string[], env: Record<string, string>, port: number): Promise<ServerProcess> {
+  const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const end = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}): ${stderr}`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) break;
+    } catch {
+      /* not yet listening */
+    }
+    if (Date.now() > end) throw new Error(`server did not start: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    pid: child.pid!,
+    rssMb: () => rssOf(child.pid!),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        children.delete(child);
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+}
+
+function rssOf(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+    return Math.round(kb / 102.4) / 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** What autocannon measured. Latencies in ms. */
+export interface LoadResult {
+  requestsPerSec: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  total: number;
+}
+
+/**
+ * Runs autocannon in a separate process.
+ * @param opts.connections concurrent connections; `durationS` seconds; `headers` sent on every request
+ */
+export function runLoad(url: string, opts: { connections: number; durationS: number; headers?: Record<string, string> }): Promise<LoadResult> {
+  const args = ['-c', String(opts.connections), '-d', String(opts.durationS), '-j', '--renderStatusCodes'];
+  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}=${v}`);
+  args.push(url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(`${ROOT}node_modules/.bin/autocannon`, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      try {
+        const j = JSON.parse(out);
+        resolve({ requestsPerSec: Math.round(j.requests.average), p50: j.latency.p50, p99: j.latency.p99, non2xx: j.non2xx, errors: j.errors + j.timeouts, total: j.requests.total });
+      } catch {
+        reject(new Error(`autocannon failed (${code}): ${out.slice(0, 500)}`));
+      }
+    });
+  });
+}
+
+/** Facts about the machine and versions, for every benchmark's JSON. */
+export async function machineFacts(root: Knex) {
+  const [rows] = await root.raw('SELECT VERSION() AS v');
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, mysql: String(rows[0].v), date: new Date().toISOString() };
+}
+
+/** Prints a table on stderr. */
+export function printTable(head: string[], rows: Array<Array<string | number | null>>): void {
+  const t = new Table({ head, style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map((c) => (c === null ? '' : String(c))));
+  process.stderr.write(`${t.toString()}\n`);
+}
+
+/** Parses `--name value` options with defaults (numbers stay numbers). */
+export function parseArgs<T extends Record<string, string | number>>(argv: string[], defaults: T): T {
+  const out: Record<string, string | number> = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z-]+)$/.exec(argv[i]!);
+    if (!m) throw new Error(`unexpected argument ${argv[i]}`);
+    const key = m[1]!.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (!(key in defaults)) throw new Error(`unknown option --${m[1]}; options: ${Object.keys(defaults).join(', ')}`);
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`--${m[1]} needs a value`);
+    out[key] = typeof defaults[key] === 'number' ? Number(v) : v;
+    if (Number.isNaN(out[key])) throw new Error(`--${m[1]} must be a number`);
+  }
+  return out as T;
+}
+
+/** Reads one counter from a Prometheus text page. */
+export function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
