@@ -27,6 +27,7 @@ import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { ConfigError } from '../config.js';
 
 declare module 'fastify' {
@@ -118,5 +119,6 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   );
   await app.register(platformRoutes, { prefix: '/platform/v1', ctx, loginRateLimit: config.loginRateLimit });
   await app.register(platformHistoryRoutes, { prefix: '/platform/v1', ctx });
+  await app.register(dashboardRoutes, { prefix: '/platform' });
   return app;
 }
