@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { catalogCommand } from './catalog.js';
+import { historyCommand } from './history.js';
 import { operationsCommand } from './operations.js';
 import { platformUsersCommand } from './platform-users.js';
 import { serveCommand } from './serve.js';
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), serveCommand()]) {
+  for (const cmd of [catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), historyCommand(), serveCommand()]) {
     program.addCommand(cmd);
   }
   // Subcommands inherit exitOverride so that usage errors reach our handler (exit 2).

@@ -64,7 +64,7 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
       .from(base().select({ d: 'h.duration_ms' }, knex.raw('ROW_NUMBER() OVER (ORDER BY h.duration_ms) AS rn'), knex.raw('COUNT(*) OVER () AS cnt')).as('x'))
       .first({ p50: pct(0.5), p95: pct(0.95), p99: pct(0.99) }),
     base().select('h.status', knex.raw('COUNT(*) AS n')).groupBy('h.status').orderBy('h.status'),
-    base().select('h.method', knex.raw('COUNT(*) AS n')).groupBy('h.method').orderBy('n', 'desc'),
+    base().select('h.method', knex.raw('COUNT(*) AS n')).groupBy('h.method').orderBy('n', 'desc').orderBy('h.method'),
     knex
       .from(
         base()
@@ -81,8 +81,9 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
       .select('h.tenant_id', 't.slug', knex.raw('COUNT(*) AS n'), knex.raw('SUM(h.status >= 400) AS errors'))
       .groupBy('h.tenant_id', 't.slug')
       .orderBy('n', 'desc')
+      .orderBy('h.tenant_id')
       .limit(top),
-    base().select('h.user_kind', 'h.user_id', 'h.tenant_id', knex.raw('COUNT(*) AS n')).whereNotNull('h.user_id').groupBy('h.user_kind', 'h.user_id', 'h.tenant_id').orderBy('n', 'desc').limit(top),
+    base().select('h.user_kind', 'h.user_id', 'h.tenant_id', knex.raw('COUNT(*) AS n')).whereNotNull('h.user_id').groupBy('h.user_kind', 'h.user_id', 'h.tenant_id').orderBy('n', 'desc').orderBy('h.user_kind').orderBy('h.user_id').orderBy('h.tenant_id').limit(top),
     knex
       .from(
         base()
