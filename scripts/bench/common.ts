@@ -5,7 +5,7 @@
  * figures, and the output contract: a human table on stderr, exactly one JSON object on
  * stdout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -123,6 +123,29 @@ export async function startProcess(cmd: string, args: string[], env: Record<stri
         setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
       }),
   };
+}
+
+/** CPU time (user + system) a process has used so far, ms (from /proc/<pid>/stat; clock ticks of 10 ms). */
+export function cpuMsOf(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pid of the local MySQL/MariaDB server (mariadbd or mysqld), or 0. */
+export function mysqlPid(): number {
+  for (const name of ['mariadbd', 'mysqld']) {
+    try {
+      const out = execFileSync('pidof', ['-s', name], { encoding: 'utf8' }).trim();
+      if (out) return Number(out);
+    } catch {
+      /* not running under that name */
+    }
+  }
+  return 0;
 }
 
 function rssOf(pid: number): number {

@@ -5,7 +5,7 @@
  * Load: `GET /api/v1/contacts/:id` of a table of 1,000 contacts, authenticated, X-Tenant.
  */
 import { createTenant } from '../../src/provisioning/tenants-service.js';
-import { BENCH_JWT_SECRET, benchEnv, machineFacts, metric, parseArgs, printTable, runLoad, startSilo } from './common.js';
+import { BENCH_JWT_SECRET, benchEnv, cpuMsOf, machineFacts, metric, mysqlPid, parseArgs, printTable, runLoad, startSilo } from './common.js';
 import { createSigner } from './sign.js';
 
 export async function run(argv: string[]): Promise<unknown> {
@@ -20,6 +20,9 @@ export async function run(argv: string[]): Promise<unknown> {
     const token = createSigner(BENCH_JWT_SECRET)({ aud: 'tenant', sub: '1', tid: tenant.id, role: 'admin' });
     const headers = { 'x-tenant': 'bench-one', authorization: `Bearer ${token}` };
     const results: Record<'on' | 'off', number[]> = { on: [], off: [] };
+    // CPU per request (µs) of the API process and of MySQL, to show where the cost goes.
+    const cpu: Record<'on' | 'off', { server: number[]; mysql: number[] }> = { on: { server: [], mysql: [] }, off: { server: [], mysql: [] } };
+    const dbPid = mysqlPid();
     let written = 0;
     let inserts = 0;
     let failures = 0;
@@ -29,7 +32,11 @@ export async function run(argv: string[]): Promise<unknown> {
         try {
           const url = `${server.url}/api/v1/contacts/500`;
           await runLoad(url, { connections: opts.connections, durationS: opts.warmup, headers });
+          const s0 = cpuMsOf(server.pid);
+          const m0 = cpuMsOf(dbPid);
           const r = await runLoad(url, { connections: opts.connections, durationS: opts.duration, headers });
+          cpu[mode].server.push(Math.round(((cpuMsOf(server.pid) - s0) * 1000) / r.total));
+          cpu[mode].mysql.push(Math.round(((cpuMsOf(dbPid) - m0) * 1000) / r.total));
           failures += r.non2xx + r.errors;
           results[mode].push(r.requestsPerSec);
           if (mode === 'on') {
@@ -53,11 +60,15 @@ export async function run(argv: string[]): Promise<unknown> {
       requestsPerSec: { historyOn: on, historyOff: off, rounds: results },
       ratio: Math.round((on / off) * 1000) / 1000,
       target: 0.95,
+      cpuMicrosPerRequest: {
+        serverOn: mean(cpu.on.server), serverOff: mean(cpu.off.server), mysqlOn: mean(cpu.on.mysql), mysqlOff: mean(cpu.off.mysql),
+      },
       rowsPerInsert: inserts ? Math.round((written / inserts) * 10) / 10 : null,
       rowsWritten: written,
       failedRequests: failures,
     };
     printTable(['history', 'req/s (mean)', 'rounds'], [['off', off, results.off.join(', ')], ['on', on, results.on.join(', ')]]);
+    printTable(['CPU µs per request', 'history off', 'history on'], [['API process', out.cpuMicrosPerRequest.serverOff, out.cpuMicrosPerRequest.serverOn], ['MySQL', out.cpuMicrosPerRequest.mysqlOff, out.cpuMicrosPerRequest.mysqlOn]]);
     process.stderr.write(`ratio on/off ${out.ratio} (target >= 0.95); ${out.rowsPerInsert} rows per INSERT; ${failures} failed requests\n`);
     return out;
   } finally {

@@ -6,6 +6,7 @@
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Knex } from 'knex';
+import type { Logger } from 'pino';
 import type { Tenant } from '../../catalog/index.js';
 import { NotFoundError, UnavailableError } from '../../lib/errors.js';
 import { isConnectionError } from '../../lib/knex.js';
@@ -47,7 +48,8 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections }>(
         if (isConnectionError(err)) throw new UnavailableError('the catalog is not reachable right now', 'CATALOG_UNAVAILABLE', 2, undefined, err);
         throw err;
       }
-      request.log = request.log.child({ tenant: request.tenant.slug });
+      // Adds the tenant to this request's logger (cheaper than a child logger per request).
+      (request.log as unknown as Logger).setBindings({ tenant: request.tenant.slug });
     });
 
     app.decorate('tenantKnex', async (request: FastifyRequest) => {
