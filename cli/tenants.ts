@@ -9,6 +9,7 @@ import {
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 import { repairCommand } from './tenants-repair.js';
+import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
 import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
 import { tenantView } from './views.js';
 
@@ -88,6 +89,9 @@ export function tenantsCommand(): Command {
   cmd.addCommand(rollbackCommand());
   cmd.addCommand(statusCommand());
   cmd.addCommand(repairCommand());
+  cmd.addCommand(backupCommand());
+  cmd.addCommand(backupsCommand());
+  cmd.addCommand(restoreCommand());
 
   for (const verb of ['suspend', 'resume'] as const) {
     cmd
@@ -126,37 +130,39 @@ export function tenantsCommand(): Command {
 
   cmd
     .command('recreate')
-    .description('DESTRUCTIVE: drop the tenant database and user, then provision them afresh (empty data, new admin)')
+    .description('DESTRUCTIVE: back up to S3, drop the tenant database and user, then provision them afresh (empty data, new admin)')
     .argument('<slug>')
     .option('--admin-email <email>', 'first admin of the new database (default: the tenant admin email)')
     .option('--admin-password <password>', 'password of that admin (default: generated and printed once)')
+    .option('--no-backup', 'do not take the pre-recreate backup (the data is lost for good; still asks for confirmation)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
-    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; yes?: boolean; json?: boolean }) => {
+    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; backup: boolean; yes?: boolean; json?: boolean }) => {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug);
-        if (!o.yes) await confirmTyped(`This drops database ${t.databaseName} and every row of tenant ${slug}.`, slug);
-        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword: o.adminPassword });
+        if (!o.yes || !o.backup) await confirmTyped(`This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`, slug);
+        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword: o.adminPassword, backup: o.backup });
         printProvisioned(r, 'recreated', o.json);
       });
     });
 
   cmd
     .command('delete')
-    .description('DESTRUCTIVE: drop the tenant database and user; the catalog keeps the tenant as deleted (slug stays reserved)')
+    .description('DESTRUCTIVE: back up to S3, then drop the tenant database and user; the catalog keeps the tenant as deleted (slug stays reserved)')
     .argument('<slug>')
+    .option('--no-backup', 'do not take the pre-delete backup (the data is lost for good; still asks for confirmation)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
-    .action(async (slug: string, o: { yes?: boolean; json?: boolean }) => {
+    .action(async (slug: string, o: { backup: boolean; yes?: boolean; json?: boolean }) => {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug);
-        if (!o.yes) await confirmTyped(`This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}.`, slug);
-        const r = await deleteTenant(ctx, slug, cliActor());
+        if (!o.yes || !o.backup) await confirmTyped(`This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}${o.backup ? ' (a pre-delete backup is taken first)' : ', WITHOUT a backup'}.`, slug);
+        const r = await deleteTenant(ctx, slug, cliActor(), { backup: o.backup });
         if (o.json) return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId });
         say(`Tenant ${slug} deleted (operation ${r.operationId}).`);
-        note('The slug stays reserved.');
+        note(o.backup ? `The slug stays reserved. To bring the tenant back: silo tenants restore ${slug} --latest` : 'The slug stays reserved.');
       });
     });
   return cmd;

@@ -127,10 +127,52 @@ const envSchema = z.object({
   SILO_HISTORY_BATCH: int(500, 1, 10_000),
   SILO_HISTORY_FLUSH_MS: int(1_000, 10, 600_000),
   SILO_HISTORY_BUFFER_MAX: int(50_000, 1, 10_000_000),
+  SILO_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').optional(),
+  SILO_S3_REGION: z.string().regex(/^[a-z0-9-]{1,40}$/, 'must be a region name such as us-east-1').default('us-east-1'),
+  SILO_S3_ENDPOINT: z.string().url('must be a URL such as http://127.0.0.1:9000').optional(),
+  SILO_S3_FORCE_PATH_STYLE: bool.default(false),
+  SILO_S3_PRESIGN_TTL_S: int(300, 1, 604_800),
+  SILO_S3_TIMEOUT_MS: int(10_000, 100, 600_000),
+  SILO_UPLOAD_MAX_BYTES: int(10 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
+  SILO_UPLOAD_CONTENT_TYPES: z
+    .string()
+    .transform((v) => v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(z.string().regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9*][a-z0-9!#$&^_.+*-]{0,126}$/, 'must be a comma-separated list of media types such as image/png,application/pdf')).min(1))
+    .optional(),
+  SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
+  SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),
   SILO_FAULT_KILL_AFTER: faultSpec,
   SILO_FAULT_FAIL_AFTER: faultSpec,
 });
+
+/** Media types accepted for attachments when `SILO_UPLOAD_CONTENT_TYPES` is unset. */
+export const DEFAULT_UPLOAD_CONTENT_TYPES: readonly string[] = [
+  'image/png', 'image/jpeg', 'image/gif', 'image/webp',
+  'application/pdf', 'text/plain', 'text/csv',
+  'application/msword', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.ms-excel', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet',
+];
+
+/**
+ * S3 settings. Credentials are never part of the configuration: the AWS SDK's default
+ * provider chain finds them (environment `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
+ * shared config files, instance or container roles).
+ */
+export interface S3Config {
+  bucket: string;
+  region: string;
+  /** For S3-compatible stores (MinIO, s3rver); undefined means AWS. */
+  endpoint: string | undefined;
+  /** Path-style URLs (`endpoint/bucket/key`), needed by most S3-compatible stores. */
+  forcePathStyle: boolean;
+  /** Lifetime of pre-signed GET URLs, seconds (default 300: 5 minutes). */
+  presignTtlS: number;
+  /** Connection and per-request socket timeout, ms. */
+  timeoutMs: number;
+}
 
 /** Names a step of an operation, e.g. `{ operation: 'create', step: 'database' }`. */
 export interface FaultSpec {
@@ -185,6 +227,13 @@ export interface Config {
   requestTimeoutMs: number;
   /** Request history: on/off, rows per INSERT, flush interval (ms), buffer bound (rows). */
   history: { enabled: boolean; batchSize: number; flushMs: number; bufferMax: number };
+  /** Object storage; undefined when `SILO_S3_BUCKET` is unset (backups and attachments are then unavailable). */
+  s3: S3Config | undefined;
+  /** Attachments: largest upload in bytes, and the accepted media types (lower case; `type/*` allowed). */
+  upload: { maxBytes: number; contentTypes: readonly string[] };
+  /** Dump and client programs for backups and restores (default: the first of mariadb-dump/mysqldump, mariadb/mysql on PATH). */
+  mysqldumpPath: string | undefined;
+  mysqlClientPath: string | undefined;
   /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
   faultKillAfter: FaultSpec | undefined;
   /** Failure injection for tests: `{ operation, step }` after which the step throws. */
@@ -252,6 +301,19 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     bodyLimitBytes: e.SILO_BODY_LIMIT_BYTES,
     requestTimeoutMs: e.SILO_REQUEST_TIMEOUT_MS,
     history: { enabled: e.SILO_HISTORY_ENABLED, batchSize: e.SILO_HISTORY_BATCH, flushMs: e.SILO_HISTORY_FLUSH_MS, bufferMax: e.SILO_HISTORY_BUFFER_MAX },
+    s3: e.SILO_S3_BUCKET
+      ? {
+          bucket: e.SILO_S3_BUCKET,
+          region: e.SILO_S3_REGION,
+          endpoint: e.SILO_S3_ENDPOINT,
+          forcePathStyle: e.SILO_S3_FORCE_PATH_STYLE,
+          presignTtlS: e.SILO_S3_PRESIGN_TTL_S,
+          timeoutMs: e.SILO_S3_TIMEOUT_MS,
+        }
+      : undefined,
+    upload: { maxBytes: e.SILO_UPLOAD_MAX_BYTES, contentTypes: e.SILO_UPLOAD_CONTENT_TYPES ?? DEFAULT_UPLOAD_CONTENT_TYPES },
+    mysqldumpPath: e.SILO_MYSQLDUMP_PATH,
+    mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),
     faultFailAfter: fault(e.SILO_FAULT_FAIL_AFTER),
   };

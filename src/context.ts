@@ -1,6 +1,6 @@
 /**
  * The services the CLI and the API share, built once from a {@link Config}: the catalog,
- * admin connections to database servers, the logger, and an event bus that tells the
+ * admin connections to database servers, object storage (S3), the logger, and an event bus that tells the
  * API process about tenant changes (so it can close a suspended tenant's pool).
  */
 import { EventEmitter } from 'node:events';
@@ -9,6 +9,7 @@ import { openCatalog, type Catalog } from './catalog/index.js';
 import type { Config } from './config.js';
 import { AdminConnections } from './provisioning/admin-connections.js';
 import { TenantLocks } from './provisioning/tenant-lock.js';
+import { createObjectStore, type ObjectStore } from './storage/s3.js';
 
 /** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug. */
 export interface SiloEvents {
@@ -24,6 +25,8 @@ export interface SiloContext {
   /** One lifecycle operation per tenant at a time. */
   locks: TenantLocks;
   events: EventEmitter<SiloEvents>;
+  /** S3 for backups, attachments and history archives; undefined when `SILO_S3_BUCKET` is unset. */
+  storage: ObjectStore | undefined;
   /** Closes every connection the context opened. */
   close(): Promise<void>;
 }
@@ -33,6 +36,7 @@ export function createContext(config: Config, log: Logger): SiloContext {
   const catalog = openCatalog(config);
   const admin = new AdminConnections(catalog);
   const locks = new TenantLocks(config);
+  const storage = createObjectStore(config);
   return {
     config,
     log,
@@ -40,7 +44,9 @@ export function createContext(config: Config, log: Logger): SiloContext {
     admin,
     locks,
     events: new EventEmitter<SiloEvents>(),
+    storage,
     async close() {
+      storage?.destroy();
       await admin.destroy();
       await locks.destroy();
       await catalog.destroy();

@@ -222,7 +222,9 @@ t.test('delete needs ?confirm=<slug>; afterwards the tenant API is 404 and its d
   t.ok(await databaseExists(tenant.databaseName));
   t.equal((await tenantLogin('plat-life', PASSWORD)).statusCode, 401, 'still served');
 
-  const res = await op('DELETE', '/tenants/plat-life?confirm=plat-life');
+  isProblem(t, await op('DELETE', '/tenants/plat-life?confirm=plat-life'), 503, 'STORAGE_NOT_CONFIGURED');
+  t.ok(await databaseExists(tenant.databaseName), 'no backup possible: nothing dropped');
+  const res = await op('DELETE', '/tenants/plat-life?confirm=plat-life&backup=false');
   t.equal(res.statusCode, 200, res.body);
   t.match(res.json(), { tenant: { slug: 'plat-life', status: 'deleted' } });
   t.type(res.json().operationId, 'number');
@@ -230,7 +232,7 @@ t.test('delete needs ?confirm=<slug>; afterwards the tenant API is 404 and its d
   t.notOk(await databaseExists(tenant.databaseName), 'its database is dropped');
   t.match((await op('GET', '/tenants/plat-life')).json(), { status: 'deleted' }, 'the record stays, marked deleted');
   t.equal((await tenantLogin('plat-given', PASSWORD)).statusCode, 200, 'other tenants are unaffected');
-  isProblem(t, await op('DELETE', '/tenants/plat-life?confirm=plat-life'), 404, 'TENANT_NOT_FOUND');
+  isProblem(t, await op('DELETE', '/tenants/plat-life?confirm=plat-life&backup=false'), 404, 'TENANT_NOT_FOUND');
   isProblem(t, await op('POST', '/tenants', { slug: 'plat-life' }), 409, 'TENANT_EXISTS');
 });
 

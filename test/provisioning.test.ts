@@ -156,12 +156,19 @@ t.test('recreate asks for the slug, then wipes data and provisions afresh', asyn
   t.equal(refused.code, 1);
   t.match(refused.stderr, /not confirmed/);
   const acme = (await ctx.catalog.tenants.findBySlug('acme'))!;
-  const { json } = await runCliJson<any>(['tenants', 'recreate', 'acme', '--yes'], env);
+  const noS3 = await runCli(['tenants', 'recreate', 'acme', '--yes'], env);
+  t.equal(noS3.code, 1, 'without S3 the pre-recreate backup cannot be taken: refused');
+  t.match(noS3.stderr, /STORAGE_NOT_CONFIGURED/);
+  t.match(noS3.stderr, /--no-backup/);
+  const noBackupUnconfirmed = await runCli(['tenants', 'recreate', 'acme', '--yes', '--no-backup'], env, '');
+  t.equal(noBackupUnconfirmed.code, 1, '--no-backup asks for confirmation even with --yes');
+  t.equal((await ctx.admin.withTenantDatabase(acme, (k) => k('users').count({ n: '*' }).first()))!.n > 1, true, 'nothing dropped so far');
+  const { json } = await runCliJson<any>(['tenants', 'recreate', 'acme', '--yes', '--no-backup'], env, 'acme\n');
   t.equal(json.tenant.status, 'active');
   t.ok(json.admin.password);
   const users = await ctx.admin.withTenantDatabase(acme, (k) => k('users').select('email'));
   t.same(users.map((u: any) => u.email), ['boss@acme.test'], 'only the new admin remains');
-  const typed = await runCli(['tenants', 'recreate', 'globex'], env, 'globex\n');
+  const typed = await runCli(['tenants', 'recreate', 'globex', '--no-backup'], env, 'globex\n');
   t.equal(typed.code, 0, typed.stderr);
 });
 
@@ -169,7 +176,11 @@ t.test('delete drops database and user; the slug stays reserved', async (t) => {
   const refused = await runCli(['tenants', 'delete', 'globex'], env, '');
   t.equal(refused.code, 1, 'no answer on stdin: not confirmed');
   t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped');
-  const { result, json } = await runCliJson<any>(['tenants', 'delete', 'globex', '--yes'], env);
+  const noS3 = await runCli(['tenants', 'delete', 'globex', '--yes'], env);
+  t.equal(noS3.code, 1);
+  t.match(noS3.stderr, /STORAGE_NOT_CONFIGURED/);
+  t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped without a backup');
+  const { result, json } = await runCliJson<any>(['tenants', 'delete', 'globex', '--no-backup'], env, 'globex\n');
   t.equal(result.code, 0, result.stderr);
   t.equal(json.tenant.status, 'deleted');
   const state = await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`);

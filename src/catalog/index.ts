@@ -4,6 +4,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config.js';
 import { createCatalogKnex } from './db.js';
+import { createBackupsRepository } from './backups.js';
 import { createOperationsRepository } from './operations.js';
 import { createPlatformUsersRepository } from './platform-users.js';
 import { createServersRepository } from './servers.js';
@@ -18,6 +19,7 @@ export interface Catalog {
   operations: ReturnType<typeof createOperationsRepository>;
   servers: ReturnType<typeof createServersRepository>;
   platformUsers: ReturnType<typeof createPlatformUsersRepository>;
+  backups: ReturnType<typeof createBackupsRepository>;
   /** Closes the catalog's connections. */
   destroy(): Promise<void>;
 }
@@ -30,6 +32,7 @@ export function openCatalog(config: Pick<Config, 'catalog' | 'secretKey'>, knex:
     operations: createOperationsRepository(knex),
     servers: createServersRepository(knex, config.secretKey),
     platformUsers: createPlatformUsersRepository(knex),
+    backups: createBackupsRepository(knex),
     destroy: () => knex.destroy(),
   };
 }

@@ -74,3 +74,28 @@ export interface PlatformUser {
   active: boolean;
   createdAt: Date;
 }
+
+/** Why a backup was taken: by hand, or before a destructive action. */
+export type BackupKind = 'manual' | 'pre-recreate' | 'pre-delete' | 'pre-restore';
+export const BACKUP_KINDS: readonly BackupKind[] = ['manual', 'pre-recreate', 'pre-delete', 'pre-restore'];
+
+/**
+ * A row of `backups`: a gzip-compressed logical dump of one tenant database in S3.
+ * `sizeBytes` and `sha256` describe the stored object (the compressed bytes).
+ */
+export interface Backup {
+  id: number;
+  tenantId: number;
+  operationId: number | null;
+  kind: BackupKind;
+  status: 'running' | 'completed' | 'failed';
+  storageKey: string;
+  sizeBytes: number | null;
+  /** Hex SHA-256 of the stored object. */
+  sha256: string | null;
+  /** Newest tenant migration applied in the dumped database. */
+  schemaVersion: string | null;
+  error: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}

@@ -5,7 +5,7 @@
  */
 import type { OperationKind } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
-import { OperationFailedError, SiloError } from '../lib/errors.js';
+import { OperationFailedError, SiloError, UnavailableError } from '../lib/errors.js';
 import { faultPoint } from '../lib/faults.js';
 
 /** Handle given to the body of an operation. */
@@ -31,7 +31,8 @@ export interface OperationStart {
  * @param onFailure called with the error before the operation is closed as failed (e.g. to mark the tenant)
  * @returns what `body` returns
  * @throws OperationFailedError naming the operation id and the last completed step, with the cause;
- *         a {@link SiloError} from `body` with status < 500 is rethrown as it is (after the row is closed)
+ *         a {@link SiloError} from `body` with status < 500, or an {@link UnavailableError} (503), is
+ *         rethrown as it is (after the row is closed)
  */
 export async function runOperation<T>(
   ctx: SiloContext,
@@ -66,7 +67,8 @@ export async function runOperation<T>(
     } catch (journalErr) {
       ctx.log.error({ operation: id, err: journalErr }, 'could not record the failure of an operation');
     }
-    if (err instanceof SiloError && err.status < 500) throw err;
+    // Explained failures keep their code: client errors, and a dependency that is down (503).
+    if (err instanceof SiloError && (err.status < 500 || err instanceof UnavailableError)) throw err;
     throw new OperationFailedError(
       `${start.kind} failed after step ${lastStep ?? '(none)'}: ${message} (operation ${id})`,
       { operationId: id, kind: start.kind, step: lastStep },

@@ -8,7 +8,9 @@ import type { SiloContext } from '../context.js';
 import { ValidationError } from '../lib/errors.js';
 import { createUsersRepository } from '../crm/users-repository.js';
 import type { Account } from './mysql-admin.js';
+import { closeInterruptedBackups } from './backup-service.js';
 import { runOperation } from './operation.js';
+import { interruptedRestore, loadBackupInto } from './restore-service.js';
 import { applyMigrations, defaultAdminEmail, ensureAccount, ensureDatabase, seed, settledStatus, tenantAccount, type SeedOutcome } from './steps.js';
 import { readSchemaState } from './tenant-schema.js';
 import { dropTenantResources, getTenant } from './tenants-service.js';
@@ -19,7 +21,7 @@ export interface RepairReport {
   /** Status before and after. */
   statusBefore: Tenant['status'];
   status: Tenant['status'];
-  /** Actions planned (dry run) or taken, e.g. `create-database`, `apply-migrations`. */
+  /** Actions planned (dry run) or taken, e.g. `create-database`, `apply-migrations`, `resume-restore`. */
   actions: string[];
   /** Problems repair cannot fix by itself (e.g. drift). */
   warnings?: string[];
@@ -90,6 +92,11 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
   } catch (err) {
     return { ...base, actions: [], outcome: 'failed', error: (err as Error).message };
   }
+  const resume = await interruptedRestore(ctx, tenant);
+  if (resume) {
+    actions = ['resume-restore'];
+    warnings.length = 0;
+  }
   const interrupted = await ctx.catalog.operations.running(tenant.id);
   if (interrupted.length) actions.unshift('close-interrupted-operations');
   if (!actions.length) return { ...base, actions, warnings, outcome: 'ok' };
@@ -99,6 +106,14 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
     const admin = await runOperation(ctx, { existingId: operationId, kind: 'repair' }, async (op) => {
       const closed = await ctx.catalog.operations.closeInterrupted(tenant.id, operationId);
       if (closed.length) await op.note({ interruptedOperations: closed });
+      const closedBackups = await closeInterruptedBackups(ctx, tenant);
+      if (closedBackups.length) await op.note({ interruptedBackups: closedBackups });
+      if (resume) {
+        // The database was replaced by an unfinished restore: load the same backup again.
+        await op.note({ resumedRestoreBackupId: resume.id });
+        await loadBackupInto(ctx, tenant, resume, op);
+        return undefined;
+      }
       if (tenant.status === 'deleted') {
         await dropTenantResources(ctx, tenant, op.step);
         return undefined;

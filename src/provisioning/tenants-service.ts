@@ -13,7 +13,10 @@ import { assertValidSlug, tenantDatabaseName, tenantUserName } from '../lib/iden
 import { assertAcceptablePassword } from '../lib/passwords.js';
 import { encryptSecret, generatePassword } from '../lib/secrets.js';
 import { domainSchema, emailSchema, parseInput } from '../lib/validation.js';
-import { runOperation } from './operation.js';
+import { requireStore } from '../storage/s3.js';
+import { BackupFailedError, backupFacts, takeBackup } from './backup-service.js';
+import { findMysqlTools } from './dump.js';
+import { runOperation, type OperationHandle } from './operation.js';
 import { defaultAdminEmail, provision, tenantAccount, type SeedOutcome } from './steps.js';
 
 /** Input of {@link createTenant}. */
@@ -111,15 +114,57 @@ function markFailed(ctx: SiloContext, tenant: Tenant) {
   };
 }
 
-/** Options of destructive actions. `backup` is taken first unless false (see the backup service). */
+/** Options of destructive actions (recreate, delete). */
 export interface DestructiveOptions {
-  /** Hook run as the first step (the backup service plugs in here); throwing stops the action. */
-  beforeDestroy?: (tenant: Tenant) => Promise<Record<string, unknown> | void>;
+  /**
+   * Take a `pre-recreate`/`pre-delete` backup to S3 first and stop if it fails (default
+   * true). `false` destroys the data without a copy: callers must have asked for it
+   * explicitly (`--no-backup`).
+   */
+  backup?: boolean;
 }
 
 /**
- * Recreates a tenant: drops its database and account, then provisions it afresh (empty
- * data, current schema, a new first admin).
+ * Checks, before anything is written, that a destructive action's backup can be taken.
+ * @throws StorageNotConfiguredError / SiloError `DUMP_TOOL_MISSING`
+ */
+function assertBackupPossible(ctx: SiloContext, opts: DestructiveOptions, action: string): void {
+  if (opts.backup === false) return;
+  requireStore(ctx.storage, `${action} (it takes a backup first; pass --no-backup to go on without one)`);
+  findMysqlTools(ctx.config);
+}
+
+/**
+ * Step `backup` of a destructive action: the pre-* backup, recorded on the operation.
+ * Skipped (and noted) when `backup` is false or the database is already gone.
+ */
+async function backupBeforeDestroy(ctx: SiloContext, op: OperationHandle, tenant: Tenant, kind: 'pre-recreate' | 'pre-delete', opts: DestructiveOptions): Promise<void> {
+  if (opts.backup === false) {
+    await op.note({ backup: 'skipped (--no-backup)' });
+  } else {
+    const { sql } = await ctx.admin.server(tenant.databaseServerId);
+    if (await sql.databaseExists(tenant.databaseName)) {
+      let b;
+      try {
+        b = await takeBackup(ctx, tenant, kind, op.id);
+      } catch (err) {
+        if (!(err instanceof BackupFailedError)) throw err;
+        throw new BackupFailedError(`${err.message}; tenant "${tenant.slug}" was not changed (pass --no-backup to go on without a backup)`, err.cause);
+      }
+      await op.note(backupFacts(b));
+    } else {
+      await op.note({ backup: `skipped: database ${tenant.databaseName} does not exist` });
+    }
+  }
+  await op.step('backup');
+}
+
+/**
+ * Recreates a tenant: takes a `pre-recreate` backup (unless `backup: false`), drops its
+ * database and account, then provisions it afresh (empty data, current schema, a new
+ * first admin).
+ * @throws StorageNotConfiguredError before anything is written when a backup is wanted and S3 is not set up
+ * @throws BackupFailedError `BACKUP_FAILED` when the backup fails: nothing was dropped
  * @param adminEmail the new first admin (default: the tenant's admin email)
  */
 export async function recreateTenant(
@@ -131,6 +176,7 @@ export async function recreateTenant(
   const tenant = await getTenant(ctx, slug);
   const adminEmail = opts.adminEmail ? parseInput(emailSchema, opts.adminEmail) : (tenant.adminEmail ?? defaultAdminEmail(slug));
   if (opts.adminPassword !== undefined) assertAcceptablePassword(opts.adminPassword);
+  assertBackupPossible(ctx, opts, 'recreate');
   let operationId = 0;
   const admin = await ctx.locks.withLock(tenant, async () => {
     operationId = await ctx.catalog.operations.start({ kind: 'recreate', tenantId: tenant.id, actor, details: { slug, adminEmail } });
@@ -138,11 +184,7 @@ export async function recreateTenant(
     ctx,
     { existingId: operationId, kind: 'recreate' },
     async (op) => {
-      if (opts.beforeDestroy) {
-        const facts = await opts.beforeDestroy(tenant);
-        if (facts) await op.note(facts);
-        await op.step('backup');
-      }
+      await backupBeforeDestroy(ctx, op, tenant, 'pre-recreate', opts);
       await ctx.catalog.tenants.update(tenant.id, { status: 'provisioning', statusReason: 'recreating', adminEmail, schemaVersion: null });
       tenant.status = 'provisioning';
       ctx.events.emit('tenantChanged', slug);
@@ -154,28 +196,28 @@ export async function recreateTenant(
       await op.step('drop-user');
       return provision(ctx, op, tenant, { email: adminEmail, ...(opts.adminPassword ? { password: opts.adminPassword } : {}) });
     },
-    markFailed(ctx, tenant),
+    // A failed backup changed nothing: the tenant stays as it was.
+    async (err, step) => (step === null || step === 'backup' ? undefined : markFailed(ctx, tenant)(err, step)),
     );
   });
   return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId, admin };
 }
 
 /**
- * Deletes a tenant: marks it `deleted` (the slug stays reserved; its domains are
- * released), then drops its database and account. A crash after the mark is finished
+ * Deletes a tenant: takes a `pre-delete` backup (unless `backup: false`; restoring it
+ * brings the tenant back), marks it `deleted` (the slug stays reserved; its domains are
+ * released), then drops its database and account.
+ * @throws StorageNotConfiguredError / BackupFailedError as {@link recreateTenant}: nothing was deleted A crash after the mark is finished
  * by `repair`, which drops what is left.
  */
 export async function deleteTenant(ctx: SiloContext, slug: string, actor: string, opts: DestructiveOptions = {}): Promise<{ tenant: Tenant; operationId: number }> {
   const tenant = await getTenant(ctx, slug);
+  assertBackupPossible(ctx, opts, 'delete');
   let operationId = 0;
   await ctx.locks.withLock(tenant, async () => {
     operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug } });
     await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
-    if (opts.beforeDestroy) {
-      const facts = await opts.beforeDestroy(tenant);
-      if (facts) await op.note(facts);
-      await op.step('backup');
-    }
+    await backupBeforeDestroy(ctx, op, tenant, 'pre-delete', opts);
     await ctx.catalog.knex.transaction(async (trx) => {
       await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: null, deletedAt: new Date() }, trx);
       await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();

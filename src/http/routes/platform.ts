@@ -92,14 +92,14 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
   app.delete('/tenants/:slug', {
     schema: {
       operationId: 'deleteTenant', tags, security, params: slugParams,
-      summary: 'Delete a tenant: drops its database and user. Pass ?confirm=<slug>.',
-      querystring: z.strictObject({ confirm: z.string().optional() }),
-      response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema }),
+      summary: 'Delete a tenant: takes a pre-delete backup to S3, then drops its database and user. Pass ?confirm=<slug>; ?backup=false skips the backup (the data is then lost for good).',
+      querystring: z.strictObject({ confirm: z.string().optional(), backup: z.enum(['true', 'false']).default('true') }),
+      response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema, 503: problemSchema }),
     },
     onRequest: operator,
   }, async (request) => {
     if (request.query.confirm !== request.params.slug) throw new ValidationError('destructive: pass ?confirm=<slug> to delete this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
-    const r = await deleteTenant(ctx, request.params.slug, actor(request));
+    const r = await deleteTenant(ctx, request.params.slug, actor(request), { backup: request.query.backup === 'true' });
     return { tenant: tenantOut(r.tenant), operationId: r.operationId };
   });
 
