@@ -2,6 +2,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
 import { z } from 'zod';
+import { archiveHistory, type HistoryArchive } from '../src/history/archive.js';
+import { requireStore } from '../src/storage/s3.js';
 import { historyAfter, lastHistoryId, type HistoryEntry } from '../src/history/query.js';
 import { parseDuration, pruneHistory, type PruneResult } from '../src/history/retention.js';
 import { historyStats, type HistoryStats } from '../src/history/stats.js';
@@ -63,8 +65,8 @@ function tailLine(r: HistoryEntry): string {
   return [fmtTime(r.createdAt), tenantLabel(r.tenantId, r.tenantSlug).padEnd(12), r.method.padEnd(6), r.status, `${r.durationMs.toFixed(1)}ms`.padStart(9), r.path, r.errorCode ?? '-'].join('  ');
 }
 
-function printPrune(r: PruneResult, dryRun: boolean, json?: boolean): void {
-  if (json) return printJson({ dryRun, cutoff: r.cutoff, droppedPartitions: r.droppedPartitions, deletedRows: r.deletedRows });
+function printPrune(r: PruneResult, dryRun: boolean, json?: boolean, archives?: HistoryArchive[]): void {
+  if (json) return printJson({ dryRun, cutoff: r.cutoff, droppedPartitions: r.droppedPartitions, deletedRows: r.deletedRows, ...(archives ? { archives } : {}) });
   const verb = dryRun ? 'would be' : 'were';
   say(`Cutoff ${fmtTime(r.cutoff)}: rows created before it ${dryRun ? 'would be removed' : 'are removed'}.`);
   say(`Partitions that ${verb} dropped: ${r.droppedPartitions.join(', ') || '(none)'}`);
@@ -146,29 +148,28 @@ function pruneCommand(): Command {
     .description('DESTRUCTIVE: remove request-history rows older than a duration (drops whole months, deletes the rest in batches)')
     .requiredOption('--older-than <duration>', 'age of the rows to remove: 30m, 24h, 90d, 2w')
     .option('--dry-run', 'show what would be removed; change nothing')
-    .option('--archive', 'copy the rows to S3 first (needs SILO_S3_BUCKET; not available yet)')
+    .option('--archive', 'first copy the rows to S3 as gzip-compressed NDJSON, one object per month under history/YYYY/MM/ (needs SILO_S3_BUCKET); nothing is removed if the copy fails')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  $ silo history prune --older-than 90d --dry-run\n  $ silo history prune --older-than 90d --yes')
     .action(async (o: { olderThan: string; dryRun?: boolean; archive?: boolean; yes?: boolean; json?: boolean }) => {
       const ageMs = parseDuration(o.olderThan, 'older-than');
-      if (o.archive) {
-        throw new SiloError('--archive needs S3 settings (SILO_S3_BUCKET), and archiving to S3 is not available yet: nothing was deleted (run without --archive to prune without a copy)', {
-          code: 'ARCHIVE_NOT_AVAILABLE',
-          status: 501,
-          exitCode: EXIT.failed,
-        });
-      }
       const cutoff = new Date(Date.now() - ageMs);
       await withContext(async (ctx) => {
         const knex = ctx.catalog.knex;
+        const store = o.archive ? requireStore(ctx.storage, 'history prune --archive') : undefined;
         if (o.dryRun || !o.yes) {
           const plan = await pruneHistory(knex, { olderThan: cutoff, dryRun: true });
           if (o.dryRun) return printPrune(plan, true, o.json);
           const parts = plan.droppedPartitions.length ? `drops partition(s) ${plan.droppedPartitions.join(', ')} of request_history and deletes ${plan.deletedRows} more row(s)` : `deletes ${plan.deletedRows} row(s)`;
           await confirmTyped(`This ${parts}: every request-history row created before ${fmtTime(cutoff)}.`, 'prune');
         }
-        printPrune(await pruneHistory(knex, { olderThan: cutoff }), false, o.json);
+        let archives: HistoryArchive[] | undefined;
+        if (store) {
+          archives = await archiveHistory(knex, store, cutoff);
+          if (!o.json) for (const a of archives) note(`archived ${a.rows} row(s) of ${a.month} to s3://${store.bucket}/${a.key} (${a.bytes} bytes)`);
+        }
+        printPrune(await pruneHistory(knex, { olderThan: cutoff }), false, o.json, archives);
       });
     });
 }

@@ -3,19 +3,25 @@
  * retention drops whole old months and deletes exactly the older rows, dry runs and
  * refusals change nothing, statistics equal the service's, tail follows new rows.
  *
+ * `--archive` writes the rows to a local S3 (s3rver) first; the test reads them back.
+ *
  * The migration partitions the table from last month on; the first RANGE partition has
  * no lower bound, so older rows land in it. To look like a table that has run for months
  * (where `ensureHistoryPartitions` split each month off ahead of time), the test splits
  * that first partition into the seven months before this one while it is still empty.
  */
 import { spawn } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import t from 'tap';
 import { listHistoryPartitions, monthStart, partitionName } from '../src/history/partitions.js';
 import { historyStats } from '../src/history/stats.js';
 import { makeTenant } from './fixtures/app.js';
 import { ROOT, runCli, runCliJson, setupSilo, type CliResult } from './fixtures/env.js';
+import { setupS3 } from './fixtures/s3.js';
 
-const { ctx, env } = await setupSilo(t);
+const s3 = await setupS3(t);
+const { ctx, env } = await setupSilo(t, s3.env);
+const envNoS3 = { ...env, SILO_S3_BUCKET: '' };
 const k = ctx.catalog.knex;
 const ta = await makeTenant(ctx, 'hcli-a');
 const tb = await makeTenant(ctx, 'hcli-b');
@@ -85,15 +91,22 @@ t.test('prune --dry-run reports the plan and changes nothing', async (t) => {
   t.same(await partitionNames(), parts.map((p) => p.name), 'no partition dropped or added');
 });
 
-t.test('prune --archive fails with the S3 message (exit 1) and removes nothing', async (t) => {
-  const human = await runCli(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], env);
+t.test('prune --archive without S3 settings fails (exit 1) and removes nothing', async (t) => {
+  const human = await runCli(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], envNoS3);
   t.equal(human.code, 1);
   t.match(human.stderr, /SILO_S3_BUCKET/);
-  t.match(human.stderr, /nothing was deleted/);
-  const { result, json } = await runCliJson<{ error: { code: string; message: string } }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], env);
+  const { result, json } = await runCliJson<{ error: { code: string; message: string } }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], envNoS3);
   t.equal(result.code, 1);
-  t.equal(json.error.code, 'ARCHIVE_NOT_AVAILABLE');
+  t.equal(json.error.code, 'STORAGE_NOT_CONFIGURED');
   t.match(json.error.message, /SILO_S3_BUCKET/);
+  t.same(await countsByTime(), before, 'no row removed');
+});
+
+t.test('prune --archive with S3 down fails before removing anything', async (t) => {
+  const down = { ...env, SILO_S3_ENDPOINT: 'http://127.0.0.1:9', SILO_S3_TIMEOUT_MS: '1000' };
+  const { result, json } = await runCliJson<{ error: { code: string } }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], down);
+  t.equal(result.code, 1);
+  t.equal(json.error.code, 'STORAGE_UNAVAILABLE');
   t.same(await countsByTime(), before, 'no row removed');
 });
 
@@ -146,11 +159,27 @@ t.test('stats --by tenant lists the tenants in a table; bad options exit 2', asy
   t.equal((await runCli(['history', 'stats', '--tenant', 'no-such'], env)).code, 1);
 });
 
-t.test('prune --older-than 30d --yes drops the old months and exactly the rows before the cutoff', async (t) => {
+t.test('prune --older-than 30d --archive --yes archives, then drops the old months and exactly the rows before the cutoff', async (t) => {
   const parts = await listHistoryPartitions(k);
-  const { result, json } = await runCliJson<PruneJson>(['history', 'prune', '--older-than', '30d', '--yes'], env);
+  const { result, json } = await runCliJson<PruneJson & { archives: Array<{ key: string; month: string; rows: number }> }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], env);
   t.equal(result.code, 0, result.stderr);
   const cutoff = new Date(json.cutoff);
+  // The archives hold exactly the removed rows, one object per month, as gzip NDJSON under history/YYYY/MM/.
+  const removed = rows.filter((r) => r.created_at < cutoff).map((r) => r.request_id).sort();
+  const archived: string[] = [];
+  for (const a of json.archives) {
+    t.match(a.key, new RegExp(`^history/${a.month.replace('-', '/')}/request_history-\\d{6}-before-\\d{8}T\\d{6}Z-\\d{8}T\\d{6}Z\\.ndjson\\.gz$`));
+    const { body } = await ctx.storage!.download(a.key);
+    const lines = gunzipSync(Buffer.concat(await body.toArray())).toString('utf8').trim().split('\n');
+    t.equal(lines.length, a.rows);
+    for (const line of lines) {
+      const r = JSON.parse(line);
+      t.equal(r.created_at.slice(0, 7), a.month, 'each row in its month');
+      archived.push(r.request_id);
+    }
+  }
+  t.same(archived.sort(), removed, 'every removed row was archived first, and only those');
+  t.same(json.archives.map((a) => a.month), [...new Set(rows.filter((r) => r.created_at < cutoff).map((r) => r.created_at.toISOString().slice(0, 7)))].sort());
   t.ok(Math.abs(cutoff.getTime() - (Date.now() - 30 * DAY)) < 60_000, 'cutoff is 30 days ago');
   const want = expectedPrune(parts, cutoff);
   t.same(json.droppedPartitions, want.droppedPartitions);
