@@ -2,8 +2,11 @@
  * The demo (`npm run demo`): migrates the catalog, provisions two demo tenants (acme,
  * globex; re-running reuses them) with an admin each and a platform operator, starts
  * the API, and prints working curl lines. Needs a MySQL/MariaDB at SILO_TENANT_DB_URL
- * (default 127.0.0.1:3306, root, no password).
+ * (default 127.0.0.1:3306, root, no password). Without SILO_S3_BUCKET it starts a local
+ * S3 (s3rver, objects kept in .silo/s3) for backups and attachments.
  */
+import { mkdirSync } from 'node:fs';
+import { startDevS3 } from './dev-s3.js';
 import { migrateCatalog } from '../src/catalog/db.js';
 import { DEFAULT_SERVER_NAME } from '../src/catalog/servers.js';
 import { DEV_JWT_SECRET, loadConfig } from '../src/config.js';
@@ -22,6 +25,12 @@ const TENANTS = [
 ];
 const OPERATOR = 'operator@silo.test';
 
+let devS3: Awaited<ReturnType<typeof startDevS3>> | undefined;
+if (!process.env.SILO_S3_BUCKET) {
+  mkdirSync('.silo/s3', { recursive: true });
+  devS3 = await startDevS3({ directory: '.silo/s3', bucket: 'silo-demo' });
+  Object.assign(process.env, devS3.env);
+}
 const config = loadConfig();
 config.jwtSecret ??= DEV_JWT_SECRET;
 const log = createLogger(config.logLevel ?? 'info');
@@ -66,5 +75,9 @@ out(`curl -s ${base}/api/v1/auth/me -H 'X-Tenant: globex' -H "Authorization: Bea
 out('# platform API as an operator');
 out(`PTOKEN=$(curl -s -X POST ${base}/platform/v1/auth/login -H 'content-type: application/json' -d '{"email":"${OPERATOR}","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`);
 out(`curl -s ${base}/platform/v1/tenants -H "Authorization: Bearer $PTOKEN"`);
+out('# back up acme to S3 (202 + operation), then list its backups');
+out(`curl -s -X POST ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);
+out(`curl -s ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);
+if (devS3) out(`# local S3 for this demo: ${devS3.endpoint}, bucket ${devS3.bucket}, objects in .silo/s3 (SILO_S3_BUCKET unset)`);
 out();
 out('Press Ctrl-C to stop.');
