@@ -52,7 +52,7 @@ export async function benchEnv(extra: Record<string, string> = {}): Promise<Benc
   };
   const config = loadConfig(env);
   await migrateCatalog(config);
-  const ctx = createContext(config, pino({ level: 'warn' }));
+  const ctx = createContext(config, benchLogger());
   await ctx.catalog.servers.upsert(DEFAULT_SERVER_NAME, config.tenantDb);
   const root = createMysqlKnex(server, { min: 0, max: 2 });
   let done = false;
@@ -192,10 +192,60 @@ export function runLoad(url: string, opts: { connections: number; durationS: num
   });
 }
 
+/**
+ * Runs the load process (`load.ts`, autocannon programmatic) with headers picked at random
+ * per request from `headerSets` (e.g. one tenant and its token each).
+ */
+export async function runLoadMulti(url: string, opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>> }): Promise<LoadResult> {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'silo-load-'));
+  const file = join(dir, 'load.json');
+  writeFileSync(file, JSON.stringify({ url, ...opts }));
+  try {
+    return await new Promise<LoadResult>((resolve, reject) => {
+      const child = spawn(process.execPath, [`${ROOT}dist/scripts/bench/load.js`, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('error', reject);
+      child.on('close', (code) => {
+        try {
+          const j = JSON.parse(out);
+          resolve({ requestsPerSec: Math.round(j.requests.average), p50: j.latency.p50, p99: j.latency.p99, non2xx: j.non2xx, errors: j.errors + j.timeouts, total: j.requests.total });
+        } catch {
+          reject(new Error(`load process failed (${code}): ${out.slice(0, 300)} ${err.slice(0, 500)}`));
+        }
+      });
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Facts about the machine and versions, for every benchmark's JSON. */
 export async function machineFacts(root: Knex) {
   const [rows] = await root.raw('SELECT VERSION() AS v');
   return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, mysql: String(rows[0].v), date: new Date().toISOString() };
+}
+
+/** The logger of bench contexts: warnings and errors only, on stderr (stdout holds the JSON). */
+export function benchLogger() {
+  return pino({ level: 'warn' }, pino.destination(2));
+}
+
+/** Durations summarized: nearest-rank p50/p95 and max, ms with one decimal. */
+export function latencies(ms: number[]): { n: number; p50: number | null; p95: number | null; max: number | null } {
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (p: number) => (s.length ? round1(s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!) : null);
+  return { n: s.length, p50: at(50), p95: at(95), max: s.length ? round1(s[s.length - 1]!) : null };
+}
+
+/** Rounds to one decimal. */
+export function round1(x: number): number {
+  return Math.round(x * 10) / 10;
 }
 
 /** Prints a table on stderr. */
