@@ -2,17 +2,32 @@
  * Companies of a tenant: CRUD with soft delete and restore, optimistic locking, search,
  * filters, sort, CSV export; every change writes the activity log in its transaction.
  * Deleting a company soft-deletes its live contacts in the same transaction; deals keep
- * their company reference.
+ * their company reference. Answers carry `logoUrl`, a pre-signed URL of the company's
+ * logo attachment (see `attachments.ts`), or null.
  */
 import type { Knex } from 'knex';
 import { z } from 'zod';
+import type { ObjectStore } from '../storage/s3.js';
 import { diff, logActivity } from './activity.js';
+import { companyLogoUrls, type WarnLogger } from './attachments.js';
 import { applySort, assertVersion, inTransaction, likeContains, loadRow, mapUniqueViolation, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
 
-/** A company as the API shows it. */
+/** A company as stored (what the activity log compares). */
 export interface Company {
   id: number; name: string; industry: string | null; country: string | null; website: string | null; phone: string | null;
   version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+}
+
+/** A company as the API shows it: with the pre-signed URL of its logo, or null. */
+export interface CompanyView extends Company {
+  logoUrl: string | null;
+}
+
+/** Options of {@link createCompaniesService}: the store that signs logo URLs (none: `logoUrl` is null). */
+export interface CompaniesServiceOptions {
+  store?: ObjectStore;
+  /** Where a logo URL that cannot be signed is reported. */
+  log?: WarnLogger;
 }
 
 const phone = z
@@ -50,7 +65,14 @@ export function toCompany(r: Record<string, any>): Company {
 }
 
 /** The companies service over a tenant's Knex, acting as `actor`. */
-export function createCompaniesService(knex: Knex, actor: Actor) {
+export function createCompaniesService(knex: Knex, actor: Actor, opts: CompaniesServiceOptions = {}) {
+  /** Adds `logoUrl` to each company (one query for all of them). */
+  const withLogos = async (companies: Company[]): Promise<CompanyView[]> => {
+    const urls = await companyLogoUrls(knex, opts.store, companies.map((c) => c.id), opts.log);
+    return companies.map((c) => ({ ...c, logoUrl: urls.get(c.id) ?? null }));
+  };
+  const withLogo = async (c: Company): Promise<CompanyView> => (await withLogos([c]))[0]!;
+
   const filtered = (f: CompanyFilters) => {
     const q = knex('companies');
     if (!f.includeDeleted) q.whereNull('deleted_at');
@@ -65,8 +87,9 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
 
   return {
     /** A page of companies. @throws ValidationError `INVALID_SORT` */
-    list(f: CompanyFilters) {
-      return paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toCompany);
+    async list(f: CompanyFilters): Promise<{ data: CompanyView[]; total: number }> {
+      const r = await paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toCompany);
+      return { data: await withLogos(r.data), total: r.total };
     },
 
     /** Query for a CSV export of the filtered list (streamed by the caller). */
@@ -77,16 +100,16 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
     },
 
     /** @throws NotFoundError `COMPANY_NOT_FOUND` (also for a deleted one unless includeDeleted) */
-    get: (id: number, includeDeleted = false) => load(id, knex, { includeDeleted }),
+    get: async (id: number, includeDeleted = false): Promise<CompanyView> => withLogo(await load(id, knex, { includeDeleted })),
 
     /** @throws ConflictError `COMPANY_NAME_TAKEN` */
-    async create(input: z.output<typeof createCompanyBody>, outer?: Knex.Transaction): Promise<Company> {
+    async create(input: z.output<typeof createCompanyBody>, outer?: Knex.Transaction): Promise<CompanyView> {
       try {
         return await inTransaction(knex, outer, async (trx) => {
           const [id] = await trx('companies').insert({ name: input.name, industry: input.industry ?? null, country: input.country ?? null, website: input.website ?? null, phone: input.phone ?? null });
           const created = await load(Number(id), trx);
           await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'company', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
-          return created;
+          return { ...created, logoUrl: null };
         });
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);
@@ -94,9 +117,9 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
     },
 
     /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `COMPANY_NAME_TAKEN` */
-    async update(id: number, input: z.output<typeof updateCompanyBody>, version: number | undefined): Promise<Company> {
+    async update(id: number, input: z.output<typeof updateCompanyBody>, version: number | undefined): Promise<CompanyView> {
       try {
-        return await knex.transaction(async (trx) => {
+        return await withLogo(await knex.transaction(async (trx) => {
           const before = await load(id, trx, { lock: true });
           assertVersion(version ?? input.version, before.version, 'company');
           const patch: Record<string, unknown> = {};
@@ -105,7 +128,7 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
           const after = await load(id, trx);
           await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
           return after;
-        });
+        }));
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);
       }
@@ -127,14 +150,14 @@ export function createCompaniesService(knex: Knex, actor: Actor) {
     },
 
     /** Restores a deleted company (not its contacts). @throws NotFoundError; ConflictError `COMPANY_NAME_TAKEN` */
-    async restore(id: number): Promise<Company> {
+    async restore(id: number): Promise<CompanyView> {
       try {
-        return await knex.transaction(async (trx) => {
+        return await withLogo(await knex.transaction(async (trx) => {
           const before = await load(id, trx, { includeDeleted: true, lock: true });
           if (!before.deletedAt) return before;
           await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
           return load(id, trx);
-        });
+        }));
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);
       }

@@ -22,6 +22,7 @@ import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
 import { companiesRoutes } from './routes/companies.js';
+import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
 import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
@@ -108,11 +109,13 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       api.addHook('onRequest', api.identifyTenant);
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit });
       await api.register(usersRoutes);
-      await api.register(companiesRoutes);
+      await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
       await api.register(activityRoutes);
+      // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
+      await api.register(attachmentsRoutes, { ctx });
       await api.register(tenantHistoryRoutes, { ctx });
     },
     { prefix: '/api/v1' },

@@ -1,7 +1,11 @@
-/** `/api/v1/companies`: companies of the tenant, with activity, export and restore. */
+/**
+ * `/api/v1/companies`: companies of the tenant, with activity, export and restore. Every
+ * company answer carries `logoUrl` (pre-signed, short-lived; null without a logo or without S3).
+ */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createCompaniesService, createCompanyBody, updateCompanyBody } from '../../crm/companies.js';
+import type { ObjectStore } from '../../storage/s3.js';
 import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, ROLES, sendCsv } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
 
@@ -10,6 +14,7 @@ export const companySchema = z
   .object({
     id: z.number().int(), name: z.string(), industry: z.string().nullable(), country: z.string().nullable(), website: z.string().nullable(),
     phone: z.string().nullable(), version: z.number().int(), createdAt: date, updatedAt: date, deletedAt: date.nullable(),
+    logoUrl: z.string().nullable().describe('pre-signed GET URL of the logo (valid a few minutes), or null'),
   })
   .meta({ id: 'Company' });
 
@@ -22,10 +27,11 @@ const listQuery = paginationQuery.extend({
 });
 const exportQuery = listQuery.omit({ page: true, pageSize: true });
 
-export const companiesRoutes: FastifyPluginAsyncZod = async (app) => {
+/** Options: the store that signs logo URLs (undefined when S3 is not configured). */
+export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> = async (app, opts) => {
   const tags = ['companies'];
   const security = [{ tenantBearer: [] }];
-  const svc = async (request: Parameters<typeof actorOf>[0]) => createCompaniesService(await app.tenantKnex(request), actorOf(request));
+  const svc = async (request: Parameters<typeof actorOf>[0]) => createCompaniesService(await app.tenantKnex(request), actorOf(request), { store: opts.storage, log: request.log });
 
   app.get('/companies', {
     schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
