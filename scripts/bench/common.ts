@@ -33,6 +33,9 @@ export interface BenchEnv {
   config: Config;
   ctx: SiloContext;
   root: Knex;
+  /** Aborted on Ctrl-C or SIGTERM, while cleanup runs: loops stop starting new work. */
+  signal: AbortSignal;
+  /** Drops everything `bench_<id>*`; calling it again waits for the same cleanup. */
   cleanup(): Promise<void>;
 }
 
@@ -55,25 +58,34 @@ export async function benchEnv(extra: Record<string, string> = {}): Promise<Benc
   const ctx = createContext(config, benchLogger());
   await ctx.catalog.servers.upsert(DEFAULT_SERVER_NAME, config.tenantDb);
   const root = createMysqlKnex(server, { min: 0, max: 2 });
-  let done = false;
-  const cleanup = async () => {
-    if (done) return;
-    done = true;
-    for (const c of children) c.kill('SIGKILL');
-    await ctx.close().catch(() => undefined);
+  const aborter = new AbortController();
+  const sweep = async () => {
     const dbs: Array<{ SCHEMA_NAME: string }> = await root('information_schema.SCHEMATA').select('SCHEMA_NAME');
     for (const d of dbs) if (d.SCHEMA_NAME === `bench_${id}` || d.SCHEMA_NAME.startsWith(`bench_${id}_`)) await root.raw('DROP DATABASE IF EXISTS ??', [d.SCHEMA_NAME]);
     const users: Array<{ User: string; Host: string }> = await root('mysql.user').select('User', 'Host');
     for (const u of users) if (u.User.startsWith(`bench_${id}_`)) await root.raw('DROP USER IF EXISTS ?@?', [u.User, u.Host]);
-    await root.destroy();
   };
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      for (const c of children) c.kill('SIGKILL');
+      await ctx.close().catch(() => undefined);
+      await sweep();
+      // Work in flight when the signal came may still have created something: once more.
+      if (aborter.signal.aborted) {
+        await new Promise((r) => setTimeout(r, 1000));
+        await sweep();
+      }
+      await root.destroy();
+    })());
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       process.stderr.write(`\n${sig}: cleaning up bench_${id}...\n`);
+      aborter.abort(new Error(`interrupted by ${sig}`));
       void cleanup().finally(() => process.exit(130));
     });
   }
-  return { id, env, config, ctx, root, cleanup };
+  return { id, env, config, ctx, root, signal: aborter.signal, cleanup };
 }
 
 const children = new Set<ChildProcess>();

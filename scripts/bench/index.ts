@@ -1,9 +1,16 @@
 /**
  * `npm run bench -- <name> [options]`: runs one benchmark; a human table on stderr and
- * exactly one JSON object on stdout. Names: history (more arrive with the benchmarks issue).
+ * exactly one JSON object on stdout. Names:
+ * - routing: baseline vs Silo with 1 and N tenants vs a naive Knex-per-tenant map.
+ * - history: request history recording on vs off (requests/s ratio).
+ * - provision: tenants created through the service vs the same DDL as plain SQL.
+ * - migrate: `tenants migrate --all` across many tenants, up to date and with one new migration.
  */
 const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unknown> }>> = {
+  routing: () => import('./routing.js'),
   history: () => import('./history.js'),
+  provision: () => import('./provision.js'),
+  migrate: () => import('./migrate.js'),
 };
 
 const [name, ...argv] = process.argv.slice(2);

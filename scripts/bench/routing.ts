@@ -10,16 +10,21 @@
  * 4. `naive-n`: the same route with an unbounded map of one Knex per tenant and Knex's
  *    default pool (servers/naive.ts).
  *
+ * Tenants: the first through the provisioning service with 1,000 contacts; by default the
+ * others are plain-SQL replays of its final state with real catalog rows (`--create
+ * clone`; provisioning 1,000 through the service would take most of the 10-minute budget,
+ * see the `provision` benchmark), or all through the service (`--create service`).
+ *
  * Load: autocannon in a separate process, fixed connections and duration, after a
  * warm-up. During each measured run the MySQL processlist is polled every 100 ms for the
  * peak number of connections of that server (tenant accounts for Silo and naive; the
  * database's connections for the baseline). Server RSS is read from /proc at the end.
  */
 import pLimit from 'p-limit';
-import { createTenant } from '../../src/provisioning/tenants-service.js';
 import type { Tenant } from '../../src/catalog/index.js';
 import { BENCH_JWT_SECRET, benchEnv, machineFacts, parseArgs, printTable, ROOT, runLoad, runLoadMulti, startProcess, startSilo, type LoadResult, type ServerProcess } from './common.js';
 import { createSigner } from './sign.js';
+import { createFleet } from './migrate.js';
 
 interface ServerFigures extends LoadResult {
   server: string;
@@ -28,27 +33,26 @@ interface ServerFigures extends LoadResult {
 }
 
 export async function run(argv: string[]): Promise<unknown> {
-  const opts = parseArgs(argv, { tenants: 1000, connections: 50, duration: 10, warmup: 2, contacts: 1000, concurrency: 4, port: 3711 });
+  const opts = parseArgs(argv, { tenants: 1000, connections: 50, duration: 10, warmup: 2, contacts: 1000, create: 'clone', port: 3711 });
+  if (opts.create !== 'clone' && opts.create !== 'service') throw new Error('--create is clone or service');
   const b = await benchEnv();
   try {
-    // Tenants through the provisioning service; contacts copied server-side from the first.
+    // The first tenant through the provisioning service, with its contacts; the others
+    // replay its final state (`--create clone`, fast) or are provisioned too (`service`).
     const started = performance.now();
-    const limit = pLimit(opts.concurrency);
-    const tenants: Tenant[] = await Promise.all(
-      Array.from({ length: opts.tenants }, (_, i) => limit(async () => (await createTenant(b.ctx, { slug: `rt-${String(i).padStart(5, '0')}`, adminPassword: 'bench-password-123' }, 'bench')).tenant)),
-    );
-    tenants.sort((x, y) => x.id - y.id);
+    const fleet = await createFleet(b, opts.tenants, opts.create as 'clone' | 'service', {
+      slugPrefix: 'rt',
+      prepareFirst: (t) => b.ctx.admin.withTenantDatabase(t, (k) =>
+        k.batchInsert('contacts', Array.from({ length: opts.contacts }, (_, i) => ({ full_name: `Contact ${i}`, email: `c${i}@bench.test`, job_title: 'Engineer' })), 500)),
+    });
+    const tenants: Tenant[] = (await b.ctx.catalog.tenants.list({ statuses: ['active'] })).sort((x, y) => x.id - y.id);
+    if (opts.create === 'service') {
+      const first = tenants[0]!;
+      const cols = ['id', 'company_id', 'full_name', 'email', 'phone', 'job_title', 'version', 'created_at', 'updated_at', 'deleted_at'];
+      const copy = pLimit(4);
+      await Promise.all(tenants.slice(1).map((t) => copy(() => b.root.raw(`INSERT INTO ??.contacts (${cols.map(() => '??').join(', ')}) SELECT ${cols.map(() => '??').join(', ')} FROM ??.contacts`, [t.databaseName, ...cols, ...cols, first.databaseName]))));
+    }
     const first = tenants[0]!;
-    await b.ctx.admin.withTenantDatabase(first, (k) =>
-      k.batchInsert('contacts', Array.from({ length: opts.contacts }, (_, i) => ({ full_name: `Contact ${i}`, email: `c${i}@bench.test`, job_title: 'Engineer' })), 500),
-    );
-    const cols = ['id', 'company_id', 'full_name', 'email', 'phone', 'job_title', 'version', 'created_at', 'updated_at', 'deleted_at'];
-    const copy = pLimit(4);
-    await Promise.all(
-      tenants.slice(1).map((t) =>
-        copy(() => b.root.raw(`INSERT INTO ??.contacts (${cols.map(() => '??').join(', ')}) SELECT ${cols.map(() => '??').join(', ')} FROM ??.contacts`, [t.databaseName, ...cols, ...cols, first.databaseName])),
-      ),
-    );
     const setupS = Math.round((performance.now() - started) / 100) / 10;
     process.stderr.write(`set up ${opts.tenants} tenants with ${opts.contacts} contacts each in ${setupS} s\n`);
 
@@ -111,6 +115,7 @@ export async function run(argv: string[]): Promise<unknown> {
       machine: await machineFacts(b.root),
       options: { ...opts, poolMaxPerTenant: b.config.pool.maxPerTenant, poolMaxTenants: b.config.pool.maxTenants, historyEnabled: b.config.history.enabled },
       setupSeconds: setupS,
+      fleet,
       servers: figures,
       ratios: { silo1_vs_baseline: ratio(by['silo-1']!.requestsPerSec, by.baseline!.requestsPerSec), silon_vs_baseline: ratio(by['silo-n']!.requestsPerSec, by.baseline!.requestsPerSec), naiven_vs_baseline: ratio(by['naive-n']!.requestsPerSec, by.baseline!.requestsPerSec) },
       targets: {

@@ -74,11 +74,16 @@ export function loadMigrations(set: MigrationSet, extraDir?: string): Promise<Lo
 class KnexStorage implements UmzugStorage<Knex> {
   constructor(private readonly knex: Knex) {}
 
+  /** Set once the table is known to exist, so that each migration costs no extra DDL statement. */
+  private ensured = false;
+
   private async ensureTable(): Promise<void> {
+    if (this.ensured) return;
     await this.knex.raw(
       `CREATE TABLE IF NOT EXISTS ?? (name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
       [MIGRATIONS_TABLE],
     );
+    this.ensured = true;
   }
 
   async logMigration({ name }: { name: string }): Promise<void> {
