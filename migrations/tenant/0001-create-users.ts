@@ -1,11 +1,11 @@
 /** Tenant: the tenant's own users (admin, manager, staff), with argon2id password hashes. */
-import { datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
+import { createTableInline, datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['users'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('users', (t) => {
+  await createTableInline(knex, 'users', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.string('email', 254).notNullable().unique('users_email_uq');

@@ -2,13 +2,13 @@
  * Tenant: refresh tokens, stored as SHA-256 hashes. Tokens of one login form a family;
  * reuse of a rotated token revokes the family (OAuth 2.0 Security BCP, RFC 9700 §4.14).
  */
-import { datetime, innodb } from '../../src/migrations/helpers.js';
+import { createTableInline, datetime, innodb } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['refresh_tokens'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('refresh_tokens', (t) => {
+  await createTableInline(knex, 'refresh_tokens', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.bigInteger('user_id').unsigned().notNullable().references('id').inTable('users').onDelete('CASCADE');

@@ -5,13 +5,13 @@
  * uniqueness, name lookups and sort), `companies_industry_idx`, `companies_country_idx`,
  * `companies_created_idx` (default sort).
  */
-import { datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
+import { createTableInline, datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['companies'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('companies', (t) => {
+  await createTableInline(knex, 'companies', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.string('name', 200).notNullable();

@@ -5,13 +5,13 @@
  * deleted ones. Indexes: `contacts_live_email_uq`, `contacts_email_idx` (email filter),
  * `contacts_company_idx` (company filter, cascade delete), `contacts_created_idx`.
  */
-import { datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
+import { createTableInline, datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['contacts'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('contacts', (t) => {
+  await createTableInline(knex, 'contacts', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.bigInteger('company_id').unsigned().nullable().references('id').inTable('companies');

@@ -2,7 +2,7 @@
  * Tenant: pipeline stages, with the default stages (data: inserts six rows when the
  * table is new). Index: `pipeline_stages_position_idx` (ordering).
  */
-import { innodb, timestamps } from '../../src/migrations/helpers.js';
+import { createTableInline, innodb, timestamps } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['pipeline_stages'];
@@ -18,7 +18,7 @@ export const DEFAULT_STAGES = [
 ];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('pipeline_stages', (t) => {
+  await createTableInline(knex, 'pipeline_stages', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.string('name', 100).notNullable().unique('pipeline_stages_name_uq');

@@ -5,13 +5,13 @@
  * `deals_contact_idx`, `deals_close_idx` (expected close date ranges),
  * `deals_amount_idx` (amount ranges), `deals_created_idx`.
  */
-import { datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
+import { createTableInline, datetime, innodb, timestamps } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['deals'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('deals', (t) => {
+  await createTableInline(knex, 'deals', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.string('title', 200).notNullable();

@@ -4,13 +4,13 @@
  * `{ field: { old, new } }`. Indexes: `activity_entity_idx` (history of one record),
  * `activity_created_idx` (newest first), `activity_user_idx`.
  */
-import { innodb } from '../../src/migrations/helpers.js';
+import { createTableInline, innodb } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['activity_log'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('activity_log', (t) => {
+  await createTableInline(knex, 'activity_log', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.bigInteger('user_id').unsigned().nullable();

@@ -3,13 +3,13 @@
  * replayed for a retry with the same key and body (draft-ietf-httpapi-idempotency-key-header).
  * Keys are per user; rows older than 24 h may be purged.
  */
-import { innodb } from '../../src/migrations/helpers.js';
+import { createTableInline, innodb } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['idempotency_keys'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('idempotency_keys', (t) => {
+  await createTableInline(knex, 'idempotency_keys', (t) => {
     innodb(t);
     t.bigInteger('user_id').unsigned().notNullable();
     t.string('idem_key', 255).notNullable();

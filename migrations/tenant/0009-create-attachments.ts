@@ -8,13 +8,13 @@
  * `attachments_entity_idx` (attachments of one record), `attachments_logo_uq` (the logo
  * of a company, and the logos of a page of companies), `attachments_key_uq`.
  */
-import { innodb } from '../../src/migrations/helpers.js';
+import { createTableInline, innodb } from '../../src/migrations/helpers.js';
 import type { MigrationParams } from '../../src/migrations/types.js';
 
 export const creates = ['attachments'];
 
 export async function up({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.createTable('attachments', (t) => {
+  await createTableInline(knex, 'attachments', (t) => {
     innodb(t);
     t.bigIncrements('id').primary();
     t.enu('entity_type', ['company', 'contact', 'deal']).notNullable();
