@@ -99,9 +99,9 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts `silo serve` on a free port with `env`; resolves when it listens. */
-export function startSilo(env: Record<string, string>, port: number): Promise<ServerProcess> {
-  return startProcess(process.execPath, [`${ROOT}bin/silo.js`, 'serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, port);
+/** Starts `silo serve` on `port` with `env` (and node options such as `--cpu-prof`); resolves when it listens. */
+export function startSilo(env: Record<string, string>, port: number, nodeArgs: string[] = []): Promise<ServerProcess> {
+  return startProcess(process.execPath, [...nodeArgs, `${ROOT}bin/silo.js`, 'serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, port);
 }
 
 /** Starts any node script serving HTTP on `port`; resolves when `GET /health` answers. */

@@ -33,7 +33,7 @@ interface ServerFigures extends LoadResult {
 }
 
 export async function run(argv: string[]): Promise<unknown> {
-  const opts = parseArgs(argv, { tenants: 1000, connections: 50, duration: 10, warmup: 2, contacts: 1000, create: 'clone', port: 3711 });
+  const opts = parseArgs(argv, { tenants: 1000, connections: 50, duration: 10, warmup: 2, contacts: 1000, create: 'clone', port: 3711, profile: '' });
   if (opts.create !== 'clone' && opts.create !== 'service') throw new Error('--create is clone or service');
   const b = await benchEnv();
   try {
@@ -94,14 +94,16 @@ export async function run(argv: string[]): Promise<unknown> {
       }
     }
 
+    // --profile <dir>: Silo servers write V8 CPU profiles there (open in Chrome DevTools or speedscope).
     const serverEnv = { ...b.env, SILO_LOGIN_RATE_LIMIT: '100000' };
+    const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
     const baseline = await startProcess(process.execPath, [`${ROOT}dist/scripts/bench/servers/baseline.js`], { PORT: String(opts.port), BASE_DB_NAME: first.databaseName, BASE_DB_USER: 'root', BASE_DB_PASSWORD: '' }, opts.port);
     await measure('baseline', baseline, baseConnections, (d) => runLoad(`${baseline.url}${path}`, { connections: opts.connections, durationS: d }));
 
-    const silo1 = await startSilo(serverEnv, opts.port);
+    const silo1 = await startSilo(serverEnv, opts.port, nodeArgs);
     await measure('silo-1', silo1, tenantConnections, (d) => runLoad(`${silo1.url}${path}`, { connections: opts.connections, durationS: d, headers: headerSets[0]! }));
 
-    const silon = await startSilo(serverEnv, opts.port);
+    const silon = await startSilo(serverEnv, opts.port, nodeArgs);
     await measure('silo-n', silon, tenantConnections, (d) => runLoadMulti(`${silon.url}${path}`, { connections: opts.connections, durationS: d, headerSets }));
 
     const naive = await startProcess(process.execPath, [`${ROOT}dist/scripts/bench/servers/naive.js`], { ...serverEnv, PORT: String(opts.port) }, opts.port);

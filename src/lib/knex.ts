@@ -3,7 +3,9 @@
  * (`time_zone = '+00:00'`) and utf8mb4, so DATETIME(3) columns hold UTC with ms.
  */
 import knexPkg, { type Knex } from 'knex';
+import type { Logger } from 'pino';
 import type { MysqlUrl } from '../config.js';
+import { createLogger } from './logger.js';
 
 const knexFactory = knexPkg as unknown as (config: Knex.Config) => Knex;
 
@@ -15,14 +17,44 @@ export interface PoolOptions {
   acquireTimeoutMillis?: number;
 }
 
+/** Fallback for knex's own messages when no logger is given: pino on stderr, warnings and up. */
+let defaultKnexLogger: Logger | undefined;
+
+/** knex's messages about a connection that failed or died: the caller gets the error itself. */
+const CONNECTION_NOISE = /^(Acquire connection error|Connection Error):/;
+
+/**
+ * Routes knex's own messages to pino. knex prints them with `console.log` by default,
+ * that is on stdout, which is for data (`--json`), and once per failed connection
+ * attempt while a server is down. Connection failures go to debug (the query's caller
+ * gets the error, maps it and logs it); other messages (deprecations, implicit commits)
+ * are warnings.
+ */
+export function knexLogger(log?: Logger): Knex.Logger {
+  const target = () => (log ?? (defaultKnexLogger ??= createLogger('warn'))).child({ component: 'knex' });
+  const text = (m: unknown) => (typeof m === 'string' ? m : String((m as { message?: unknown } | null)?.message ?? m));
+  return {
+    warn: (m: unknown) => {
+      const msg = text(m);
+      if (CONNECTION_NOISE.test(msg)) target().debug(msg);
+      else target().warn(msg);
+    },
+    error: (m: unknown) => target().error(text(m)),
+    deprecate: (m: string) => target().warn(text(m)),
+    debug: (m: unknown) => target().debug(text(m)),
+  };
+}
+
 /**
  * Builds a Knex over mysql2.
  * @param conn server and credentials; `database` may be empty (server-level admin connection)
  * @param pool pool bounds (default `{ min: 0, max: 4 }`)
+ * @param log where knex's own messages go (default: warnings and up to stderr, see {@link knexLogger})
  */
-export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, max: 4 }): Knex {
+export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, max: 4 }, log?: Logger): Knex {
   const knex = knexFactory({
     client: 'mysql2',
+    log: knexLogger(log),
     connection: {
       host: conn.host,
       port: conn.port,
@@ -36,6 +68,10 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       bigNumberStrings: false,
       decimalNumbers: false,
       connectTimeout: 10_000,
+      // mysql2 preallocates its prepared-statement LRU per connection (4 arrays of this many
+      // slots; 16,000 by default, ~0.5 MB). Knex sends plain queries, so a small cache is
+      // enough, and opening a connection (a tenant pool after an eviction) stays cheap.
+      maxPreparedStatements: 64,
     },
     pool: {
       min: pool.min ?? 0,
@@ -136,8 +172,15 @@ export function mysqlErrno(err: unknown): number | undefined {
   return typeof n === 'number' ? n : undefined;
 }
 
-/** True for errors that mean "the server cannot be reached or the connection died". */
+/**
+ * True for errors that mean "the server cannot be reached or the connection died".
+ * Includes mysql2's fatal "closed state" errors: a transaction whose connection died
+ * (server shutdown, KILL) is rejected by knex with the error of its ROLLBACK on the dead
+ * connection ("ROLLBACK - Can't add new command when connection is in closed state"),
+ * which has no code.
+ */
 export function isConnectionError(err: unknown): boolean {
+  if (isLostConnection(err)) return true;
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|PROTOCOL_CONNECTION_LOST|PROTOCOL_SEQUENCE_TIMEOUT|ER_CON_COUNT_ERROR|ER_SERVER_SHUTDOWN|ER_CONNECTION_KILLED|ER_QUERY_INTERRUPTED)$/.test(code)) {
     return true;
