@@ -13,6 +13,8 @@ import type { Catalog } from '../catalog/index.js';
 export class TenantChangeWatcher {
   private timer: NodeJS.Timeout | undefined;
   private since: Date | undefined;
+  /** Changes already reported in the overlap window: tenant id -> its `updated_at` (ms) and status. */
+  private readonly reported = new Map<number, { at: number; status: string }>();
   private running = false;
 
   constructor(
@@ -40,15 +42,21 @@ export class TenantChangeWatcher {
         this.since = new Date(rows[0].now);
         return;
       }
-      // 1 s of overlap: rows updated in the same instant as the last look are seen again, never missed.
+      // 1 s of overlap: rows updated in the same instant as the last look are seen again, never
+      // missed; a change already reported is not reported again (else the most recently changed
+      // tenants would leave the API's tenant cache at every poll).
       const from = new Date(this.since.getTime() - 1000);
       const changed: Array<{ id: number; slug: string; status: string; updated_at: Date }> = await this.catalog
         .knex('tenants')
         .where('updated_at', '>=', from)
         .select('id', 'slug', 'status', 'updated_at');
+      for (const [id, r] of this.reported) if (r.at < from.getTime()) this.reported.delete(id);
       for (const t of changed) {
         if (t.updated_at > this.since) this.since = t.updated_at;
+        const seen = this.reported.get(t.id);
+        if (seen && seen.at === t.updated_at.getTime() && seen.status === t.status) continue;
         await this.onChange(t);
+        this.reported.set(t.id, { at: t.updated_at.getTime(), status: t.status });
       }
     } catch (err) {
       this.log?.debug({ err }, 'tenant change poll failed; retrying next interval');
