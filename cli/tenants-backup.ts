@@ -33,7 +33,7 @@ export function backupCommand(): Command {
   return new Command('backup')
     .description('back up tenant databases to S3: a consistent gzip-compressed dump, recorded with its size and SHA-256')
     .argument('[slug...]', 'tenants to back up')
-    .option('--all', 'every active, suspended or in-maintenance tenant')
+    .option('--all', 'every active or suspended tenant')
     .option('--concurrency <n>', 'tenants backed up at once (1-16)', '2')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  $ silo tenants backup acme\n  $ silo tenants backup --all --concurrency 4')

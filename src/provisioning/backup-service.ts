@@ -17,8 +17,11 @@ import { dumpDatabase, findMysqlTools } from './dump.js';
 import { runOperation } from './operation.js';
 import { getTenant } from './tenants-service.js';
 
-/** Statuses whose database can be backed up by `backup --all`. */
-export const BACKUPABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance'];
+/**
+ * Statuses whose database `backup` takes. Not `maintenance`: the database may be half
+ * restored or half migrated, and a later `restore --latest` would pick that copy.
+ */
+export const BACKUPABLE: readonly TenantStatus[] = ['active', 'suspended'];
 
 /** A transform that counts bytes and hashes them (SHA-256) on their way through. */
 export class HashMeter extends Transform {
@@ -113,7 +116,7 @@ export async function backupTenant(ctx: SiloContext, slug: string, actor: string
   const tenant = await getTenant(ctx, slug);
   requireStore(ctx.storage, 'a backup');
   if (!BACKUPABLE.includes(tenant.status)) {
-    throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only active, suspended or maintenance tenants can be backed up`, 'INVALID_STATE', { status: tenant.status });
+    throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only active or suspended tenants can be backed up (a tenant in maintenance: finish or repair it first)`, 'INVALID_STATE', { status: tenant.status });
   }
   return ctx.locks.withLock(tenant, async () => {
     const operationId = await ctx.catalog.operations.start({ kind: 'backup', tenantId: tenant.id, actor, details: { slug, kind: 'manual' } });
@@ -147,7 +150,7 @@ export interface FleetBackupResult {
 }
 
 /**
- * Backs up several tenants (every active, suspended or maintenance tenant with `all`),
+ * Backs up several tenants (every active or suspended tenant with `all`),
  * `concurrency` at a time, going on past failures.
  * @throws ValidationError when neither slugs nor `all` are given, or concurrency is out of 1-16
  */

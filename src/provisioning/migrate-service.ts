@@ -9,6 +9,7 @@ import type { Tenant, TenantStatus } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { ConflictError, ValidationError } from '../lib/errors.js';
 import { runOperation } from './operation.js';
+import { interruptedRestore } from './restore-service.js';
 import { recordSchemaVersion, settledStatus } from './steps.js';
 import { latestTenantVersion, migrationLockName, readSchemaState, tenantMigrator, withAdvisoryLock, type TenantSchemaState } from './tenant-schema.js';
 import { getTenant } from './tenants-service.js';
@@ -90,6 +91,11 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
         const pending = (await migrator.pending()).map((m) => m.name);
         // Re-read under the lock: another runner may have finished this tenant meanwhile.
         const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
+        // A restore that stopped after dropping the database left it empty or half-loaded:
+        // migrating and reopening it would serve that. Only repair loads the backup again.
+        if (fresh.status === 'maintenance' && (await interruptedRestore(ctx, fresh))) {
+          return done({ outcome: 'skipped', pending, error: `a restore stopped after replacing the database; run \`silo tenants repair ${tenant.slug}\` to load its backup again` });
+        }
         if (!pending.length && fresh.status !== 'maintenance') {
           const version = await recordSchemaVersion(ctx, tenant, knex);
           return done({ outcome: 'up-to-date', schemaVersion: version });

@@ -39,6 +39,14 @@ export interface Orphans {
   pruned: boolean;
 }
 
+/**
+ * The status repair converges a live tenant to: its settled status, or `active` for a
+ * tenant whose restore from `deleted` was interrupted (`deletedAt` still set).
+ */
+function targetStatus(tenant: Tenant): 'active' | 'suspended' {
+  return tenant.deletedAt ? 'active' : settledStatus(tenant);
+}
+
 async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promise<string[]> {
   const { sql } = await ctx.admin.server(tenant.databaseServerId);
   const account = tenantAccount(ctx, tenant);
@@ -66,7 +74,7 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
     actions.push('apply-migrations');
   }
   if (adminMissing) actions.push('seed-admin');
-  if (tenant.status !== settledStatus(tenant)) actions.push(`set-status-${settledStatus(tenant)}`);
+  if (tenant.status !== targetStatus(tenant) || tenant.deletedAt) actions.push(`set-status-${targetStatus(tenant)}`);
   return actions;
 }
 
@@ -130,8 +138,10 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
         await op.note({ adminEmail: admin.adminEmail, adminCreated: admin.adminCreated });
       }
       await op.step('seed');
-      const status = settledStatus(tenant);
-      await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null });
+      // A restore of a deleted tenant killed once its data was back (step `migrations`)
+      // leaves `deletedAt` set: the tenant comes back active, no longer deleted.
+      const status = targetStatus(tenant);
+      await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null, ...(tenant.deletedAt ? { deletedAt: null } : {}) });
       ctx.events.emit('tenantChanged', slug);
       await op.step('activate');
       return admin;

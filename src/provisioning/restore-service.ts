@@ -122,8 +122,11 @@ export async function loadBackupInto(ctx: SiloContext, tenant: Tenant, backup: B
   await op.note({ migrationsApplied: applied, schemaVersion: tenant.schemaVersion });
   await op.step('migrations');
 
-  const status = tenant.status === 'deleted' ? 'active' : settledStatus(tenant);
-  await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null, ...(tenant.status === 'deleted' ? { deletedAt: null } : {}) });
+  // A deleted tenant comes back active. When repair resumes its restore, its status is
+  // already `maintenance`: `deletedAt` is what still says it was deleted.
+  const wasDeleted = tenant.status === 'deleted' || tenant.deletedAt !== null;
+  const status = wasDeleted ? 'active' : settledStatus(tenant);
+  await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null, ...(wasDeleted ? { deletedAt: null } : {}) });
   tenant.status = status;
   ctx.events.emit('tenantChanged', tenant.slug);
   await op.step('activate');
