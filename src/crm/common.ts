@@ -33,7 +33,8 @@ export function applySort(q: Knex.QueryBuilder, sort: string | undefined, allowe
   for (const p of parts) {
     const desc = p.startsWith('-');
     const field = desc ? p.slice(1) : p;
-    const column = allowed[field];
+    // Own properties only: `__proto__`, `constructor` and friends are not sort fields.
+    const column = Object.hasOwn(allowed, field) ? allowed[field] : undefined;
     if (!column) throw new ValidationError(`cannot sort by ${JSON.stringify(field)}; use ${Object.keys(allowed).join(', ')}`, { field: 'sort', allowed: Object.keys(allowed) }, 'INVALID_SORT');
     q.orderBy(column, desc ? 'desc' : 'asc');
   }

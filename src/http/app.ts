@@ -12,7 +12,7 @@ import { TenantResolver } from '../tenancy/resolve.js';
 import { TenantChangeWatcher } from '../tenancy/watch.js';
 import authPlugin from './plugins/auth.js';
 import docsPlugin from './plugins/docs.js';
-import errorsPlugin from './plugins/errors.js';
+import errorsPlugin, { sendProblem } from './plugins/errors.js';
 import metricsPlugin from './plugins/metrics.js';
 import tenantPlugin from './plugins/tenant.js';
 import historyPlugin from './plugins/history.js';
@@ -30,6 +30,8 @@ import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { ConfigError } from '../config.js';
+import { ValidationError } from '../lib/errors.js';
+import { illFormedStringPath } from '../lib/validation.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -62,11 +64,22 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       return typeof given === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { removeAdditional: false } },
+    // What the router refuses before any route runs is problem+json too.
+    frameworkErrors: (err, request, reply) => sendProblem(err, request, reply),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  // A JSON string may hold a lone surrogate ("\ud800"), which UTF-8 and utf8mb4 cannot:
+  // refuse it (I-JSON, RFC 7493 §2.1) rather than store U+FFFD in its place.
+  app.addHook('preValidation', async (request) => {
+    const path = illFormedStringPath(request.body, 'body');
+    if (path !== undefined) {
+      const message = 'must be well-formed Unicode (it holds a lone surrogate)';
+      throw new ValidationError(`${path}: ${message}`, { fields: [{ path, message }] });
+    }
   });
 
   const resolver = new TenantResolver(ctx.catalog, config);

@@ -34,3 +34,24 @@ export const domainSchema = z
   .toLowerCase()
   .max(253)
   .regex(/^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS host name such as crm.example.com');
+
+/** A UTF-16 surrogate that is not half of a pair. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The path (`body.name`, `body.items.0`) of the first string in `value`, key or value, that
+ * is not well-formed Unicode: JSON text can carry a lone surrogate (`"\ud800"`), but UTF-8
+ * cannot, so utf8mb4 would store it as U+FFFD. I-JSON (RFC 7493 §2.1) forbids such strings.
+ * @returns undefined when every string is well-formed
+ */
+export function illFormedStringPath(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const at = `${path}.${k}`;
+    if (LONE_SURROGATE.test(k)) return at;
+    const found = illFormedStringPath(v, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}

@@ -9,19 +9,9 @@
 import fp from 'fastify-plugin';
 import { Counter, Gauge } from 'prom-client';
 import type { HistoryRecorder } from '../../history/recorder.js';
+import { redactQuery } from '../../lib/logger.js';
 
-/** Query parameters whose values are never stored. */
-const SECRET_PARAM = /pass|token|secret|key|auth|code|sig|session|cookie|credential/i;
-
-/** The query string of a URL with secret-looking values replaced by `[redacted]` (null when none). */
-export function redactQuery(url: string): string | null {
-  const i = url.indexOf('?');
-  if (i < 0 || i === url.length - 1) return null;
-  const params = new URLSearchParams(url.slice(i + 1));
-  const out = new URLSearchParams();
-  for (const [k, v] of params) out.append(k, SECRET_PARAM.test(k) ? '[redacted]' : v);
-  return out.toString();
-}
+export { redactQuery };
 
 const RECORDED = /^\/(api|platform)\/v1(\/|$|\?)/;
 
