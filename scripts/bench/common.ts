@@ -7,8 +7,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import type { Knex } from 'knex';
@@ -181,37 +182,18 @@ export interface LoadResult {
 }
 
 /**
- * Runs autocannon in a separate process.
- * @param opts.connections concurrent connections; `durationS` seconds; `headers` sent on every request
+ * Runs autocannon in a separate process (`load.ts`), `headers` sent on every request.
+ * @param opts.connections concurrent connections; `durationS` seconds
  */
 export function runLoad(url: string, opts: { connections: number; durationS: number; headers?: Record<string, string> }): Promise<LoadResult> {
-  const args = ['-c', String(opts.connections), '-d', String(opts.durationS), '-j', '--renderStatusCodes'];
-  for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}=${v}`);
-  args.push(url);
-  return new Promise((resolve, reject) => {
-    const child = spawn(`${ROOT}node_modules/.bin/autocannon`, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        const j = JSON.parse(out);
-        resolve({ requestsPerSec: Math.round(j.requests.average), p50: j.latency.p50, p99: j.latency.p99, non2xx: j.non2xx, errors: j.errors + j.timeouts, total: j.requests.total });
-      } catch {
-        reject(new Error(`autocannon failed (${code}): ${out.slice(0, 500)}`));
-      }
-    });
-  });
+  return runLoadMulti(url, { connections: opts.connections, durationS: opts.durationS, headerSets: [opts.headers ?? {}] });
 }
 
 /**
- * Runs the load process (`load.ts`, autocannon programmatic) with headers picked at random
- * per request from `headerSets` (e.g. one tenant and its token each).
+ * Runs autocannon in a separate process (`load.ts`) with headers picked at random per
+ * request from `headerSets` (e.g. one tenant and its token each).
  */
 export async function runLoadMulti(url: string, opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>> }): Promise<LoadResult> {
-  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'silo-load-'));
   const file = join(dir, 'load.json');
   writeFileSync(file, JSON.stringify({ url, ...opts }));
