@@ -7,6 +7,7 @@
  * variable.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
@@ -78,6 +79,33 @@ const base64Key = z.string().transform((value, ctx) => {
   return key;
 });
 
+/**
+ * `SILO_TRUST_PROXY`: which `X-Forwarded-For` hops are believed, in the forms Fastify's
+ * `trustProxy` takes (fastify docs "Server#trustProxy", after proxy-addr): off (`0`, `false`,
+ * `no`), a hop count (`1` = the one proxy in front of the API), or a comma-separated list
+ * of proxy addresses and CIDR blocks (`10.0.0.0/8,127.0.0.1`). "Trust every hop" is not
+ * offered: with it a client picks its own address by sending the left-most value.
+ */
+const trustProxy = z.string().transform((value, ctx): false | number | string[] => {
+  const v = value.trim().toLowerCase();
+  if (v === '0' || v === 'false' || v === 'no' || v === '') return false;
+  if (/^[0-9]{1,3}$/.test(v)) return Number(v);
+  const items = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = items.find((x) => {
+    const [addr, bits, ...rest] = x.split('/');
+    const family = isIP(addr ?? '');
+    if (family === 0 || rest.length > 0) return true;
+    if (bits === undefined) return false;
+    const n = Number(bits);
+    return !/^[0-9]{1,3}$/.test(bits) || n > (family === 4 ? 32 : 128);
+  });
+  if (items.length === 0 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be 0, a hop count such as 1, or proxy addresses/CIDRs such as 10.0.0.0/8,127.0.0.1 (not ${JSON.stringify(bad ?? value)})` });
+    return z.NEVER;
+  }
+  return items;
+});
+
 const faultSpec = z
   .string()
   .regex(/^[a-z-]+:[a-z-]+$/, 'must look like <operation>:<step>, e.g. create:database')
@@ -120,7 +148,13 @@ const envSchema = z.object({
   SILO_POOL_IDLE_MS: int(60_000, 1_000, 86_400_000),
   SILO_JWT_SECRET: z.string().min(32, 'must be at least 32 bytes').optional(),
   SILO_LOGIN_RATE_LIMIT: int(10, 1, 100_000),
-  SILO_TRUST_PROXY: bool.default(false),
+  SILO_TRUST_PROXY: trustProxy.default(false),
+  SILO_TENANT_DB_MAX_USER_CONNECTIONS: int(20, 1, 1_000_000),
+  SILO_SECRET_KEY_PREVIOUS: base64Key.optional(),
+  SILO_REFRESH_RATE_LIMIT: int(30, 1, 100_000),
+  SILO_UNKNOWN_TENANT_RATE_LIMIT: int(30, 1, 1_000_000),
+  SILO_TENANT_STATS_MAX_DAYS: int(31, 1, 3_660),
+  SILO_TENANT_STATS_RATE_LIMIT: int(30, 1, 100_000),
   SILO_BODY_LIMIT_BYTES: int(1_048_576, 1024, 1_073_741_824),
   SILO_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
   SILO_HISTORY_ENABLED: bool.default(true),
@@ -219,8 +253,21 @@ export interface Config {
   jwtSecret: string | undefined;
   /** Login attempts per minute per tenant and IP. */
   loginRateLimit: number;
-  /** Honour X-Forwarded-* (only behind a trusted proxy). */
-  trustProxy: boolean;
+  /**
+   * Which `X-Forwarded-For` hops to believe (passed to Fastify's `trustProxy`): `false`
+   * (none: the socket's address is the client), a hop count, or proxy addresses/CIDRs.
+   */
+  trustProxy: false | number | string[];
+  /** `MAX_USER_CONNECTIONS` of every tenant MySQL account (MySQL 8.4 §8.2.21 "Setting Account Resource Limits"). */
+  tenantDbMaxUserConnections: number;
+  /** The key secrets were encrypted with before the current one (`silo secrets rotate` reads with it). */
+  secretKeyPrevious: Buffer | undefined;
+  /** Token refreshes per minute per tenant and IP. */
+  refreshRateLimit: number;
+  /** Requests naming an unknown tenant per minute per IP before 429. */
+  unknownTenantRateLimit: number;
+  /** Tenant admins' history statistics: widest window (days) and requests per minute per tenant. */
+  tenantStats: { maxDays: number; rateLimit: number };
   /** Largest accepted request body, bytes. */
   bodyLimitBytes: number;
   /** Requests taking longer are answered 503, ms. */
@@ -298,6 +345,11 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     jwtSecret: e.SILO_JWT_SECRET,
     loginRateLimit: e.SILO_LOGIN_RATE_LIMIT,
     trustProxy: e.SILO_TRUST_PROXY,
+    tenantDbMaxUserConnections: e.SILO_TENANT_DB_MAX_USER_CONNECTIONS,
+    secretKeyPrevious: e.SILO_SECRET_KEY_PREVIOUS,
+    refreshRateLimit: e.SILO_REFRESH_RATE_LIMIT,
+    unknownTenantRateLimit: e.SILO_UNKNOWN_TENANT_RATE_LIMIT,
+    tenantStats: { maxDays: e.SILO_TENANT_STATS_MAX_DAYS, rateLimit: e.SILO_TENANT_STATS_RATE_LIMIT },
     bodyLimitBytes: e.SILO_BODY_LIMIT_BYTES,
     requestTimeoutMs: e.SILO_REQUEST_TIMEOUT_MS,
     history: { enabled: e.SILO_HISTORY_ENABLED, batchSize: e.SILO_HISTORY_BATCH, flushMs: e.SILO_HISTORY_FLUSH_MS, bufferMax: e.SILO_HISTORY_BUFFER_MAX },

@@ -47,6 +47,11 @@ export interface AppOptions {
   logger?: FastifyServerOptions['loggerInstance'];
 }
 
+/** proxy-addr's trust function for "the nearest `hops` proxies" (`i` = 0 is the socket's peer). */
+function trustHops(hops: number): (address: string, hop: number) => boolean {
+  return (_address, hop) => hop < hops;
+}
+
 /**
  * Builds the app.
  * @throws ConfigError when `SILO_JWT_SECRET` is missing
@@ -56,7 +61,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   if (!config.jwtSecret) throw new ConfigError('SILO_JWT_SECRET', 'required to serve the API (at least 32 bytes; see .env.example)');
   const app = Fastify({
     loggerInstance: logger ?? ctx.log,
-    trustProxy: config.trustProxy,
+    // A hop count is given as proxy-addr's own function form (`i < n`): Fastify's types omit numbers.
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     genReqId: (req) => {
