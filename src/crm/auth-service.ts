@@ -6,15 +6,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
 import { UnauthorizedError } from '../lib/errors.js';
-import { hashPassword, verifyPassword } from '../lib/passwords.js';
+import { verifyPasswordOrDummy } from '../lib/passwords.js';
 import { createUsersRepository, type TenantUser } from './users-repository.js';
 
 /** Refresh token lifetime: 7 days, in ms. */
 export const REFRESH_TTL_MS = 7 * 24 * 3600 * 1000;
-
-/** A real hash to verify against when the email is unknown, so timing does not reveal it. */
-let dummyHash: Promise<string> | undefined;
-const getDummyHash = () => (dummyHash ??= hashPassword(randomBytes(16).toString('hex')));
 
 const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
 
@@ -42,7 +38,8 @@ export function createAuthService(knex: Knex) {
      */
     async login(email: string, password: string): Promise<{ user: TenantUser; refresh: IssuedRefreshToken }> {
       const user = await users.findForLogin(email.trim().toLowerCase());
-      const ok = await verifyPassword(user?.passwordHash ?? (await getDummyHash()), password);
+      // Unknown email: a dummy hash is verified instead, so the answer takes the same time.
+      const ok = await verifyPasswordOrDummy(user?.passwordHash, password);
       if (!user || !ok || !user.active) throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
       await knex('users').where({ id: user.id }).update({ last_login_at: new Date() });
       const { passwordHash: _, ...safe } = user;

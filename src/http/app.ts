@@ -126,7 +126,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(
     async (api) => {
       api.addHook('onRequest', api.identifyTenant);
-      await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit });
+      await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes);
       await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);

@@ -5,6 +5,7 @@
  * ~200-300 ms of CPU per hash on this 2-core machine and dominated tenant provisioning and
  * logins; stored hashes carry their parameters, so older hashes still verify.)
  */
+import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { ValidationError } from './errors.js';
 
@@ -38,4 +39,20 @@ export async function verifyPassword(hash: string, password: string): Promise<bo
   } catch {
     return false;
   }
+}
+
+/** A hash of a random password, made once (lazily) with {@link ARGON2_OPTIONS}: what an unknown account is verified against. */
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * Verifies `password` against `hash`, or, when the account is unknown (`hash` undefined),
+ * against a dummy hash made with the same parameters, so that a sign-in costs one argon2
+ * verification either way and its timing does not tell whether the account exists (OWASP
+ * Authentication Cheat Sheet, "Authentication and Error Messages").
+ * @returns true only when `hash` is given and matches
+ */
+export async function verifyPasswordOrDummy(hash: string | undefined, password: string): Promise<boolean> {
+  if (hash !== undefined) return verifyPassword(hash, password);
+  await verifyPassword(await (dummyHash ??= hashPassword(randomBytes(16).toString('hex'))), password);
+  return false;
 }

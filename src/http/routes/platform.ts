@@ -8,7 +8,7 @@ import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
 import { TENANT_STATUSES, type TenantStatus } from '../../catalog/index.js';
 import { UnauthorizedError, ValidationError, NotFoundError } from '../../lib/errors.js';
-import { verifyPassword } from '../../lib/passwords.js';
+import { verifyPasswordOrDummy } from '../../lib/passwords.js';
 import { BACKUP_KINDS } from '../../catalog/index.js';
 import { backupTenant, listBackups } from '../../provisioning/backup-service.js';
 import { migrateTenants } from '../../provisioning/migrate-service.js';
@@ -78,7 +78,8 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
     config: { rateLimit: { max: loginRateLimit, timeWindow: 60_000, keyGenerator: (req) => `platform|${req.ip}` } },
   }, async (request) => {
     const user = await ctx.catalog.platformUsers.findForLogin(request.body.email.trim().toLowerCase());
-    const ok = user ? await verifyPassword(user.passwordHash, request.body.password) : false;
+    // Unknown email: a dummy hash is verified instead, so the answer takes the same time.
+    const ok = await verifyPasswordOrDummy(user?.passwordHash, request.body.password);
     if (!user || !ok || !user.active) {
       request.log.info({ email: request.body.email }, 'failed platform login');
       throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');

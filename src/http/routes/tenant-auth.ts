@@ -10,7 +10,7 @@ import { problemSchema, tokenPairSchema, userSchema, withProblems } from '../sch
 const loginBody = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(256) });
 const refreshBody = z.strictObject({ refreshToken: z.string().min(1).max(200) });
 
-export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number }> = async (app, opts) => {
+export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number; refreshRateLimit: number }> = async (app, opts) => {
   const tags = ['auth'];
 
   app.post('/auth/login', {
@@ -31,7 +31,11 @@ export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number }>
   });
 
   app.post('/auth/refresh', {
-    schema: { operationId: 'refreshToken', tags, summary: 'Rotate a refresh token (a reused token revokes its family)', body: refreshBody, response: withProblems({ 200: tokenPairSchema }) },
+    schema: { operationId: 'refreshToken', tags, summary: 'Rotate a refresh token (a reused token revokes its family)', body: refreshBody, response: withProblems({ 200: tokenPairSchema, 429: problemSchema }) },
+    // Bounds guessing of refresh tokens, per tenant and client IP (SILO_REFRESH_RATE_LIMIT a minute).
+    config: {
+      rateLimit: { max: opts.refreshRateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `refresh|${req.tenant?.id ?? '-'}|${req.ip}` },
+    },
   }, async (request) => {
     const knex = await app.tenantKnex(request);
     const { user, refresh } = await createAuthService(knex).refresh(request.body.refreshToken);

@@ -1,0 +1,76 @@
+/**
+ * Sign-in answers in the same time whether the email is known or not (no user
+ * enumeration by timing, OWASP Authentication Cheat Sheet, "Authentication and Error
+ * Messages"): an unknown email, a known email with a wrong password and a deactivated
+ * user each cost one argon2 verification, for tenant and platform logins alike. Samples
+ * are interleaved and medians compared, so a noisy machine does not decide the result.
+ */
+import argon2 from 'argon2';
+import t from 'tap';
+import { rootKnex } from './fixtures/env.js';
+import { makeTenant, PASSWORD, setupApp } from './fixtures/app.js';
+import { addPlatformUser, addTenantUser } from '../src/provisioning/users-service.js';
+
+const { app, ctx } = await setupApp(t);
+const tenant = await makeTenant(ctx, 'timing');
+await addTenantUser(ctx, 'timing', { email: 'gone@timing.test', role: 'staff', password: PASSWORD });
+await addPlatformUser(ctx, { email: 'ops@silo.test', role: 'operator', password: PASSWORD });
+await addPlatformUser(ctx, { email: 'gone@silo.test', role: 'support', password: PASSWORD });
+const root = rootKnex();
+t.teardown(() => root.destroy());
+await root(`${tenant.databaseName}.users`).where({ email: 'gone@timing.test' }).update({ active: false });
+await ctx.catalog.knex('platform_users').where({ email: 'gone@silo.test' }).update({ active: false });
+
+// Counts argon2 verifications (src/lib/passwords.ts calls argon2.verify on this object).
+let verifies = 0;
+const realVerify = argon2.verify.bind(argon2);
+argon2.verify = (async (...args: Parameters<typeof argon2.verify>) => {
+  verifies++;
+  return realVerify(...args);
+}) as typeof argon2.verify;
+t.teardown(() => void (argon2.verify = realVerify));
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+type Kind = 'platform' | 'tenant';
+async function attempt(kind: Kind, email: string, password: string): Promise<{ ms: number; verified: number; status: number }> {
+  const before = verifies;
+  const started = performance.now();
+  const res = await app.inject({
+    method: 'POST',
+    url: kind === 'tenant' ? '/api/v1/auth/login' : '/platform/v1/auth/login',
+    headers: kind === 'tenant' ? { 'x-tenant': 'timing' } : {},
+    payload: { email, password },
+  });
+  return { ms: performance.now() - started, verified: verifies - before, status: res.statusCode };
+}
+
+for (const kind of ['tenant', 'platform'] as const) {
+  const known = kind === 'tenant' ? 'admin@timing.test' : 'ops@silo.test';
+  const inactive = kind === 'tenant' ? 'gone@timing.test' : 'gone@silo.test';
+  t.test(`${kind} login: unknown email, deactivated user and wrong password each verify one argon2 hash and take the same time`, async (t) => {
+    const samples: Record<'unknown' | 'inactive' | 'wrong', number[]> = { unknown: [], inactive: [], wrong: [] };
+    const SAMPLES = 15;
+    for (let i = 0; i < SAMPLES; i++) {
+      // Interleaved, so drifts of the machine's load hit every kind alike.
+      for (const [name, email, password] of [
+        ['unknown', `nobody-${i}@nowhere.test`, PASSWORD],
+        ['wrong', known, `wrong password ${i}`],
+        ['inactive', inactive, PASSWORD],
+      ] as const) {
+        const r = await attempt(kind, email, password);
+        t.equal(r.status, 401, `${name} answers 401`);
+        t.equal(r.verified, 1, `${name}: exactly one argon2 verification ran`);
+        samples[name].push(r.ms);
+      }
+    }
+    const wrong = median(samples.wrong);
+    for (const name of ['unknown', 'inactive'] as const) {
+      const ratio = median(samples[name]) / wrong;
+      t.ok(ratio > 0.75 && ratio < 1.33, `${name}: median ${median(samples[name]).toFixed(1)} ms vs wrong password ${wrong.toFixed(1)} ms (ratio ${ratio.toFixed(2)}, within 25%)`);
+    }
+  });
+}
