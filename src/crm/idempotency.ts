@@ -12,10 +12,11 @@ import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 /** Result: the value created now, or the stored JSON of the first answer. */
 export type IdempotentResult<T> = { replayed: false; status: number; value: T } | { replayed: true; status: number; value: unknown };
 
+/** JSON text of `v` with object keys sorted (the same body always hashes the same); no recursion of our own. */
 function stable(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stable).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stable((v as Record<string, unknown>)[k])}`).join(',')}}`;
-  return JSON.stringify(v ?? null);
+  const sorted = (_key: string, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]])) : x;
+  return JSON.stringify(v ?? null, sorted) ?? 'null';
 }
 
 /**

@@ -16,6 +16,7 @@ import errorsPlugin, { sendProblem } from './plugins/errors.js';
 import metricsPlugin from './plugins/metrics.js';
 import tenantPlugin from './plugins/tenant.js';
 import historyPlugin from './plugins/history.js';
+import jsonBodyPlugin from './plugins/json-body.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { platformRoutes } from './routes/platform.js';
 import { serviceRoutes } from './routes/service.js';
@@ -110,6 +111,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   });
 
   await app.register(errorsPlugin);
+  await app.register(jsonBodyPlugin);
   await app.register(docsPlugin);
   await app.register(metricsPlugin, { connections });
   await app.register(tenantPlugin, { resolver, connections });

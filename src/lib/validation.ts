@@ -42,16 +42,50 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * The path (`body.name`, `body.items.0`) of the first string in `value`, key or value, that
  * is not well-formed Unicode: JSON text can carry a lone surrogate (`"\ud800"`), but UTF-8
  * cannot, so utf8mb4 would store it as U+FFFD. I-JSON (RFC 7493 §2.1) forbids such strings.
+ * The walk is iterative (an explicit stack, depth-first in document order), so no depth of
+ * nesting can overflow the call stack.
  * @returns undefined when every string is well-formed
  */
 export function illFormedStringPath(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : undefined;
-  if (value === null || typeof value !== 'object') return undefined;
-  for (const [k, v] of Object.entries(value)) {
-    const at = `${path}.${k}`;
-    if (LONE_SURROGATE.test(k)) return at;
-    const found = illFormedStringPath(v, at);
-    if (found !== undefined) return found;
+  const stack: Array<[unknown, string]> = [[value, path]];
+  while (stack.length > 0) {
+    const [v, at] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (LONE_SURROGATE.test(v)) return at;
+      continue;
+    }
+    if (v === null || typeof v !== 'object') continue;
+    const entries = Object.entries(v);
+    // Pushed in reverse so that the first key is looked at first.
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const [k, child] = entries[i]!;
+      if (LONE_SURROGATE.test(k)) return `${at}.${k}`;
+      stack.push([child, `${at}.${k}`]);
+    }
   }
   return undefined;
+}
+
+/** Deepest nesting of objects and arrays a JSON request body may have (see {@link jsonDepthExceeds}). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `max` levels, found by one pass
+ * over the text (brackets inside strings, escaped quotes included, are not counted), before
+ * anything is parsed. Malformed text is left to the parser.
+ */
+export function jsonDepthExceeds(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
 }
