@@ -199,7 +199,7 @@ t.test('delete drops database and user; the slug stays reserved', async (t) => {
 t.test('repair --all finds orphans and prunes them only when asked', async (t) => {
   const { sql } = await ctx.admin.server(1);
   await sql.createDatabase(`${names.prefix}stray`);
-  await sql.ensureUser({ user: `${names.prefix}stray`, host: '%' }, 'x-password-x');
+  await sql.ensureUser({ user: `${names.prefix}stray`, host: '%' }, 'x-password-x', 5);
   const { json } = await runCliJson<any>(['tenants', 'repair', '--all'], env);
   t.same(json.orphans.databases, [`${names.prefix}stray`]);
   t.same(json.orphans.users.map((u: any) => u.user), [`${names.prefix}stray`]);

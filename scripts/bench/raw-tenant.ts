@@ -7,6 +7,7 @@
  */
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
 import { parseMysqlUrl } from '../../src/config.js';
+import { grantPattern } from '../../src/provisioning/grants.js';
 import { TENANT_PRIVILEGES } from '../../src/provisioning/mysql-admin.js';
 import { MYSQL_URL } from './common.js';
 
@@ -88,6 +89,7 @@ export async function applyTemplate(conn: Connection, target: RawTarget, templat
   } finally {
     await conn.query('SET FOREIGN_KEY_CHECKS = 1');
   }
-  await conn.query('CREATE USER ?@? IDENTIFIED BY ?', [target.user, target.host, target.password]);
-  await conn.query(`GRANT ${TENANT_PRIVILEGES.join(', ')} ON ??.* TO ?@?`, [target.database, target.user, target.host]);
+  await conn.query('CREATE USER ?@? IDENTIFIED BY ? WITH MAX_USER_CONNECTIONS 20', [target.user, target.host, target.password]);
+  // Escaped as Silo escapes it: `_` is a wildcard in a database-level GRANT.
+  await conn.query(`GRANT ${TENANT_PRIVILEGES.join(', ')} ON \`${grantPattern(target.database)}\`.* TO ?@?`, [target.user, target.host]);
 }

@@ -3,11 +3,15 @@
  * Every identifier is checked ({@link assertSafeIdentifier}) and passed to Knex as an
  * identifier binding (`??`); every value (user, host, password) as a value binding
  * (`?`). No statement is built by concatenating input.
+ * Database names in GRANT/REVOKE are escaped ({@link grantPattern}): `_` and `%` are
+ * wildcards there.
  * References: MySQL 8.4 Reference Manual §15.1.12 CREATE DATABASE, §15.7.1.3 CREATE USER,
- * §15.7.1.6 GRANT, §15.7.1.1 ALTER USER; MariaDB accepts the same forms.
+ * §15.7.1.6 GRANT, §15.7.1.8 REVOKE, §15.7.1.1 ALTER USER, §8.2.21 "Setting Account
+ * Resource Limits"; MariaDB accepts the same forms.
  */
 import type { Knex } from 'knex';
 import { assertSafeIdentifier, MAX_USER_NAME } from '../lib/identifiers.js';
+import { grantPattern, inspectTenantGrants, type TenantGrantState } from './grants.js';
 
 /** The privileges a tenant account gets on its own database: data manipulation only. */
 export const TENANT_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
@@ -16,6 +20,11 @@ export const TENANT_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as con
 export interface Account {
   user: string;
   host: string;
+}
+
+/** `database` as a back-quoted grant pattern matching it alone (`\_` for `_`). */
+function quotePattern(database: string): string {
+  return `\`${grantPattern(database)}\``;
 }
 
 function checkAccount(a: Account): void {
@@ -48,13 +57,16 @@ export function createMysqlAdmin(knex: Knex) {
     },
 
     /**
-     * Creates the account if missing and (re)sets its password, so the stored password
-     * and the server agree whatever happened before (idempotent).
+     * Creates the account if missing and (re)sets its password and its
+     * `MAX_USER_CONNECTIONS`, so the stored password and the server agree whatever
+     * happened before (idempotent).
+     * @param maxUserConnections simultaneous sessions the account may hold (0 would mean "no limit": refused)
      */
-    async ensureUser(a: Account, password: string): Promise<void> {
+    async ensureUser(a: Account, password: string, maxUserConnections: number): Promise<void> {
       checkAccount(a);
-      await knex.raw('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [a.user, a.host, password]);
-      await knex.raw('ALTER USER ?@? IDENTIFIED BY ?', [a.user, a.host, password]);
+      if (!Number.isInteger(maxUserConnections) || maxUserConnections < 1) throw new Error('maxUserConnections must be a positive integer');
+      await knex.raw('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ? WITH MAX_USER_CONNECTIONS ?', [a.user, a.host, password, maxUserConnections]);
+      await knex.raw('ALTER USER ?@? IDENTIFIED BY ? WITH MAX_USER_CONNECTIONS ?', [a.user, a.host, password, maxUserConnections]);
     },
 
     /** `DROP USER IF EXISTS` (idempotent). */
@@ -63,24 +75,30 @@ export function createMysqlAdmin(knex: Knex) {
       await knex.raw('DROP USER IF EXISTS ?@?', [a.user, a.host]);
     },
 
-    /** Grants {@link TENANT_PRIVILEGES} on `database`.* and nothing else (idempotent). */
-    async grantTenant(a: Account, database: string): Promise<void> {
+    /**
+     * Grants {@link TENANT_PRIVILEGES} on the escaped pattern of `database` (which matches
+     * that database only), then revokes everything else the account holds (idempotent;
+     * the GRANT comes first, so a running tenant never loses access to its own data).
+     * @returns the problems found and fixed (empty when the account was exact)
+     */
+    async grantTenant(a: Account, database: string, maxUserConnections: number): Promise<string[]> {
       checkAccount(a);
-      await knex.raw(`GRANT ${TENANT_PRIVILEGES.join(', ')} ON ??.* TO ?@?`, [assertSafeIdentifier(database), a.user, a.host]);
+      await knex.raw(`GRANT ${TENANT_PRIVILEGES.join(', ')} ON ${quotePattern(database)}.* TO ?@?`, [a.user, a.host]);
+      const state = await inspectTenantGrants(knex, a, database, TENANT_PRIVILEGES, maxUserConnections);
+      for (const fix of state.fixes) await knex.raw(fix.sql, fix.bindings);
+      return state.fixes.map((f) => f.problem);
     },
 
     /**
-     * True when the account holds exactly {@link TENANT_PRIVILEGES} on `database` (read
-     * from `information_schema.SCHEMA_PRIVILEGES`) and no global privileges.
+     * What differs between the account's privileges and "exactly
+     * {@link TENANT_PRIVILEGES} on `database`, no other database, no global, table,
+     * routine or role privilege, and `maxUserConnections`" (read from
+     * `information_schema.*_PRIVILEGES`, `mysql.procs_priv`, the role tables and
+     * `mysql.user`).
      */
-    async hasTenantGrant(a: Account, database: string): Promise<boolean> {
+    async tenantGrantState(a: Account, database: string, maxUserConnections: number): Promise<TenantGrantState> {
       checkAccount(a);
-      const grantee = `'${a.user}'@'${a.host}'`;
-      const schema: Array<{ PRIVILEGE_TYPE: string }> = await knex('information_schema.SCHEMA_PRIVILEGES')
-        .where({ GRANTEE: grantee, TABLE_SCHEMA: assertSafeIdentifier(database) })
-        .select('PRIVILEGE_TYPE');
-      const got = new Set(schema.map((r) => r.PRIVILEGE_TYPE));
-      return TENANT_PRIVILEGES.every((p) => got.has(p)) && got.size === TENANT_PRIVILEGES.length;
+      return inspectTenantGrants(knex, a, database, TENANT_PRIVILEGES, maxUserConnections);
     },
 
     /** Databases whose names start with `prefix` (compared in JS: `_` is a LIKE wildcard). */

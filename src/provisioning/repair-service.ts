@@ -58,7 +58,15 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
   const actions: string[] = [];
   if (!dbExists) actions.push('create-database');
   if (!userExists) actions.push('create-user');
-  if (!userExists || !dbExists || !(await sql.hasTenantGrant(account, tenant.databaseName))) actions.push('grant');
+  if (!userExists || !dbExists) actions.push('grant');
+  else {
+    const grants = await sql.tenantGrantState(account, tenant.databaseName, ctx.config.tenantDbMaxUserConnections);
+    if (grants.missing.length) actions.push('grant');
+    if (grants.fixes.length) {
+      actions.push('revoke-extra-privileges');
+      warnings.push(...grants.fixes.map((f) => `account ${account.user}: ${f.problem}`));
+    }
+  }
   let adminMissing = true;
   if (dbExists) {
     const tables = await sql.listTables(tenant.databaseName);
@@ -128,7 +136,8 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
       }
       await ensureDatabase(ctx, tenant);
       await op.step('database');
-      await ensureAccount(ctx, tenant);
+      const revoked = await ensureAccount(ctx, tenant);
+      if (revoked.length) await op.note({ revokedPrivileges: revoked });
       await op.step('user');
       await applyMigrations(ctx, tenant);
       await op.step('migrations');

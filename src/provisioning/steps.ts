@@ -22,12 +22,17 @@ export async function ensureDatabase(ctx: SiloContext, tenant: Tenant): Promise<
   await sql.createDatabase(tenant.databaseName);
 }
 
-/** Step `user`: the tenant account exists, has the stored password, and DML on its database only. */
-export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<void> {
+/**
+ * Step `user`: the tenant account exists, has the stored password and its connection
+ * limit, and holds DML on its database only (anything more is revoked).
+ * @returns the extra privileges found and revoked (empty for an exact account)
+ */
+export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<string[]> {
   const { sql } = await ctx.admin.server(tenant.databaseServerId);
   const account = tenantAccount(ctx, tenant);
-  await sql.ensureUser(account, decryptSecret(tenant.dbPasswordEnc, ctx.config.secretKey));
-  await sql.grantTenant(account, tenant.databaseName);
+  const limit = ctx.config.tenantDbMaxUserConnections;
+  await sql.ensureUser(account, decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets), limit);
+  return sql.grantTenant(account, tenant.databaseName, limit);
 }
 
 /**

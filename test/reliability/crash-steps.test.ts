@@ -132,7 +132,8 @@ async function assertServing(t: Test, slug: string, schema: Schema, password: st
   t.match(state, { database: true, user: true }, 'MySQL has the database and the account');
   t.same(state.tables, schema.tables, 'every table is there');
   t.same(await root(`${tenant.databaseName}.schema_migrations`).orderBy('name').pluck('name'), schema.migrations, 'every migration is applied');
-  t.same(await grantsOf(tenant.dbUser), ['*.*:USAGE', ...DML.map((p) => `${tenant.databaseName}.*:${p}`)], 'the account holds exactly DML on its own database');
+  const pattern = tenant.databaseName.replace(/[_%]/g, '\\$&'); // `_` escaped: a wildcard in a database-level GRANT
+  t.same(await grantsOf(tenant.dbUser), ['*.*:USAGE', ...DML.map((p) => `${pattern}.*:${p}`)], 'the account holds exactly DML on its own database');
   await t.resolves(login(app, slug, adminOf(slug), password), 'the admin signs in through the API');
   return tenant;
 }
