@@ -10,6 +10,7 @@ import { assertValidSlug } from '../src/lib/identifiers.js';
 import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 import { repairCommand } from './tenants-repair.js';
 import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
+import { revokeTokensCommand } from './tenants-tokens.js';
 import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
 import { tenantView } from './views.js';
 
@@ -92,6 +93,7 @@ export function tenantsCommand(): Command {
   cmd.addCommand(backupCommand());
   cmd.addCommand(backupsCommand());
   cmd.addCommand(restoreCommand());
+  cmd.addCommand(revokeTokensCommand());
 
   for (const verb of ['suspend', 'resume'] as const) {
     cmd

@@ -9,7 +9,7 @@ import type { Tenant, TenantDomain, TenantStatus } from './types.js';
 interface TenantRow {
   id: number; slug: string; name: string; plan: string; status: TenantStatus; status_reason: string | null;
   database_server_id: number; database_name: string; db_user: string; db_password_enc: string;
-  schema_version: string | null; admin_email: string | null; created_at: Date; updated_at: Date;
+  schema_version: string | null; admin_email: string | null; generation: number; auth_version: number; created_at: Date; updated_at: Date;
   suspended_at: Date | null; deleted_at: Date | null;
 }
 
@@ -18,6 +18,7 @@ function toTenant(r: TenantRow): Tenant {
     id: r.id, slug: r.slug, name: r.name, plan: r.plan, status: r.status, statusReason: r.status_reason,
     databaseServerId: r.database_server_id, databaseName: r.database_name, dbUser: r.db_user,
     dbPasswordEnc: r.db_password_enc, schemaVersion: r.schema_version, adminEmail: r.admin_email,
+    generation: Number(r.generation), authVersion: Number(r.auth_version),
     createdAt: r.created_at, updatedAt: r.updated_at, suspendedAt: r.suspended_at, deletedAt: r.deleted_at,
   };
 }
@@ -101,6 +102,22 @@ export function createTenantsRepository(knex: Knex) {
     async transition(id: number, from: readonly TenantStatus[], to: TenantStatus, reason: string | null = null, trx?: Knex.Transaction): Promise<boolean> {
       const n = await (trx ?? knex)('tenants').where({ id }).whereIn('status', from as TenantStatus[]).update({ status: to, status_reason: reason });
       return n > 0;
+    },
+
+    /**
+     * Starts a new token generation: every token issued before is refused from now on
+     * (also moves `updated_at`, so every API process re-reads the row).
+     */
+    async bumpGeneration(id: number, trx?: Knex.Transaction): Promise<void> {
+      await (trx ?? knex)('tenants').where({ id }).increment('generation', 1);
+    },
+
+    /**
+     * Records that a user's `token_version` changed in the tenant database: every API
+     * process re-reads the row (`updated_at` moves) and re-checks older tokens of the tenant.
+     */
+    async bumpAuthVersion(id: number, trx?: Knex.Transaction): Promise<void> {
+      await (trx ?? knex)('tenants').where({ id }).increment('auth_version', 1);
     },
 
     /** Number of live tenants per database server id. */

@@ -18,6 +18,13 @@ export interface Tenant {
   dbPasswordEnc: string;
   schemaVersion: string | null;
   adminEmail: string | null;
+  /**
+   * Token epoch: every tenant token carries the generation it was issued in; a token of
+   * another generation is refused. Bumped by recreate, restore, delete and revoke-tokens.
+   */
+  generation: number;
+  /** Bumped whenever a user's `token_version` changes in the tenant database (see `src/http/plugins/auth.ts`). */
+  authVersion: number;
   createdAt: Date;
   updatedAt: Date;
   suspendedAt: Date | null;
@@ -38,7 +45,7 @@ export interface DatabaseServer {
 /** Lifecycle actions recorded as operations. */
 export type OperationKind =
   | 'create' | 'migrate' | 'rollback' | 'repair' | 'suspend' | 'resume' | 'recreate' | 'delete'
-  | 'backup' | 'restore' | 'domain-add' | 'domain-remove';
+  | 'backup' | 'restore' | 'domain-add' | 'domain-remove' | 'revoke-tokens';
 
 /** A row of `operations`. */
 export interface Operation {

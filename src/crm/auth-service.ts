@@ -2,6 +2,9 @@
  * Tenant sign-in and refresh tokens. Refresh tokens are opaque random values stored as
  * SHA-256 hashes; each refresh rotates the token, and presenting an already rotated or
  * revoked token revokes its whole family (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+ * A refresh token is `<generation>.<random>`: it names the tenant generation it was issued
+ * in (the hash covers both parts), so one of an earlier generation is refused even when a
+ * restore brought its row back.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Knex } from 'knex';
@@ -14,18 +17,31 @@ export const REFRESH_TTL_MS = 7 * 24 * 3600 * 1000;
 
 const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
 
+/**
+ * The tenant generation a refresh token was issued in (1 for tokens of the old format,
+ * issued before generations existed).
+ */
+export function refreshTokenGeneration(token: string): number {
+  const m = /^(\d{1,9})\./.exec(token);
+  return m ? Number(m[1]) : 1;
+}
+
 /** A new refresh token (shown once to the client) and its expiry. */
 export interface IssuedRefreshToken {
   token: string;
   expiresAt: Date;
 }
 
-/** Sign-in and refresh-token rotation over a tenant's Knex. */
-export function createAuthService(knex: Knex) {
+/**
+ * Sign-in and refresh-token rotation over a tenant's Knex.
+ * @param generation the tenant's current token generation (`tenants.generation`): new
+ *        refresh tokens carry it, and refresh refuses tokens of another one
+ */
+export function createAuthService(knex: Knex, generation = 1) {
   const users = createUsersRepository(knex);
 
   async function issue(userId: number, familyId: string, trx?: Knex.Transaction): Promise<IssuedRefreshToken> {
-    const token = randomBytes(32).toString('base64url');
+    const token = `${generation}.${randomBytes(32).toString('base64url')}`;
     const expiresAt = new Date(Date.now() + REFRESH_TTL_MS);
     await (trx ?? knex)('refresh_tokens').insert({ user_id: userId, token_hash: sha256(token), family_id: familyId, expires_at: expiresAt });
     return { token, expiresAt };
@@ -36,22 +52,25 @@ export function createAuthService(knex: Knex) {
      * Checks email and password.
      * @throws UnauthorizedError `INVALID_CREDENTIALS` (same answer for unknown email, wrong password, deactivated user)
      */
-    async login(email: string, password: string): Promise<{ user: TenantUser; refresh: IssuedRefreshToken }> {
+    async login(email: string, password: string): Promise<{ user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }> {
       const user = await users.findForLogin(email.trim().toLowerCase());
       // Unknown email: a dummy hash is verified instead, so the answer takes the same time.
       const ok = await verifyPasswordOrDummy(user?.passwordHash, password);
       if (!user || !ok || !user.active) throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
       await knex('users').where({ id: user.id }).update({ last_login_at: new Date() });
-      const { passwordHash: _, ...safe } = user;
-      return { user: safe, refresh: await issue(user.id, randomUUID()) };
+      const { passwordHash: _, tokenVersion, ...safe } = user;
+      return { user: safe, tokenVersion, refresh: await issue(user.id, randomUUID()) };
     },
 
     /**
      * Rotates a refresh token.
-     * @throws UnauthorizedError `INVALID_REFRESH_TOKEN` (unknown, expired, user inactive),
+     * @returns the user, its current `token_version` (for the new access token) and the new refresh token
+     * @throws UnauthorizedError `TOKEN_REVOKED` (issued in another tenant generation),
+     *         `INVALID_REFRESH_TOKEN` (unknown, expired, user inactive),
      *         `REFRESH_TOKEN_REUSED` (already rotated or revoked: the family is revoked)
      */
-    async refresh(token: string): Promise<{ user: TenantUser; refresh: IssuedRefreshToken }> {
+    async refresh(token: string): Promise<{ user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }> {
+      if (refreshTokenGeneration(token) !== generation) throw new UnauthorizedError('this refresh token was revoked: sign in again', 'TOKEN_REVOKED');
       return knex.transaction(async (trx) => {
         const row = await trx('refresh_tokens').where({ token_hash: sha256(token) }).forUpdate().first();
         if (!row) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
@@ -62,10 +81,11 @@ export function createAuthService(knex: Knex) {
         }
         if (new Date(row.expires_at).getTime() <= Date.now()) throw new UnauthorizedError('refresh token has expired', 'INVALID_REFRESH_TOKEN');
         const user = await users.findById(Number(row.user_id), trx);
-        if (!user || !user.active) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
+        const state = user && (await users.findTokenState(user.id, trx));
+        if (!user || !state || !user.active) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
         await trx('refresh_tokens').where({ id: row.id }).update({ rotated_at: new Date() });
-        return { user, refresh: await issue(user.id, row.family_id, trx) };
-      }).then((r: { reused?: boolean } & { user: TenantUser; refresh: IssuedRefreshToken }) => {
+        return { user, tokenVersion: state.tokenVersion, refresh: await issue(user.id, row.family_id, trx) };
+      }).then((r: { reused?: boolean } & { user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }) => {
         if (r.reused) throw new UnauthorizedError('refresh token was already used: every session of this sign-in is revoked', 'REFRESH_TOKEN_REUSED');
         return r;
       });

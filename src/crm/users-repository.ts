@@ -23,9 +23,19 @@ export interface TenantUser {
   lastLoginAt: Date | null;
 }
 
+/**
+ * What decides whether a user's access tokens still hold: a token is issued at the
+ * user's `tokenVersion`, which moves on deactivation, role change and password reset.
+ */
+export interface UserTokenState {
+  tokenVersion: number;
+  active: boolean;
+  role: TenantRole;
+}
+
 interface Row {
   id: number; email: string; full_name: string | null; password_hash: string; role: TenantRole; active: number | boolean;
-  version: number; created_at: Date; updated_at: Date; last_login_at: Date | null;
+  version: number; token_version: number; created_at: Date; updated_at: Date; last_login_at: Date | null;
 }
 
 const toUser = (r: Row): TenantUser => ({
@@ -56,10 +66,16 @@ export function createUsersRepository(knex: Knex) {
       return row && toUser(row);
     },
 
-    /** The user with its hash, for sign-in. */
-    async findForLogin(email: string, trx?: Knex.Transaction): Promise<(TenantUser & { passwordHash: string }) | undefined> {
+    /** The user with its hash and token version, for sign-in. */
+    async findForLogin(email: string, trx?: Knex.Transaction): Promise<(TenantUser & { passwordHash: string; tokenVersion: number }) | undefined> {
       const row = await (trx ?? knex)<Row>('users').where({ email }).first();
-      return row && { ...toUser(row), passwordHash: row.password_hash };
+      return row && { ...toUser(row), passwordHash: row.password_hash, tokenVersion: Number(row.token_version) };
+    },
+
+    /** The user's token state (one primary-key read), or undefined when there is no such user. */
+    async findTokenState(id: number, trx?: Knex.Transaction): Promise<UserTokenState | undefined> {
+      const row = await (trx ?? knex)<Row>('users').where({ id }).first('token_version', 'active', 'role');
+      return row && { tokenVersion: Number(row.token_version), active: Boolean(row.active), role: row.role };
     },
 
     /** Number of active admins. */

@@ -36,9 +36,22 @@ function userView(r: Record<string, any>) {
   return { id: Number(r.id), email: r.email, fullName: r.full_name, role: r.role, active: Boolean(r.active), lastLoginAt: r.last_login_at };
 }
 
-/** User management over a tenant's Knex. */
-/** @param actorId the acting user, recorded in the activity log (null: the platform) */
-export function createUsersService(knex: Knex, actorId: number | null = null) {
+/** Hooks of {@link createUsersService}. */
+export interface UsersServiceHooks {
+  /**
+   * Called after the commit of a change that moved a user's `token_version` (deactivation,
+   * role change, password reset), so that the caller records it where every API process
+   * looks (the tenant's `auth_version` in the catalog). When it throws, the update has
+   * been committed and the error reaches the caller.
+   */
+  afterTokenVersionChange?: (userId: number) => Promise<void>;
+}
+
+/**
+ * User management over a tenant's Knex.
+ * @param actorId the acting user, recorded in the activity log (null: the platform)
+ */
+export function createUsersService(knex: Knex, actorId: number | null = null, hooks: UsersServiceHooks = {}) {
   const repo = createUsersRepository(knex);
 
   async function get(id: number, trx?: Knex.Transaction): Promise<TenantUser> {
@@ -74,13 +87,17 @@ export function createUsersService(knex: Knex, actorId: number | null = null) {
     },
 
     /**
+     * Updates a user. Deactivation, a role change and a password reset also bump the user's
+     * `token_version` (its access tokens stop working) and then call `afterTokenVersionChange`;
+     * deactivation and a password reset revoke its refresh tokens.
      * @throws NotFoundError; ConflictError `VERSION_CONFLICT` (stale version) or `LAST_ADMIN`
      */
     async update(id: number, raw: z.input<typeof updateUserBody>): Promise<TenantUser> {
       const input = parseInput(updateUserBody, raw);
       if (input.password !== undefined) assertAcceptablePassword(input.password);
       const passwordHash = input.password ? await hashPassword(input.password) : undefined;
-      return knex.transaction(async (trx) => {
+      let tokensChanged = false;
+      const updated = await knex.transaction(async (trx) => {
         // A change that may remove an admin locks the active admins before its own row, so
         // that two admins demoting each other queue (one consistent lock order) instead of deadlocking.
         const mayLoseAdmin = (input.role !== undefined && input.role !== 'admin') || input.active === false;
@@ -97,6 +114,8 @@ export function createUsersService(knex: Knex, actorId: number | null = null) {
         if (input.role) patch.role = input.role;
         if (input.active !== undefined) patch.active = input.active;
         if (passwordHash) patch.password_hash = passwordHash;
+        tokensChanged = (input.role !== undefined && input.role !== current.role) || (input.active === false && Boolean(current.active)) || passwordHash !== undefined;
+        if (tokensChanged) patch.token_version = trx.raw('token_version + 1');
         await trx('users').where({ id }).update(patch);
         if (input.active === false || passwordHash) await createAuthService(knex).revokeUser(id, trx);
         const after = await get(id, trx);
@@ -105,6 +124,8 @@ export function createUsersService(knex: Knex, actorId: number | null = null) {
         await logActivity(trx, { userId: actorId, action: input.active === false ? 'delete' : 'update', entity: 'user', entityId: id, changes });
         return after;
       });
+      if (tokensChanged) await hooks.afterTokenVersionChange?.(id);
+      return updated;
     },
 
     /** Deactivates a user (rows that name it stay valid). @throws as {@link update} */

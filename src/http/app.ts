@@ -129,7 +129,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     async (api) => {
       api.addHook('onRequest', api.identifyTenant);
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
-      await api.register(usersRoutes);
+      await api.register(usersRoutes, { ctx });
       await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);

@@ -9,8 +9,9 @@
  *    has closed the tenant's pool before its database goes away.
  * 3. `verify`: the object is read once from S3 and its SHA-256 and size compared with the
  *    catalog's; a corrupted or replaced object is refused before anything is dropped.
- * 4. `database`: the database is dropped and created empty; the account and its grant
- *    are ensured.
+ * 4. `database`: a new token generation starts (tokens of before the restore, and the
+ *    refresh tokens the backup brings back, are refused), then the database is dropped and
+ *    created empty; the account and its grant are ensured.
  * 5. `load`: the object is streamed again (S3 -> SHA-256 -> gunzip -> client program);
  *    the digest of what was read is checked again at the end.
  * 6. `migrations`: pending migrations run if the backup is older than the code.
@@ -102,6 +103,8 @@ export async function loadBackupInto(ctx: SiloContext, tenant: Tenant, backup: B
   await op.step('verify');
 
   const { sql, url } = await ctx.admin.server(tenant.databaseServerId);
+  // Before the first destructive statement (and again when repair resumes: harmless).
+  await ctx.catalog.tenants.bumpGeneration(tenant.id);
   await sql.dropDatabase(tenant.databaseName);
   await sql.createDatabase(tenant.databaseName);
   await ensureAccount(ctx, tenant);

@@ -160,9 +160,9 @@ async function backupBeforeDestroy(ctx: SiloContext, op: OperationHandle, tenant
 }
 
 /**
- * Recreates a tenant: takes a `pre-recreate` backup (unless `backup: false`), drops its
- * database and account, then provisions it afresh (empty data, current schema, a new
- * first admin).
+ * Recreates a tenant: takes a `pre-recreate` backup (unless `backup: false`), starts a
+ * new token generation (every earlier token is refused), drops its database and account,
+ * then provisions it afresh (empty data, current schema, a new first admin).
  * @throws StorageNotConfiguredError before anything is written when a backup is wanted and S3 is not set up
  * @throws BackupFailedError `BACKUP_FAILED` when the backup fails: nothing was dropped
  * @param adminEmail the new first admin (default: the tenant's admin email)
@@ -185,7 +185,11 @@ export async function recreateTenant(
     { existingId: operationId, kind: 'recreate' },
     async (op) => {
       await backupBeforeDestroy(ctx, op, tenant, 'pre-recreate', opts);
-      await ctx.catalog.tenants.update(tenant.id, { status: 'provisioning', statusReason: 'recreating', adminEmail, schemaVersion: null });
+      // The new database starts its user ids again: a new token generation keeps earlier tokens out.
+      await ctx.catalog.knex.transaction(async (trx) => {
+        await ctx.catalog.tenants.update(tenant.id, { status: 'provisioning', statusReason: 'recreating', adminEmail, schemaVersion: null }, trx);
+        await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
+      });
       tenant.status = 'provisioning';
       ctx.events.emit('tenantChanged', slug);
       await op.step('provisioning');
@@ -205,8 +209,8 @@ export async function recreateTenant(
 
 /**
  * Deletes a tenant: takes a `pre-delete` backup (unless `backup: false`; restoring it
- * brings the tenant back), marks it `deleted` (the slug stays reserved; its domains are
- * released), then drops its database and account.
+ * brings the tenant back), marks it `deleted` and starts a new token generation (the slug
+ * stays reserved; its domains are released), then drops its database and account.
  * @throws StorageNotConfiguredError / BackupFailedError as {@link recreateTenant}: nothing was deleted A crash after the mark is finished
  * by `repair`, which drops what is left.
  */
@@ -220,6 +224,7 @@ export async function deleteTenant(ctx: SiloContext, slug: string, actor: string
     await backupBeforeDestroy(ctx, op, tenant, 'pre-delete', opts);
     await ctx.catalog.knex.transaction(async (trx) => {
       await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: null, deletedAt: new Date() }, trx);
+      await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
       await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
     });
     ctx.events.emit('tenantChanged', slug);

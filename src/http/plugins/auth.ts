@@ -1,14 +1,28 @@
 /**
  * Access tokens (JWT, HS256, `@fastify/jwt`). Tenant tokens carry `aud: "tenant"`,
- * `sub` (user id), `tid` (tenant id) and `role`, and live 15 minutes; platform tokens
- * carry `aud: "platform"`, `sub` and `role` (`operator|support`). A token never opens
- * routes of the other audience, and a tenant token presented to another tenant is
- * refused with 401 `TOKEN_TENANT_MISMATCH`.
+ * `sub` (user id), `tid` (tenant id), `role`, `gen` (the tenant's token generation),
+ * `tv` (the user's `token_version`) and `av` (the tenant's `auth_version`) at issue, and
+ * live 15 minutes; platform tokens carry `aud: "platform"`, `sub` and `role`
+ * (`operator|support`). A token never opens routes of the other audience, and a tenant
+ * token presented to another tenant is refused with 401 `TOKEN_TENANT_MISMATCH`.
+ *
+ * Revocation, checked against the tenant row the tenant plugin already holds (cached,
+ * re-read by every process within one change-poll interval of a change):
+ * - `gen` other than the tenant's generation (recreate, restore, delete, revoke-tokens):
+ *   401 `TOKEN_REVOKED`. A `gen` newer than the cached row re-reads the row once.
+ * - `av` older than the tenant's auth version (some user was deactivated, changed role or
+ *   had its password reset since the token was issued): the user's current state is read
+ *   (once per user and auth version, {@link UserTokenStates}); a `tv` or role that is no
+ *   longer the user's, or an inactive user, is 401 `TOKEN_REVOKED`. A lowered role is
+ *   therefore refused, not applied: the client refreshes and gets a token with the new role.
+ * - otherwise no query at all.
+ * Tokens of before these claims existed count as `gen` 1, `tv` 0, `av` 0.
  */
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { PlatformRole } from '../../catalog/index.js';
+import type { PlatformRole, Tenant } from '../../catalog/index.js';
+import { UserTokenStates } from '../../crm/token-states.js';
 import type { TenantRole } from '../../crm/users-repository.js';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
 
@@ -21,6 +35,12 @@ export interface TenantClaims {
   sub: string;
   tid: number;
   role: TenantRole;
+  /** The tenant's token generation at issue (absent: 1). */
+  gen?: number;
+  /** The user's `token_version` at issue (absent: 0). */
+  tv?: number;
+  /** The tenant's `auth_version` at issue (absent: 0). */
+  av?: number;
 }
 
 /** Claims of a platform access token. */
@@ -46,6 +66,18 @@ declare module 'fastify' {
     requirePlatformUser(roles?: PlatformRole[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** Signs an access token. */
     signAccessToken(claims: TenantClaims | PlatformClaims): string;
+    /**
+     * Signs a tenant access token for `user` at `tokenVersion` (read from the tenant
+     * database), in the generation and auth version of `request.tenant`. That row must have
+     * been read before `tokenVersion` was (as the tenant plugin does): a change committed
+     * in between then moves the auth version past the token's, and the token is re-checked.
+     */
+    signTenantToken(request: FastifyRequest, user: { id: number; role: TenantRole }, tokenVersion: number): string;
+    /**
+     * The identified tenant, re-read from the catalog when a token names a newer
+     * generation than the cached row (another process changed it within the poll interval).
+     */
+    tenantForGeneration(request: FastifyRequest, generation: number): Promise<Tenant>;
   }
   interface FastifyRequest {
     /** Set by requireTenantUser. */
@@ -62,6 +94,8 @@ async function verify(request: FastifyRequest): Promise<TenantClaims | PlatformC
   return request.jwtVerify<TenantClaims | PlatformClaims>();
 }
 
+const revoked = () => new UnauthorizedError('this token was revoked: refresh it or sign in again', 'TOKEN_REVOKED');
+
 /** Options: the signing secret (at least 32 bytes). */
 export default fp<{ secret: string }>(
   async (app, opts) => {
@@ -69,12 +103,38 @@ export default fp<{ secret: string }>(
 
     app.decorate('signAccessToken', (claims: TenantClaims | PlatformClaims) => app.jwt.sign(claims));
 
+    app.decorate('signTenantToken', (request: FastifyRequest, user: { id: number; role: TenantRole }, tokenVersion: number) => {
+      const tenant = request.tenant!;
+      return app.jwt.sign({ aud: 'tenant', sub: String(user.id), tid: tenant.id, role: user.role, gen: tenant.generation, tv: tokenVersion, av: tenant.authVersion } satisfies TenantClaims);
+    });
+
+    app.decorate('tenantForGeneration', async (request: FastifyRequest, generation: number) => {
+      const tenant = request.tenant!;
+      if (generation <= tenant.generation) return tenant;
+      app.tenantResolver.invalidate(tenant.slug);
+      request.tenant = await app.tenantResolver.load(tenant.slug);
+      return request.tenant;
+    });
+
+    const states = new UserTokenStates();
+    /** @throws UnauthorizedError `TOKEN_REVOKED` (see the module comment) */
+    async function assertCurrent(request: FastifyRequest, claims: TenantClaims): Promise<void> {
+      const tenant = await app.tenantForGeneration(request, claims.gen ?? 1);
+      if ((claims.gen ?? 1) !== tenant.generation) throw revoked();
+      if ((claims.av ?? 0) >= tenant.authVersion) return;
+      const userId = Number(claims.sub);
+      if (!Number.isSafeInteger(userId)) throw revoked();
+      const state = await states.get(tenant, userId, () => app.tenantKnex(request));
+      if (!state || !state.active || state.tokenVersion !== (claims.tv ?? 0) || state.role !== claims.role) throw revoked();
+    }
+
     app.decorate('requireTenantUser', (roles: TenantRole[] = []) => async (request: FastifyRequest) => {
       const claims = await verify(request);
       if (claims.aud !== 'tenant') throw new UnauthorizedError('a platform token does not open tenant routes', 'WRONG_AUDIENCE');
       if (!request.tenant || claims.tid !== request.tenant.id) {
         throw new UnauthorizedError('this token belongs to another tenant', 'TOKEN_TENANT_MISMATCH');
       }
+      await assertCurrent(request, claims);
       if (roles.length && !roles.includes(claims.role)) throw new ForbiddenError(`this needs the role ${roles.join(' or ')}`, 'FORBIDDEN');
       request.tenantUser = claims;
     });

@@ -14,6 +14,7 @@ import { backupTenant, listBackups } from '../../provisioning/backup-service.js'
 import { migrateTenants } from '../../provisioning/migrate-service.js';
 import { restoreTenant } from '../../provisioning/restore-service.js';
 import { repairTenant } from '../../provisioning/repair-service.js';
+import { revokeTenantTokens } from '../../provisioning/token-service.js';
 import { createTenant, createTenantInput, deleteTenant, getTenant, resumeTenant, suspendTenant } from '../../provisioning/tenants-service.js';
 import { ACCESS_TTL_S } from '../plugins/auth.js';
 import { operationSchema, problemSchema, tenantOut, tenantSchema, withProblems } from '../schemas.js';
@@ -169,6 +170,18 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
       onRequest: operator,
     }, async (request) => tenantOut(verb === 'suspend' ? await suspendTenant(ctx, request.params.slug, actor(request)) : await resumeTenant(ctx, request.params.slug, actor(request))));
   }
+
+  app.post('/tenants/:slug/revoke-tokens', {
+    schema: {
+      operationId: 'revokeTenantTokens', tags, security, params: slugParams,
+      summary: "Start a new token generation: every access and refresh token issued for the tenant so far answers 401 TOKEN_REVOKED (in every API process within one change-poll interval); users sign in again.",
+      response: withProblems({ 200: z.object({ tenant: tenantSchema, generation: z.number().int().describe('the new token generation'), operationId: z.number().int() }) }),
+    },
+    onRequest: operator,
+  }, async (request) => {
+    const r = await revokeTenantTokens(ctx, request.params.slug, actor(request));
+    return { tenant: tenantOut(r.tenant), generation: r.generation, operationId: r.operationId };
+  });
 
   app.get('/tenants/:slug/backups', {
     schema: {

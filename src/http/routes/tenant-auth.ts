@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type {} from '@fastify/rate-limit';
 import { z } from 'zod';
-import { createAuthService } from '../../crm/auth-service.js';
+import { createAuthService, refreshTokenGeneration } from '../../crm/auth-service.js';
 import { createUsersService } from '../../crm/users-service.js';
 import { ACCESS_TTL_S } from '../plugins/auth.js';
 import { problemSchema, tokenPairSchema, userSchema, withProblems } from '../schemas.js';
@@ -21,8 +21,8 @@ export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number; r
   }, async (request) => {
     const knex = await app.tenantKnex(request);
     try {
-      const { user, refresh } = await createAuthService(knex).login(request.body.email, request.body.password);
-      const accessToken = app.signAccessToken({ aud: 'tenant', sub: String(user.id), tid: request.tenant!.id, role: user.role });
+      const { user, tokenVersion, refresh } = await createAuthService(knex, request.tenant!.generation).login(request.body.email, request.body.password);
+      const accessToken = app.signTenantToken(request, user, tokenVersion);
       return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
     } catch (err) {
       request.log.info({ email: request.body.email }, 'failed login');
@@ -37,9 +37,11 @@ export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number; r
       rateLimit: { max: opts.refreshRateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `refresh|${req.tenant?.id ?? '-'}|${req.ip}` },
     },
   }, async (request) => {
+    // A token of a newer generation than the cached tenant row re-reads the row; another one is 401 TOKEN_REVOKED.
+    const tenant = await app.tenantForGeneration(request, refreshTokenGeneration(request.body.refreshToken));
     const knex = await app.tenantKnex(request);
-    const { user, refresh } = await createAuthService(knex).refresh(request.body.refreshToken);
-    const accessToken = app.signAccessToken({ aud: 'tenant', sub: String(user.id), tid: request.tenant!.id, role: user.role });
+    const { user, tokenVersion, refresh } = await createAuthService(knex, tenant.generation).refresh(request.body.refreshToken);
+    const accessToken = app.signTenantToken(request, user, tokenVersion);
     return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, refreshToken: refresh.token, refreshExpiresAt: refresh.expiresAt };
   });
 

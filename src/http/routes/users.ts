@@ -1,13 +1,22 @@
 /** `/api/v1/users`: tenant admins manage their tenant's users. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import type { SiloContext } from '../../context.js';
 import { createUserBody, createUsersService, updateUserBody } from '../../crm/users-service.js';
+import { recordTokenVersionChange } from '../../provisioning/token-service.js';
 import { page, paginationQuery, problemSchema, userSchema, withProblems } from '../schemas.js';
 
 const idParams = z.strictObject({ id: z.coerce.number().int().positive().max(2 ** 53 - 1) });
 
-export const usersRoutes: FastifyPluginAsyncZod = async (app) => {
+/** Options: the context, to record token-version changes in the catalog (every API process then re-checks older tokens). */
+export const usersRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
   const tags = ['users'];
+  /** The users service of the request's tenant, acting as the signed-in admin. */
+  const users = async (request: FastifyRequest) =>
+    createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub), {
+      afterTokenVersionChange: () => recordTokenVersionChange(ctx, request.tenant!),
+    });
   const security = [{ tenantBearer: [] }];
   const admin = app.requireTenantUser(['admin']);
 
@@ -16,27 +25,27 @@ export const usersRoutes: FastifyPluginAsyncZod = async (app) => {
     onRequest: admin,
   }, async (request) => {
     const { page: p, pageSize } = request.query;
-    const r = await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).list(p, pageSize);
+    const r = await (await users(request)).list(p, pageSize);
     return { ...r, page: p, pageSize };
   });
 
   app.post('/users', {
     schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
     onRequest: admin,
-  }, async (request, reply) => reply.code(201).send(await createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).create(request.body)));
+  }, async (request, reply) => reply.code(201).send(await (await users(request)).create(request.body)));
 
   app.get('/users/:id', {
     schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
     onRequest: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).get(request.params.id));
+  }, async (request) => (await users(request)).get(request.params.id));
 
   app.patch('/users/:id', {
     schema: { operationId: 'updateUser', tags, security, params: idParams, body: updateUserBody, response: withProblems({ 200: userSchema, 409: problemSchema }) },
     onRequest: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).update(request.params.id, request.body));
+  }, async (request) => (await users(request)).update(request.params.id, request.body));
 
   app.delete('/users/:id', {
     schema: { operationId: 'deactivateUser', tags, security, summary: 'Deactivate a user (its sessions are revoked)', params: idParams, response: withProblems({ 200: userSchema, 409: problemSchema }) },
     onRequest: admin,
-  }, async (request) => createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub)).deactivate(request.params.id));
+  }, async (request) => (await users(request)).deactivate(request.params.id));
 };
