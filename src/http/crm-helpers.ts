@@ -71,11 +71,20 @@ export async function createWithIdempotency<T>(
 }
 
 /**
- * Streams the rows of `query` as CSV (RFC 4180: header row, CRLF line ends, quoted fields where needed).
+ * csv-stringify options of every export: CRLF records, ISO-8601 dates, and
+ * `escape_formulas`: a cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return
+ * is prefixed with `'`, so a spreadsheet shows it as text instead of evaluating it (OWASP
+ * "CSV Injection"). Numbers are not strings and stay as they are.
+ */
+export const CSV_OPTIONS = { record_delimiter: '\r\n', escape_formulas: true, cast: { date: (d: Date) => d.toISOString() } } as const;
+
+/**
+ * Streams the rows of `query` as CSV (RFC 4180: header row, CRLF line ends, quoted fields
+ * where needed; formulas defused, see {@link CSV_OPTIONS}).
  * @param columns header -> function of a row
  */
 export async function sendCsv(reply: FastifyReply, query: Knex.QueryBuilder, filename: string, columns: Record<string, (row: Record<string, any>) => unknown>): Promise<FastifyReply> {
-  const csv = stringify({ header: true, columns: Object.keys(columns), record_delimiter: '\r\n', cast: { date: (d) => d.toISOString() } });
+  const csv = stringify({ ...CSV_OPTIONS, header: true, columns: Object.keys(columns) });
   const out = new PassThrough();
   const rows = query.stream();
   void pipeline(
