@@ -132,9 +132,9 @@ function summary(a: Attachment) {
  * logged), so a company answer never fails for its logo.
  * @returns company id -> URL, for companies that have a logo
  */
-export async function companyLogoUrls(knex: Knex, store: ObjectStore | undefined, companyIds: number[], log?: WarnLogger): Promise<Map<number, string>> {
+export async function companyLogoUrls(knex: Knex, store: ObjectStore | undefined, tenantId: number | undefined, companyIds: number[], log?: WarnLogger): Promise<Map<number, string>> {
   const out = new Map<number, string>();
-  if (!store || companyIds.length === 0) return out;
+  if (!store || tenantId === undefined || companyIds.length === 0) return out;
   let rows: Array<{ logo_company_id: number; storage_key: string; file_name: string; content_type: string }>;
   try {
     rows = await knex('attachments').whereIn('logo_company_id', [...new Set(companyIds)]).select('logo_company_id', 'storage_key', 'file_name', 'content_type');
@@ -145,7 +145,7 @@ export async function companyLogoUrls(knex: Knex, store: ObjectStore | undefined
   await Promise.all(
     rows.map(async (r) => {
       try {
-        out.set(Number(r.logo_company_id), (await store.presignGet(r.storage_key, { fileName: r.file_name, contentType: r.content_type })).url);
+        out.set(Number(r.logo_company_id), (await store.presignTenantFile(tenantId, r.storage_key, { fileName: r.file_name, contentType: r.content_type })).url);
       } catch (err) {
         log?.warn({ err, companyId: Number(r.logo_company_id) }, 'could not sign the company logo URL');
       }
@@ -166,14 +166,19 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
     if (!(await q.first('id'))) throw notFound(entity, id);
   };
 
-  /** The row of a visible attachment (its parent is live). @throws NotFoundError `ATTACHMENT_NOT_FOUND` */
+  /**
+   * The row of a visible attachment: its parent is live and its key is a file of this
+   * tenant (a row pointing elsewhere, e.g. tampered in the database, is logged and not found).
+   * @throws NotFoundError `ATTACHMENT_NOT_FOUND`
+   */
   const loadVisible = async (id: number, db: Knex | Knex.Transaction = knex, lock = false): Promise<Record<string, any>> => {
     const q = db('attachments').where({ id });
     if (lock) q.forUpdate();
     const row = await q.first();
     if (row) {
       const parent = await db(TABLES[row.entity_type as AttachmentEntity]).where({ id: row.entity_id }).whereNull('deleted_at').first('id');
-      if (parent) return row;
+      if (parent && keys.isTenantFile(settings.tenantId, row.storage_key)) return row;
+      if (parent) settings.log?.warn({ attachmentId: id }, 'attachment row points outside the tenant files prefix: refused');
     }
     throw new NotFoundError(`attachment ${id} not found`, 'ATTACHMENT_NOT_FOUND');
   };
@@ -308,7 +313,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
      */
     async url(id: number): Promise<{ url: string; expiresAt: Date }> {
       const row = await loadVisible(id);
-      return store.presignGet(row.storage_key, { fileName: row.file_name, contentType: row.content_type });
+      return store.presignTenantFile(settings.tenantId, row.storage_key, { fileName: row.file_name, contentType: row.content_type });
     },
 
     /**

@@ -26,6 +26,8 @@ export interface CompanyView extends Company {
 /** Options of {@link createCompaniesService}: the store that signs logo URLs (none: `logoUrl` is null). */
 export interface CompaniesServiceOptions {
   store?: ObjectStore;
+  /** The tenant whose files prefix logo keys must be under (no logos without it). */
+  tenantId?: number;
   /** Where a logo URL that cannot be signed is reported. */
   log?: WarnLogger;
 }
@@ -68,7 +70,7 @@ export function toCompany(r: Record<string, any>): Company {
 export function createCompaniesService(knex: Knex, actor: Actor, opts: CompaniesServiceOptions = {}) {
   /** Adds `logoUrl` to each company (one query for all of them). */
   const withLogos = async (companies: Company[]): Promise<CompanyView[]> => {
-    const urls = await companyLogoUrls(knex, opts.store, companies.map((c) => c.id), opts.log);
+    const urls = await companyLogoUrls(knex, opts.store, opts.tenantId, companies.map((c) => c.id), opts.log);
     return companies.map((c) => ({ ...c, logoUrl: urls.get(c.id) ?? null }));
   };
   const withLogo = async (c: Company): Promise<CompanyView> => (await withLogos([c]))[0]!;

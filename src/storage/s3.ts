@@ -87,6 +87,15 @@ export const keys = {
   filesPrefix(tenantId: number): string {
     return `tenants/${positiveInt(tenantId)}/files/`;
   },
+  /**
+   * Whether `key` is a file of this tenant exactly as {@link keys.file} makes them
+   * (`tenants/<id>/files/<uuid>`): another tenant's key, a backup, a history archive or a
+   * path with `..` in it is not.
+   */
+  isTenantFile(tenantId: number, key: string): boolean {
+    const prefix = keys.filesPrefix(tenantId);
+    return key.startsWith(prefix) && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(key.slice(prefix.length));
+  },
   /** `history/YYYY/MM/<name>.ndjson.gz` for rows of that UTC month. */
   history(year: number, month: number, name: string): string {
     if (!/^[A-Za-z0-9_.-]{1,200}$/.test(name)) throw new Error(`unsafe archive name ${JSON.stringify(name)}`);
@@ -207,6 +216,16 @@ export class ObjectStore {
     } catch (err) {
       throw storageUnavailable(`delete of ${key}`, err);
     }
+  }
+
+  /**
+   * A pre-signed GET URL of a tenant's file: only for a key under that tenant's own prefix
+   * (see {@link keys.isTenantFile}), whatever a database row says.
+   * @throws SiloError 404 `KEY_OUTSIDE_TENANT_PREFIX` for any other key (nothing is signed)
+   */
+  async presignTenantFile(tenantId: number, key: string, download: { fileName?: string; contentType?: string } = {}): Promise<{ url: string; expiresAt: Date }> {
+    if (!keys.isTenantFile(tenantId, key)) throw new SiloError(`key is not a file of tenant ${tenantId}`, { code: 'KEY_OUTSIDE_TENANT_PREFIX', status: 404 });
+    return this.presignGet(key, download);
   }
 
   /**

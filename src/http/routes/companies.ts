@@ -31,7 +31,7 @@ const exportQuery = listQuery.omit({ page: true, pageSize: true });
 export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> = async (app, opts) => {
   const tags = ['companies'];
   const security = [{ tenantBearer: [] }];
-  const svc = async (request: Parameters<typeof actorOf>[0]) => createCompaniesService(await app.tenantKnex(request), actorOf(request), { store: opts.storage, log: request.log });
+  const svc = async (request: Parameters<typeof actorOf>[0]) => createCompaniesService(await app.tenantKnex(request), actorOf(request), { store: opts.storage, tenantId: request.tenant!.id, log: request.log });
 
   app.get('/companies', {
     schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
