@@ -133,12 +133,12 @@ t.test('the last active admin can be neither demoted nor deactivated: 409 LAST_A
 
 t.test('two admins demoting each other at once: exactly one succeeds, the other gets 409 LAST_ADMIN', async (t) => {
   await makeTenant(ctx, 'users-race');
-  const adminA = (await login(app, 'users-race')).accessToken;
+  let adminA = (await login(app, 'users-race')).accessToken;
   const callA = (method: Method, url: string, payload?: object, token = adminA) =>
     app.inject({ method, url, ...(payload ? { payload } : {}), headers: { 'x-tenant': 'users-race', authorization: `Bearer ${token}` } });
   const idA = (await callA('GET', '/api/v1/auth/me')).json().id as number;
   const b = (await callA('POST', '/api/v1/users', { email: 'b@users-race.test', role: 'admin', password: PASSWORD })).json();
-  const adminB = (await login(app, 'users-race', 'b@users-race.test')).accessToken;
+  let adminB = (await login(app, 'users-race', 'b@users-race.test')).accessToken;
   for (let round = 0; round < 10; round++) {
     const [ra, rb] = await Promise.all([callA('PATCH', `/api/v1/users/${b.id}`, { role: 'staff' }), callA('PATCH', `/api/v1/users/${idA}`, { role: 'staff' }, adminB)]);
     const codes = [ra.statusCode, rb.statusCode].sort();
@@ -149,6 +149,9 @@ t.test('two admins demoting each other at once: exactly one succeeds, the other 
     const survivor = ra.statusCode === 200 ? adminA : adminB;
     const demotedId = ra.statusCode === 200 ? b.id : idA;
     t.equal((await callA('PATCH', `/api/v1/users/${demotedId}`, { role: 'admin' }, survivor)).statusCode, 200);
+    // A role change revokes the demoted admin's access tokens: it signs in again.
+    if (demotedId === b.id) adminB = (await login(app, 'users-race', 'b@users-race.test')).accessToken;
+    else adminA = (await login(app, 'users-race')).accessToken;
   }
 });
 
