@@ -5,8 +5,10 @@
 import { Command, CommanderError } from 'commander';
 import { catalogCommand } from './catalog.js';
 import { historyCommand } from './history.js';
+import { initCommand } from './init.js';
 import { operationsCommand } from './operations.js';
 import { platformUsersCommand } from './platform-users.js';
+import { secretsCommand } from './secrets.js';
 import { serveCommand } from './serve.js';
 import { EXIT, reportError } from './runtime.js';
 import { tenantsCommand } from './tenants.js';
@@ -19,7 +21,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), historyCommand(), serveCommand()]) {
+  for (const cmd of [initCommand(), catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), historyCommand(), secretsCommand(), serveCommand()]) {
     program.addCommand(cmd);
   }
   // Subcommands inherit exitOverride so that usage errors reach our handler (exit 2).

@@ -3,7 +3,9 @@
  * globex; re-running reuses them) with an admin each and a platform operator, starts
  * the API, and prints working curl lines. Needs a MySQL/MariaDB at SILO_TENANT_DB_URL
  * (default 127.0.0.1:3306, root, no password). Without SILO_S3_BUCKET it starts a local
- * S3 (s3rver, objects kept in .silo/s3) for backups and attachments.
+ * S3 (s3rver, objects kept in .silo/s3) for backups and attachments. Runs with
+ * NODE_ENV=development unless set, so the development key encrypts secrets when
+ * SILO_SECRET_KEY is unset.
  */
 import { mkdirSync } from 'node:fs';
 import { startDevS3 } from './dev-s3.js';
@@ -31,6 +33,9 @@ if (!process.env.SILO_S3_BUCKET) {
   devS3 = await startDevS3({ directory: '.silo/s3', bucket: 'silo-demo' });
   Object.assign(process.env, devS3.env);
 }
+// The demo is a local development run: without SILO_SECRET_KEY it uses the development
+// key, which only NODE_ENV=development allows (set here unless the caller chose otherwise).
+process.env.NODE_ENV ??= 'development';
 const config = loadConfig();
 config.jwtSecret ??= DEV_JWT_SECRET;
 const log = createLogger(config.logLevel ?? 'info');

@@ -11,8 +11,12 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseDotenv } from 'dotenv';
 import { z } from 'zod';
+import { createKeyring, type SecretKeyring } from './lib/secrets.js';
 
-/** Development-only key used when `SILO_SECRET_KEY` is unset and `NODE_ENV` is not `production`. */
+/**
+ * Development-only key, published in the repository: used when `SILO_SECRET_KEY` is unset
+ * and `NODE_ENV=development` is set explicitly (the demo sets it), never otherwise.
+ */
 export const DEV_SECRET_KEY = 'ZGV2LW9ubHktc2lsby1zZWNyZXQta2V5LTMyYnl0ZXM='; // "dev-only-silo-secret-key-32bytes"
 
 /** Development-only JWT secret, used by the demo (`npm run demo`) when `SILO_JWT_SECRET` is unset. */
@@ -113,7 +117,7 @@ const faultSpec = z
 
 /** The environment schema. Keys are the variable names; see `.env.example` for each one's meaning. */
 const envSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   SILO_CATALOG_URL: mysqlUrl.default(parseMysqlUrl('mysql://root:@127.0.0.1:3306/silo_catalog')),
   SILO_TENANT_DB_URL: mysqlUrl.default(parseMysqlUrl('mysql://root:@127.0.0.1:3306')),
@@ -216,6 +220,7 @@ export interface FaultSpec {
 
 /** The validated configuration Silo runs with. Durations are in ms unless the name says otherwise. */
 export interface Config {
+  /** `NODE_ENV`; unset means `production` (the development key is never used then). */
   env: 'development' | 'production' | 'test';
   /** pino level; undefined means "the program's default" (info for the server, warn for the CLI). */
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -227,10 +232,13 @@ export interface Config {
   tenantDbPrefix: string;
   /** Host part of tenant MySQL accounts (`'user'@'host'`). */
   tenantDbUserHost: string;
-  /** 32-byte AES-256-GCM key for secrets at rest (tenant DB passwords). */
-  secretKey: Buffer;
-  /** True when the development key is in use (warned about at start). */
-  secretKeyIsDevDefault: boolean;
+  /**
+   * Keys of secrets at rest (tenant DB passwords, server admin passwords): writes with
+   * `SILO_SECRET_KEY`, reads with it or `SILO_SECRET_KEY_PREVIOUS`. Without a key (and
+   * unless `NODE_ENV=development`), its methods throw a {@link ConfigError} naming
+   * `SILO_SECRET_KEY` and `silo init`: commands that touch no secret still run.
+   */
+  secrets: SecretKeyring;
   /** Seconds a migration runner waits for another runner's per-tenant lock (MySQL `GET_LOCK` timeout). */
   migrationLockTimeoutS: number;
   /** Extra folder of tenant migrations merged with `migrations/tenant` (benchmarks, experiments). */
@@ -287,6 +295,22 @@ export interface Config {
   faultFailAfter: FaultSpec | undefined;
 }
 
+/**
+ * The keyring of {@link Config.secrets}. The development key is used only when no key is
+ * set and `NODE_ENV=development` was set explicitly; the published development key given
+ * as `SILO_SECRET_KEY` outside development counts as no key.
+ */
+function secretKeyring(key: Buffer | undefined, previous: Buffer | undefined, nodeEnv: string | undefined): SecretKeyring {
+  const dev = Buffer.from(DEV_SECRET_KEY, 'base64');
+  const development = nodeEnv === 'development';
+  if (key && (development || !key.equals(dev))) return createKeyring({ current: key, previous, isDevelopmentKey: key.equals(dev) });
+  if (!key && development) return createKeyring({ current: dev, previous, isDevelopmentKey: true });
+  const reason = key
+    ? 'is the development key published in the repository; run `silo init` to write a fresh key to .env (the development key is accepted only with NODE_ENV=development)'
+    : 'not set; run `silo init` to write a fresh key to .env (or set NODE_ENV=development to use the published development key)';
+  return createKeyring({ missing: () => new ConfigError('SILO_SECRET_KEY', reason) });
+}
+
 /** Reads the `.env` file in `cwd` if present; returns its variables (never overrides the environment). */
 function readDotenv(cwd: string): Record<string, string> {
   const path = resolve(cwd, '.env');
@@ -315,23 +339,20 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
   if (!/^[A-Za-z0-9_]{1,64}$/.test(e.SILO_CATALOG_URL.database)) {
     throw new ConfigError('SILO_CATALOG_URL', 'catalog database name must match ^[A-Za-z0-9_]{1,64}$');
   }
-  if (!e.SILO_SECRET_KEY && e.NODE_ENV === 'production') {
-    throw new ConfigError('SILO_SECRET_KEY', 'required in production (32 bytes, base64; openssl rand -base64 32)');
-  }
+  const secrets = secretKeyring(e.SILO_SECRET_KEY, e.SILO_SECRET_KEY_PREVIOUS, e.NODE_ENV);
   const fault = (spec: string | undefined): FaultSpec | undefined => {
     if (!e.SILO_ENABLE_FAULTS || !spec) return undefined;
     const [operation, step] = spec.split(':') as [string, string];
     return { operation, step };
   };
   return {
-    env: e.NODE_ENV,
+    env: e.NODE_ENV ?? 'production',
     logLevel: e.LOG_LEVEL,
     catalog: e.SILO_CATALOG_URL,
     tenantDb: e.SILO_TENANT_DB_URL,
     tenantDbPrefix: e.SILO_TENANT_DB_PREFIX,
     tenantDbUserHost: e.SILO_TENANT_DB_USER_HOST,
-    secretKey: e.SILO_SECRET_KEY ?? Buffer.from(DEV_SECRET_KEY, 'base64'),
-    secretKeyIsDevDefault: !e.SILO_SECRET_KEY,
+    secrets,
     migrationLockTimeoutS: e.SILO_MIGRATION_LOCK_TIMEOUT_S,
     tenantMigrationsExtraDir: e.SILO_TENANT_MIGRATIONS_EXTRA_DIR,
     host: e.HOST,

@@ -19,14 +19,14 @@ const server = parseMysqlUrl(MYSQL_URL);
 const denied = (errno: number) => ({ errno }) as unknown as Error;
 
 function connectAs(tenant: typeof red, database = '') {
-  const knex = createMysqlKnex({ ...server, user: tenant.dbUser, password: decryptSecret(tenant.dbPasswordEnc, config.secretKey), database }, { min: 0, max: 1 });
+  const knex = createMysqlKnex({ ...server, user: tenant.dbUser, password: decryptSecret(tenant.dbPasswordEnc, config.secrets), database }, { min: 0, max: 1 });
   t.teardown(() => knex.destroy());
   return knex;
 }
 
 t.test('the stored password is encrypted, not the password', async (t) => {
   t.match(red.dbPasswordEnc, /^v1\./);
-  t.notOk(red.dbPasswordEnc.includes(decryptSecret(red.dbPasswordEnc, config.secretKey)));
+  t.notOk(red.dbPasswordEnc.includes(decryptSecret(red.dbPasswordEnc, config.secrets)));
 });
 
 t.test('a tenant account reads and writes its own database', async (t) => {

@@ -164,7 +164,7 @@ export async function createFleet(b: BenchEnv, n: number, via: 'clone' | 'servic
     try {
       const template = await readTemplate(conns[0]!, first.tenant.databaseName);
       const free = [...conns];
-      const { tenantDbPrefix: prefix, secretKey, tenantDbUserHost: host } = b.config;
+      const { tenantDbPrefix: prefix, secrets, tenantDbUserHost: host } = b.config;
       await Promise.all(
         rest.map((i) =>
           limit(async () => {
@@ -178,7 +178,7 @@ export async function createFleet(b: BenchEnv, n: number, via: 'clone' | 'servic
               const adminEmail = defaultAdminEmail(s);
               const id = await b.ctx.catalog.tenants.insert({
                 slug: s, name: s, plan: 'standard', databaseServerId: first.tenant.databaseServerId,
-                databaseName: database, dbUser: user, dbPasswordEnc: encryptSecret(password, secretKey), adminEmail,
+                databaseName: database, dbUser: user, dbPasswordEnc: encryptSecret(password, secrets), adminEmail,
               });
               await applyTemplate(conn, { database, user, host, password }, template);
               await conn.query("UPDATE users SET email = ? WHERE role = 'admin'", [adminEmail]);

@@ -25,12 +25,12 @@ export interface Catalog {
 }
 
 /** Opens the catalog (lazily: no connection is made until the first query). */
-export function openCatalog(config: Pick<Config, 'catalog' | 'secretKey'>, knex: Knex = createCatalogKnex(config)): Catalog {
+export function openCatalog(config: Pick<Config, 'catalog' | 'secrets'>, knex: Knex = createCatalogKnex(config)): Catalog {
   return {
     knex,
     tenants: createTenantsRepository(knex),
     operations: createOperationsRepository(knex),
-    servers: createServersRepository(knex, config.secretKey),
+    servers: createServersRepository(knex, config.secrets),
     platformUsers: createPlatformUsersRepository(knex),
     backups: createBackupsRepository(knex),
     destroy: () => knex.destroy(),

@@ -4,7 +4,7 @@
 import type { Knex } from 'knex';
 import type { MysqlUrl } from '../config.js';
 import { SiloError } from '../lib/errors.js';
-import { decryptSecret, encryptSecret } from '../lib/secrets.js';
+import { decryptSecret, encryptSecret, type SecretKeyring } from '../lib/secrets.js';
 import type { DatabaseServer } from './types.js';
 
 interface ServerRow { id: number; name: string; host: string; port: number; admin_user: string; admin_password_enc: string; status: DatabaseServer['status'] }
@@ -16,8 +16,8 @@ const toServer = (r: ServerRow): DatabaseServer => ({
 /** Name under which `SILO_TENANT_DB_URL` is registered. */
 export const DEFAULT_SERVER_NAME = 'default';
 
-/** Repository over `database_servers`. */
-export function createServersRepository(knex: Knex, secretKey: Buffer) {
+/** Repository over `database_servers`; admin passwords are encrypted with `secrets` (`Config.secrets`). */
+export function createServersRepository(knex: Knex, secrets: SecretKeyring) {
   return {
     /**
      * Registers (or updates) the server named `name` with admin credentials (password stored encrypted).
@@ -25,7 +25,7 @@ export function createServersRepository(knex: Knex, secretKey: Buffer) {
      */
     async upsert(name: string, url: MysqlUrl, trx?: Knex.Transaction): Promise<number> {
       const db = trx ?? knex;
-      const values = { host: url.host, port: url.port, admin_user: url.user, admin_password_enc: encryptSecret(url.password, secretKey) };
+      const values = { host: url.host, port: url.port, admin_user: url.user, admin_password_enc: encryptSecret(url.password, secrets) };
       const existing = await db<ServerRow>('database_servers').where({ name }).first();
       if (existing) {
         await db('database_servers').where({ id: existing.id }).update(values);
@@ -49,7 +49,7 @@ export function createServersRepository(knex: Knex, secretKey: Buffer) {
 
     /** Admin connection parameters of a server (password decrypted; no database). */
     adminUrl(server: DatabaseServer): MysqlUrl {
-      return { host: server.host, port: server.port, user: server.adminUser, password: decryptSecret(server.adminPasswordEnc, secretKey), database: '' };
+      return { host: server.host, port: server.port, user: server.adminUser, password: decryptSecret(server.adminPasswordEnc, secrets), database: '' };
     },
   };
 }

@@ -22,9 +22,11 @@ export interface RunningServer {
 /**
  * Starts the API.
  * @param opts.graceMs time allowed for a graceful shutdown before exit, ms (default 10000)
- * @throws ConfigError (e.g. `SILO_JWT_SECRET` missing) before listening
+ * @throws ConfigError (e.g. `SILO_JWT_SECRET` or `SILO_SECRET_KEY` missing) before listening
  */
 export async function startServer(config: Config, opts: { graceMs?: number; handleSignals?: boolean } = {}): Promise<RunningServer> {
+  // Tenant pools decrypt their passwords: refuse to start without a key (ConfigError).
+  void config.secrets.currentKeyId;
   const log = createLogger(config.logLevel ?? 'info');
   const ctx = createContext(config, log);
   let app: FastifyInstance;
@@ -46,6 +48,6 @@ export async function startServer(config: Config, opts: { graceMs?: number; hand
     });
   }
   const url = await app.listen({ host: config.host, port: config.port });
-  if (config.secretKeyIsDevDefault) log.warn('SILO_SECRET_KEY is not set: the development key encrypts secrets (set it in production)');
+  if (config.secrets.isDevelopmentKey) log.warn('NODE_ENV=development: the development key published in the repository encrypts secrets (run `silo init` for a key of your own)');
   return { app, ctx, url, close };
 }

@@ -83,7 +83,7 @@ export async function createTenant(ctx: SiloContext, raw: CreateTenantInput, act
         databaseServerId,
         databaseName: tenantDatabaseName(prefix, input.slug),
         dbUser: tenantUserName(prefix, input.slug),
-        dbPasswordEnc: encryptSecret(generatePassword(), ctx.config.secretKey),
+        dbPasswordEnc: encryptSecret(generatePassword(), ctx.config.secrets),
         adminEmail,
       },
       trx,

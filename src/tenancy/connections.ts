@@ -51,7 +51,7 @@ export class TenantConnections {
 
   constructor(
     private readonly catalog: Catalog,
-    private readonly config: Pick<Config, 'pool' | 'secretKey'>,
+    private readonly config: Pick<Config, 'pool' | 'secrets'>,
   ) {}
 
   /**
@@ -109,7 +109,7 @@ export class TenantConnections {
         host: server.host,
         port: server.port,
         user: tenant.dbUser,
-        password: decryptSecret(tenant.dbPasswordEnc, this.config.secretKey),
+        password: decryptSecret(tenant.dbPasswordEnc, this.config.secrets),
         database: tenant.databaseName,
       },
       { min: 0, max: this.config.pool.maxPerTenant, idleTimeoutMillis: this.config.pool.idleMs, acquireTimeoutMillis: 10_000 },

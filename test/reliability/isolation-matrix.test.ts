@@ -446,7 +446,7 @@ t.test("each tenant's MySQL account is denied on the other tenants' databases an
   const open: Knex[] = [];
   t.teardown(() => Promise.all(open.map((k) => k.destroy())));
   const connectAs = (d: TenantData, database = '') => {
-    const k = createMysqlKnex({ ...server, user: d.tenant.dbUser, password: decryptSecret(d.tenant.dbPasswordEnc, config.secretKey), database }, { min: 0, max: 1 });
+    const k = createMysqlKnex({ ...server, user: d.tenant.dbUser, password: decryptSecret(d.tenant.dbPasswordEnc, config.secrets), database }, { min: 0, max: 1 });
     open.push(k);
     return k;
   };

@@ -31,7 +31,7 @@ async function knexFor(t: Tenant): Promise<Knex> {
     }
     k = knexFactory({
       client: 'mysql2',
-      connection: { host: s.host, port: s.port, user: t.dbUser, password: decryptSecret(t.dbPasswordEnc, config.secretKey), database: t.databaseName, charset: 'utf8mb4', timezone: 'Z' },
+      connection: { host: s.host, port: s.port, user: t.dbUser, password: decryptSecret(t.dbPasswordEnc, config.secrets), database: t.databaseName, charset: 'utf8mb4', timezone: 'Z' },
     });
     knexes.set(t.id, k);
   }
