@@ -68,6 +68,21 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; detail?: str
 };
 
 /**
+ * 503 codes whose message Silo composes from its own facts (a tenant's status, "the
+ * catalog is not reachable"): shown as the detail. Any other 503 (S3, the dump tool, a
+ * backup) may carry a dependency's own error text, which can name hosts, accounts, keys
+ * and buckets: it answers a generic detail ({@link GENERIC_503}) instead, and its text
+ * goes to the log.
+ */
+const PUBLIC_503_CODES = new Set(['TENANT_UNAVAILABLE', 'CATALOG_UNAVAILABLE']);
+/** Generic details of 503 answers whose own text is kept for the log. */
+const GENERIC_503: Record<string, string> = {
+  STORAGE_UNAVAILABLE: 'object storage is not available right now; retry shortly',
+  BACKUP_FAILED: 'the backup could not be taken, so nothing was changed; retry shortly',
+};
+const GENERIC_503_DEFAULT = 'a service this request needs is not available right now; retry shortly';
+
+/**
  * Maps any thrown value to a problem. Order: Silo's typed errors, schema validation
  * (zod), Fastify's and JWT's own codes, unreachable databases (503), then 500.
  */
@@ -76,10 +91,14 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
     const headers: Record<string, string> = {};
     if (err instanceof UnavailableError) headers['retry-after'] = String(err.retryAfterS);
     const fields = (err.details as { fields?: Array<{ path: string; message: string }> } | undefined)?.fields;
-    const detail = err.status >= 500 && !(err instanceof UnavailableError) ? 'the server could not complete the request' : err.message;
+    const hidden = err instanceof UnavailableError && !PUBLIC_503_CODES.has(err.code);
+    const detail = hidden
+      ? (GENERIC_503[err.code] ?? GENERIC_503_DEFAULT)
+      : err.status >= 500 && !(err instanceof UnavailableError) ? 'the server could not complete the request' : err.message;
     const extra: Partial<Problem> = fields ? { errors: fields } : {};
     if (err instanceof UnavailableError) extra.retryAfter = err.retryAfterS;
-    return { problem: make(err.status, err.code, detail, requestId, extra), headers, unexpected: err.status >= 500 && !(err instanceof UnavailableError) };
+    // A hidden text is logged with the error (plugins/errors.ts logs `unexpected` causes).
+    return { problem: make(err.status, err.code, detail, requestId, extra), headers, unexpected: hidden || (err.status >= 500 && !(err instanceof UnavailableError)) };
   }
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown; validationContext?: string };
   if (hasZodFastifySchemaValidationErrors(err)) {
