@@ -5,6 +5,7 @@
 import knexPkg, { type Knex } from 'knex';
 import type { Logger } from 'pino';
 import type { MysqlUrl } from '../config.js';
+import { sanitizeMysqlError } from './error-text.js';
 import { createLogger } from './logger.js';
 
 const knexFactory = knexPkg as unknown as (config: Knex.Config) => Knex;
@@ -55,6 +56,9 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
   const knex = knexFactory({
     client: 'mysql2',
     log: knexLogger(log),
+    // Knex would copy the statement with its bound values into err.message (passwords of
+    // CREATE/ALTER USER, hashes, personal data): keep the `?` placeholders instead.
+    compileSqlOnError: false,
     connection: {
       host: conn.host,
       port: conn.port,
@@ -86,7 +90,24 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 15_000,
   });
   retryOnLostConnection(knex);
+  withoutBoundValuesInErrors(knex);
   return knex;
+}
+
+/**
+ * mysql2 puts the statement with its values inlined into `err.sql`, and the server quotes
+ * values in its messages; every error of every query of this Knex (transactions included:
+ * their clients inherit from this one) leaves without them ({@link sanitizeMysqlError}).
+ */
+function withoutBoundValuesInErrors(knex: Knex): void {
+  const client = knex.client as { _query(connection: unknown, obj: { sql?: string }): Promise<unknown> };
+  const query = client._query;
+  client._query = function (this: unknown, connection, obj) {
+    return query.call(this, connection, obj).catch((err: unknown) => {
+      sanitizeMysqlError(err, obj?.sql);
+      throw err;
+    });
+  };
 }
 
 /** What {@link retryOnLostConnection} uses of knex's client and of a mysql2 connection. */

@@ -16,6 +16,7 @@ import { keys, requireStore } from '../storage/s3.js';
 import { dumpDatabase, findMysqlTools } from './dump.js';
 import { runOperation } from './operation.js';
 import { getTenant } from './tenants-service.js';
+import { safeErrorText } from '../lib/error-text.js';
 
 /**
  * Statuses whose database `backup` takes. Not `maintenance`: the database may be half
@@ -178,7 +179,7 @@ export async function backupTenants(
           result = { slug, outcome: 'completed', backupId: r.backup.id, sizeBytes: r.backup.sizeBytes, operationId: r.operationId, durationMs: Math.round(performance.now() - started) };
         } catch (err) {
           const operationId = (err as SiloError).details?.operationId as number | undefined;
-          result = { slug, outcome: 'failed', error: (err as Error).message, ...(operationId ? { operationId } : {}), durationMs: Math.round(performance.now() - started) };
+          result = { slug, outcome: 'failed', error: safeErrorText(err), ...(operationId ? { operationId } : {}), durationMs: Math.round(performance.now() - started) };
         }
         opts.onResult?.(result);
         return result;

@@ -13,6 +13,7 @@ import { interruptedRestore } from './restore-service.js';
 import { recordSchemaVersion, settledStatus } from './steps.js';
 import { latestTenantVersion, migrationLockName, readSchemaState, tenantMigrator, withAdvisoryLock, type TenantSchemaState } from './tenant-schema.js';
 import { getTenant } from './tenants-service.js';
+import { MAX_ERROR_TEXT, safeErrorText } from '../lib/error-text.js';
 
 /** Statuses whose databases are migrated by `migrate --all`. */
 export const MIGRATABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance'];
@@ -125,17 +126,17 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
             async (err) => {
               // The tenant stays in maintenance with the reason; `migrate` or `repair` resumes it.
               await recordSchemaVersion(ctx, tenant, knex).catch(() => undefined);
-              await ctx.catalog.tenants.update(tenant.id, { statusReason: `migration failed: ${(err as Error).message}`.slice(0, 1000) });
+              await ctx.catalog.tenants.update(tenant.id, { statusReason: `migration failed: ${safeErrorText(err)}`.slice(0, MAX_ERROR_TEXT) });
             },
           );
         } catch (err) {
-          return done({ outcome: 'failed', applied, pending, operationId, schemaVersion: tenant.schemaVersion, error: (err as Error).message });
+          return done({ outcome: 'failed', applied, pending, operationId, schemaVersion: tenant.schemaVersion, error: safeErrorText(err) });
         }
         return done({ outcome: 'migrated', applied, pending, operationId, schemaVersion: tenant.schemaVersion });
       }),
     ), ctx.config.migrationLockTimeoutS);
   } catch (err) {
-    return done({ outcome: 'failed', error: (err as Error).message });
+    return done({ outcome: 'failed', error: safeErrorText(err) });
   }
 }
 
@@ -203,7 +204,7 @@ export async function tenantsSchemaStatus(ctx: SiloContext, slugs: string[] = []
           const state = await ctx.admin.withTenantDatabase(t, (knex) => readSchemaState(knex, ctx.config, tables));
           return { ...head, ...state };
         } catch (err) {
-          return { ...head, error: (err as Error).message };
+          return { ...head, error: safeErrorText(err) };
         }
       }),
     ),

@@ -6,6 +6,7 @@
 import type { OperationKind } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { OperationFailedError, SiloError, UnavailableError } from '../lib/errors.js';
+import { safeErrorText } from '../lib/error-text.js';
 import { faultPoint } from '../lib/faults.js';
 
 /** Handle given to the body of an operation. */
@@ -59,7 +60,7 @@ export async function runOperation<T>(
     await ops.succeed(id);
     return result;
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = safeErrorText(err);
     ctx.log.error({ operation: id, kind: start.kind, step: lastStep, err }, 'operation failed');
     try {
       if (onFailure) await onFailure(err, lastStep);

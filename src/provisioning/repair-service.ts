@@ -14,6 +14,7 @@ import { interruptedRestore, loadBackupInto } from './restore-service.js';
 import { applyMigrations, defaultAdminEmail, ensureAccount, ensureDatabase, seed, settledStatus, tenantAccount, type SeedOutcome } from './steps.js';
 import { readSchemaState } from './tenant-schema.js';
 import { dropTenantResources, getTenant } from './tenants-service.js';
+import { safeErrorText } from '../lib/error-text.js';
 
 /** What repair found and did for one tenant. */
 export interface RepairReport {
@@ -106,7 +107,7 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
   try {
     actions = await plan(ctx, tenant, warnings);
   } catch (err) {
-    return { ...base, actions: [], outcome: 'failed', error: (err as Error).message };
+    return { ...base, actions: [], outcome: 'failed', error: safeErrorText(err) };
   }
   const resume = await interruptedRestore(ctx, tenant);
   if (resume) {
@@ -159,7 +160,7 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
     return { ...base, status: after.status, actions, warnings, outcome: 'repaired', operationId, ...(admin ? { admin } : {}) };
   } catch (err) {
     const after = await ctx.catalog.tenants.findById(tenant.id);
-    return { ...base, status: after?.status ?? tenant.status, actions, warnings, outcome: 'failed', operationId, error: (err as Error).message };
+    return { ...base, status: after?.status ?? tenant.status, actions, warnings, outcome: 'failed', operationId, error: safeErrorText(err) };
   }
 }
 
@@ -183,7 +184,7 @@ export async function repairTenants(
     } catch (err) {
       // e.g. TENANT_BUSY: report it and go on with the others.
       const t = await ctx.catalog.tenants.findBySlug(slug);
-      tenants.push({ slug, statusBefore: t!.status, status: t!.status, actions: [], outcome: 'failed', error: (err as Error).message });
+      tenants.push({ slug, statusBefore: t!.status, status: t!.status, actions: [], outcome: 'failed', error: safeErrorText(err) });
     }
   }
   if (!opts.all) return { tenants };

@@ -35,6 +35,7 @@ import { runOperation, type OperationHandle } from './operation.js';
 import { applyMigrations, ensureAccount, settledStatus } from './steps.js';
 import { tenantMigrations } from './tenant-schema.js';
 import { getTenant } from './tenants-service.js';
+import { safeErrorText } from '../lib/error-text.js';
 
 /** Options of {@link restoreTenant}: which backup (exactly one of the two). */
 export interface RestoreOptions {
@@ -179,7 +180,7 @@ export async function restoreTenant(ctx: SiloContext, slug: string, actor: strin
       async (err, step) => {
         if (!inMaintenance) return;
         const pre = preRestore ? `; the state before the restore is backup ${preRestore.id} (pre-restore)` : '';
-        const reason = `restore of backup ${backup.id} failed after step ${step ?? '(none)'}: ${err instanceof Error ? err.message : String(err)}${pre}`;
+        const reason = `restore of backup ${backup.id} failed after step ${step ?? '(none)'}: ${safeErrorText(err)}${pre}`;
         await ctx.catalog.tenants.update(tenant.id, { status: 'maintenance', statusReason: reason.slice(0, 1000) });
         ctx.events.emit('tenantChanged', slug);
       },

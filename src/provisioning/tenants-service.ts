@@ -18,6 +18,7 @@ import { BackupFailedError, backupFacts, takeBackup } from './backup-service.js'
 import { findMysqlTools } from './dump.js';
 import { runOperation, type OperationHandle } from './operation.js';
 import { defaultAdminEmail, provision, tenantAccount, type SeedOutcome } from './steps.js';
+import { MAX_ERROR_TEXT, safeErrorText } from '../lib/error-text.js';
 
 /** Input of {@link createTenant}. */
 export const createTenantInput = z
@@ -108,7 +109,7 @@ export async function createTenant(ctx: SiloContext, raw: CreateTenantInput, act
 /** onFailure hook: the tenant becomes `failed` with the step and reason. */
 function markFailed(ctx: SiloContext, tenant: Tenant) {
   return async (err: unknown, step: string | null) => {
-    const reason = `failed after step ${step ?? '(none)'}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 1000);
+    const reason = `failed after step ${step ?? '(none)'}: ${safeErrorText(err)}`.slice(0, MAX_ERROR_TEXT);
     await ctx.catalog.tenants.update(tenant.id, { status: 'failed', statusReason: reason });
     ctx.events.emit('tenantChanged', tenant.slug);
   };
