@@ -8,9 +8,11 @@ import {
 } from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
+import { passwordFrom, UNSAFE_PASSWORD_HELP } from './password-input.js';
 import { repairCommand } from './tenants-repair.js';
 import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
 import { revokeTokensCommand } from './tenants-tokens.js';
+import { rotateCredentialsCommand } from './tenants-credentials.js';
 import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
 import { tenantView } from './views.js';
 
@@ -35,13 +37,15 @@ export function tenantsCommand(): Command {
     .option('--name <name>', 'display name (default: the slug)')
     .option('--plan <plan>', 'plan name', 'standard')
     .option('--admin-email <email>', 'email of the first admin (default admin@<slug>.localhost)')
-    .option('--admin-password <password>', 'password of the first admin (default: generated and printed once)')
+    .option('--admin-password-stdin', 'read the first admin\'s password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo)')
+    .option('--admin-password <password>', `password of the first admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  $ silo tenants create acme --name "Acme Inc" --admin-email admin@acme.test')
-    .action(async (slug: string, o: { name?: string; plan: string; adminEmail?: string; adminPassword?: string; json?: boolean }) => {
+    .action(async (slug: string, o: { name?: string; plan: string; adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; json?: boolean }) => {
       assertValidSlug(slug);
+      const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
       await withContext(async (ctx) => {
-        const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword: o.adminPassword }, cliActor());
+        const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword }, cliActor());
         printProvisioned(r, 'created', o.json);
       });
     });
@@ -94,6 +98,7 @@ export function tenantsCommand(): Command {
   cmd.addCommand(backupsCommand());
   cmd.addCommand(restoreCommand());
   cmd.addCommand(revokeTokensCommand());
+  cmd.addCommand(rotateCredentialsCommand());
 
   for (const verb of ['suspend', 'resume'] as const) {
     cmd
@@ -135,16 +140,18 @@ export function tenantsCommand(): Command {
     .description('DESTRUCTIVE: back up to S3, drop the tenant database and user, then provision them afresh (empty data, new admin)')
     .argument('<slug>')
     .option('--admin-email <email>', 'first admin of the new database (default: the tenant admin email)')
-    .option('--admin-password <password>', 'password of that admin (default: generated and printed once)')
+    .option('--admin-password-stdin', 'read that admin\'s password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo; from a pipe, add --yes)')
+    .option('--admin-password <password>', `password of that admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
     .option('--no-backup', 'do not take the pre-recreate backup (the data is lost for good; still asks for confirmation)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
-    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; backup: boolean; yes?: boolean; json?: boolean }) => {
+    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; backup: boolean; yes?: boolean; json?: boolean }) => {
       assertValidSlug(slug);
+      const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug);
         if (!o.yes || !o.backup) await confirmTyped(`This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`, slug);
-        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword: o.adminPassword, backup: o.backup });
+        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword, backup: o.backup });
         printProvisioned(r, 'recreated', o.json);
       });
     });
