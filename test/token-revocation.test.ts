@@ -10,19 +10,23 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { pino } from 'pino';
 import t from 'tap';
+import { parseMysqlUrl } from '../src/config.js';
 import { createContext } from '../src/context.js';
+import { createMysqlKnex } from '../src/lib/knex.js';
+import * as catalogMigration from '../migrations/main/0008-add-tenants-generation.js';
+import * as tenantMigration from '../migrations/tenant/0010-add-users-token-version.js';
 import { buildApp } from '../src/http/app.js';
 import { backupTenant } from '../src/provisioning/backup-service.js';
 import { restoreTenant } from '../src/provisioning/restore-service.js';
 import { recreateTenant } from '../src/provisioning/tenants-service.js';
 import { PASSWORD, login, makeTenant, platformLogin, setupApp } from './fixtures/app.js';
-import { runCliJson } from './fixtures/env.js';
+import { MYSQL_URL, runCliJson } from './fixtures/env.js';
 import { isProblem } from './fixtures/problem.js';
 import { setupS3 } from './fixtures/s3.js';
 
 const POLL_MS = 100;
 const s3 = await setupS3(t);
-const { app, ctx, config, env } = await setupApp(t, { ...s3.env, SILO_TENANT_CHANGE_POLL_MS: String(POLL_MS) });
+const { app, ctx, config, env, names } = await setupApp(t, { ...s3.env, SILO_TENANT_CHANGE_POLL_MS: String(POLL_MS) });
 
 /** A second API process over the same catalog: it learns of changes only through its change watcher. */
 const ctx2 = createContext(config, pino({ level: 'silent' }));
@@ -226,4 +230,32 @@ t.test('the steady state costs no query: 50 requests, no lookup of the user; aft
   tenantQueries.length = 0;
   for (let i = 0; i < 50; i++) t.equal((await call(app, 'tr-steady', fresh, 'GET', '/api/v1/companies')).statusCode, 200);
   t.equal(userLookups(), 0, 'a token issued after the change needs none');
+});
+
+t.test("the two migrations' down undoes any prefix of their up (one column per statement)", async (t) => {
+  const db = `${names.prefix}migrations`;
+  const k = createMysqlKnex(parseMysqlUrl(MYSQL_URL), { min: 0, max: 1 });
+  t.teardown(() => k.destroy());
+  await k.raw('CREATE DATABASE ??', [db]);
+  await k.raw('CREATE TABLE ??.tenants (id INT PRIMARY KEY)', [db]);
+  await k.raw('CREATE TABLE ??.users (id BIGINT PRIMARY KEY)', [db]);
+  const kdb = createMysqlKnex(parseMysqlUrl(`${MYSQL_URL}/${db}`), { min: 0, max: 1 });
+  t.teardown(() => kdb.destroy());
+  const columns = async (table: string) => (await k('information_schema.COLUMNS').where({ TABLE_SCHEMA: db, TABLE_NAME: table }).orderBy('ORDINAL_POSITION').pluck('COLUMN_NAME')) as string[];
+  const params = { name: 'test', context: kdb };
+  const cases = [
+    { m: catalogMigration, table: 'tenants', steps: ['generation INT UNSIGNED NOT NULL DEFAULT 1', 'auth_version INT UNSIGNED NOT NULL DEFAULT 0'] },
+    { m: tenantMigration, table: 'users', steps: ['token_version INT UNSIGNED NOT NULL DEFAULT 0'] },
+  ];
+  for (const { m, table, steps } of cases) {
+    for (let n = 0; n <= steps.length; n++) {
+      for (const step of steps.slice(0, n)) await kdb.raw(`ALTER TABLE ?? ADD COLUMN ${step}`, [table]);
+      await m.down(params);
+      t.same(await columns(table), ['id'], `${table}: down after ${n} of ${steps.length} statements of up`);
+    }
+    await m.up(params);
+    t.equal((await columns(table)).length, 1 + steps.length, `${table}: up adds its columns`);
+    await m.down(params);
+    t.same(await columns(table), ['id'], `${table}: down after all of up`);
+  }
 });
