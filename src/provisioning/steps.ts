@@ -8,6 +8,7 @@ import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { seedTenant } from '../crm/seed.js';
 import { decryptSecret, generatePassword } from '../lib/secrets.js';
+import { forgetPreviousPassword } from './account-passwords.js';
 import type { OperationHandle } from './operation.js';
 import { migrationLockName, tenantMigrator, withAdvisoryLock } from './tenant-schema.js';
 
@@ -32,6 +33,8 @@ export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<s
   const account = tenantAccount(ctx, tenant);
   const limit = ctx.config.tenantDbMaxUserConnections;
   await sql.ensureUser(account, decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets), limit);
+  // The server has the stored password now: what an interrupted rotation kept is dropped.
+  await forgetPreviousPassword((await ctx.admin.server(tenant.databaseServerId)).knex, account, ctx.catalog.knex, tenant.id);
   return sql.grantTenant(account, tenant.databaseName, limit);
 }
 

@@ -9,8 +9,9 @@
  */
 import type { Knex } from 'knex';
 import type { Catalog, Tenant } from '../catalog/index.js';
+import { createTenantCredentialsRepository } from '../catalog/tenant-credentials.js';
 import type { Config } from '../config.js';
-import { createMysqlKnex } from '../lib/knex.js';
+import { createMysqlKnex, MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import { decryptSecret } from '../lib/secrets.js';
 
 interface Entry {
@@ -19,6 +20,8 @@ interface Entry {
   refs: number;
   /** Credentials fingerprint: a changed tenant row rebuilds the pool. */
   key: string;
+  /** Fingerprints this pool moved past after a refused login (a stale cached row keeps the pool). */
+  superseded: Set<string>;
   /** Removed from the map while held: destroyed when the last holder releases it. */
   dropped?: boolean;
 }
@@ -48,11 +51,14 @@ export class TenantConnections {
   private evictions = 0;
   private waitsForPool = 0;
   private closed = false;
+  private readonly credentials;
 
   constructor(
     private readonly catalog: Catalog,
     private readonly config: Pick<Config, 'pool' | 'secrets'>,
-  ) {}
+  ) {
+    this.credentials = createTenantCredentialsRepository(catalog.knex);
+  }
 
   /**
    * Borrows the tenant's Knex, opening its pool if needed.
@@ -62,7 +68,7 @@ export class TenantConnections {
     if (this.closed) throw new Error('tenant connections are closed');
     const key = `${tenant.databaseServerId}/${tenant.databaseName}/${tenant.dbUser}/${tenant.dbPasswordEnc}`;
     let entry = this.pools.get(tenant.id);
-    if (entry && entry.key !== key) {
+    if (entry && entry.key !== key && !entry.superseded.has(key)) {
       await this.drop(tenant.id);
       entry = undefined;
     }
@@ -114,9 +120,52 @@ export class TenantConnections {
       },
       { min: 0, max: this.config.pool.maxPerTenant, idleTimeoutMillis: this.config.pool.idleMs, acquireTimeoutMillis: 10_000 },
     );
-    const entry: Entry = { tenantId: tenant.id, knex, refs: 0, key };
+    const entry: Entry = { tenantId: tenant.id, knex, refs: 0, key, superseded: new Set() };
+    this.retryRefusedLogins(entry, `${tenant.databaseServerId}/${tenant.databaseName}/${tenant.dbUser}`);
     this.pools.set(tenant.id, entry);
     return entry;
+  }
+
+  /**
+   * A tenant's password can change under a running API (`silo tenants rotate-credentials`).
+   * MariaDB keeps the sessions already authenticated but refuses a new one with the old
+   * password (ER_ACCESS_DENIED_ERROR, 1045). Then the tenant's stored passwords are read
+   * again from the catalog (the current one and, while a rotation is under way, the
+   * previous one) and the connection is tried again with each that differs from the
+   * refused one; the pool keeps the one that worked. No statement had run on the refused
+   * connection, so nothing is repeated.
+   */
+  private retryRefusedLogins(entry: Entry, target: string): void {
+    const client = entry.knex.client as { connectionSettings: { password?: string }; acquireRawConnection(): Promise<unknown> };
+    const connect = client.acquireRawConnection.bind(client);
+    client.acquireRawConnection = async () => {
+      try {
+        return await connect();
+      } catch (err) {
+        if (mysqlErrno(err) !== MysqlErrno.ACCESS_DENIED) throw err;
+        const refused = client.connectionSettings.password;
+        const stored = await this.credentials.get(entry.tenantId);
+        let last: unknown = err;
+        for (const enc of [stored?.dbPasswordEnc, stored?.dbPasswordPrevEnc]) {
+          if (!enc) continue;
+          const password = decryptSecret(enc, this.config.secrets);
+          if (password === refused) continue;
+          client.connectionSettings = { ...client.connectionSettings, password };
+          try {
+            const raw = await connect();
+            if (enc === stored?.dbPasswordEnc && entry.key !== `${target}/${enc}`) {
+              entry.superseded.add(entry.key);
+              entry.key = `${target}/${enc}`;
+            }
+            return raw;
+          } catch (retryErr) {
+            last = retryErr;
+            if (mysqlErrno(retryErr) !== MysqlErrno.ACCESS_DENIED) break;
+          }
+        }
+        throw last;
+      }
+    };
   }
 
   private async evict(entry: Entry): Promise<void> {
