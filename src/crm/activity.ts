@@ -4,6 +4,7 @@
  * record commit or roll back together.
  */
 import type { Knex } from 'knex';
+import { pageOffset } from '../lib/validation.js';
 
 /** Entities that are logged. */
 export type ActivityEntity = 'company' | 'contact' | 'deal' | 'user' | 'pipeline_stage';
@@ -66,7 +67,7 @@ export async function listActivity(
   if (q.entityId) base.where('entity_id', q.entityId);
   if (q.userId) base.where('user_id', q.userId);
   const [rows, count] = await Promise.all([
-    base.clone().orderBy('id', 'desc').limit(q.pageSize).offset((q.page - 1) * q.pageSize).select('*'),
+    base.clone().orderBy('id', 'desc').limit(q.pageSize).offset(pageOffset(q.page, q.pageSize)).select('*'),
     base.clone().count({ n: '*' }).first(),
   ]);
   return {

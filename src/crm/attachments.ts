@@ -20,6 +20,7 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import { pageOffset } from '../lib/validation.js';
 import { contentDisposition, keys, type ObjectStore } from '../storage/s3.js';
 import { logActivity } from './activity.js';
 import { notFound, type Actor } from './common.js';
@@ -295,7 +296,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
       await assertParent(entity, entityId);
       const base = knex('attachments').where({ entity_type: entity, entity_id: entityId });
       const [rows, count] = await Promise.all([
-        base.clone().orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(p.pageSize).offset((p.page - 1) * p.pageSize).select('*'),
+        base.clone().orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(p.pageSize).offset(pageOffset(p.page, p.pageSize)).select('*'),
         base.clone().count({ n: '*' }).first(),
       ]);
       return { data: rows.map(toAttachment), total: Number((count as { n?: number } | undefined)?.n ?? 0) };

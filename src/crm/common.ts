@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import { pageOffset } from '../lib/validation.js';
 import { logActivity, type ActivityEntity, type Changes } from './activity.js';
 
 /** Who acts: the tenant user id (from the access token) and role. */
@@ -46,9 +47,9 @@ export function likeContains(term: string): string {
   return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-/** Runs a count and a page of a query. */
+/** Runs a count and a page of a query. @throws ValidationError `PAGE_TOO_DEEP` past 10,000 rows (see `pageOffset`) */
 export async function paginate<T>(base: Knex.QueryBuilder, p: { page: number; pageSize: number }, sort: (q: Knex.QueryBuilder) => void, map: (row: any) => T): Promise<{ data: T[]; total: number }> {
-  const pageQ = base.clone().limit(p.pageSize).offset((p.page - 1) * p.pageSize).select('*');
+  const pageQ = base.clone().limit(p.pageSize).offset(pageOffset(p.page, p.pageSize)).select('*');
   sort(pageQ);
   const [rows, count] = await Promise.all([pageQ, base.clone().clearSelect().clearOrder().count({ n: '*' }).first()]);
   return { data: rows.map(map), total: Number((count as { n?: number } | undefined)?.n ?? 0) };

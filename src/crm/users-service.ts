@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { ConflictError, NotFoundError } from '../lib/errors.js';
 import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
-import { emailSchema, parseInput } from '../lib/validation.js';
+import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService } from './auth-service.js';
 import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
@@ -66,7 +66,7 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
     /** Users by email, paginated. */
     async list(page: number, pageSize: number): Promise<{ data: TenantUser[]; total: number }> {
       const [rows, count] = await Promise.all([
-        knex('users').orderBy('email').limit(pageSize).offset((page - 1) * pageSize).select('id'),
+        knex('users').orderBy('email').limit(pageSize).offset(pageOffset(page, pageSize)).select('id'),
         knex('users').count({ n: '*' }).first(),
       ]);
       const data = await Promise.all(rows.map((r: { id: number }) => get(Number(r.id))));

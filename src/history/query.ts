@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { NotFoundError, ValidationError } from '../lib/errors.js';
+import { pageOffset } from '../lib/validation.js';
 
 /** Filters shared by lists and statistics. Times are UTC; `to` is exclusive. */
 export interface HistoryFilter {
@@ -56,14 +57,46 @@ function toEntry(r: Record<string, any>): HistoryEntry {
   };
 }
 
-/** Newest first: a page of rows and the total count. */
-export async function listHistory(knex: Knex, f: HistoryFilter, page: number, pageSize: number): Promise<{ data: HistoryEntry[]; total: number }> {
+/** Where a keyset page starts: just after (older than) this row. */
+export interface HistoryCursor {
+  createdAt: Date;
+  id: number;
+}
+
+/** `<created_at ms>.<id>`: opaque to clients, the position of the last row of a page. */
+export function encodeHistoryCursor(c: HistoryCursor): string {
+  return `${c.createdAt.getTime()}.${c.id}`;
+}
+
+/** Parses {@link encodeHistoryCursor}'s form. @returns undefined when malformed */
+export function decodeHistoryCursor(s: string): HistoryCursor | undefined {
+  const m = /^(\d{1,15})\.(\d{1,19})$/.exec(s);
+  if (!m) return undefined;
+  const id = Number(m[2]);
+  return Number.isSafeInteger(id) ? { createdAt: new Date(Number(m[1])), id } : undefined;
+}
+
+/**
+ * Newest first: a page of rows, the total count, and the cursor of the next page (null on
+ * the last one). With `cursor` the page starts after that row (keyset pagination over the
+ * primary key `(id, created_at)`, any depth at the same cost); without it, `page` is an
+ * offset, bounded to 10,000 rows.
+ * @throws ValidationError `PAGE_TOO_DEEP`
+ */
+export async function listHistory(
+  knex: Knex, f: HistoryFilter, page: number, pageSize: number, cursor?: HistoryCursor,
+): Promise<{ data: HistoryEntry[]; total: number; nextCursor: string | null }> {
   const base = applyFilter(knex('request_history as h'), f);
-  const [rows, count] = await Promise.all([
-    base.clone().leftJoin('tenants as t', 't.id', 'h.tenant_id').select('h.*', 't.slug').orderBy('h.created_at', 'desc').orderBy('h.id', 'desc').limit(pageSize).offset((page - 1) * pageSize),
-    base.clone().count({ n: '*' }).first(),
-  ]);
-  return { data: rows.map(toEntry), total: Number(count?.n ?? 0) };
+  const rowsQ = base.clone().leftJoin('tenants as t', 't.id', 'h.tenant_id').select('h.*', 't.slug').orderBy('h.created_at', 'desc').orderBy('h.id', 'desc').limit(pageSize);
+  if (cursor) {
+    rowsQ.where((w) => w.where('h.created_at', '<', cursor.createdAt).orWhere((x) => x.where('h.created_at', '=', cursor.createdAt).andWhere('h.id', '<', cursor.id)));
+  } else {
+    rowsQ.offset(pageOffset(page, pageSize));
+  }
+  const [rows, count] = await Promise.all([rowsQ, base.clone().count({ n: '*' }).first()]);
+  const data = rows.map(toEntry);
+  const last = data.at(-1);
+  return { data, total: Number(count?.n ?? 0), nextCursor: last && data.length === pageSize ? encodeHistoryCursor(last) : null };
 }
 
 /** Rows with `id` greater than `afterId` (oldest first, at most `limit`), for `silo history tail`. */

@@ -33,7 +33,7 @@ export const tenantQuery = z.strictObject({
 
 /** `page` from 1 and `pageSize` 1-100 (default 20), plus `tenant`. */
 export const paginationQuery = tenantQuery.extend({
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1),
+  page: z.coerce.number().int().min(1).max(1_000_000).default(1).describe('page number from 1; a page may start at most 10,000 rows deep ((page - 1) x pageSize), else 400 PAGE_TOO_DEEP'),
   pageSize: z.coerce.number().int().min(1).max(100).default(20),
 });
 

@@ -89,3 +89,19 @@ export function jsonDepthExceeds(text: string, max = MAX_JSON_DEPTH): boolean {
   }
   return false;
 }
+
+/** Deepest row a page may start at: `(page - 1) x pageSize` at most 10,000 (deeper history: keyset, `cursor`). */
+export const MAX_PAGE_OFFSET = 10_000;
+
+/**
+ * The row offset of a page (pages count from 1), bounded so that no list makes the
+ * database read and discard more than {@link MAX_PAGE_OFFSET} rows.
+ * @throws ValidationError `PAGE_TOO_DEEP` (400) past the bound
+ */
+export function pageOffset(page: number, pageSize: number): number {
+  const offset = (page - 1) * pageSize;
+  if (offset > MAX_PAGE_OFFSET) {
+    throw new ValidationError(`pages may start at most ${MAX_PAGE_OFFSET.toLocaleString('en-US')} rows deep (page x pageSize); narrow the filter`, { field: 'page', maxOffset: MAX_PAGE_OFFSET }, 'PAGE_TOO_DEEP');
+  }
+  return offset;
+}

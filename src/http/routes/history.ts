@@ -5,12 +5,14 @@
  */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
+import type {} from '@fastify/rate-limit';
 import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
-import { defaultWindow, getHistory, listHistory, type HistoryFilter } from '../../history/query.js';
+import { decodeHistoryCursor, defaultWindow, getHistory, listHistory, type HistoryFilter } from '../../history/query.js';
+import { ValidationError } from '../../lib/errors.js';
 import { historyStats } from '../../history/stats.js';
 import { getTenant } from '../../provisioning/tenants-service.js';
-import { paginationQuery, tenantQuery, withProblems } from '../schemas.js';
+import { paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
 
 const date = z.date();
 const iso = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
@@ -24,6 +26,11 @@ const filterFields = {
   userId: z.coerce.number().int().positive().optional(),
   userKind: z.enum(['tenant', 'platform']).optional(),
 };
+/** Keyset pagination of history lists (deep pages): the `nextCursor` of the previous page. */
+const listFields = {
+  cursor: z.string().max(40).regex(/^\d{1,15}\.\d{1,19}$/, 'must be a nextCursor value').optional()
+    .describe('continue after this row: the nextCursor of the previous page (any depth; page is then ignored)'),
+};
 const statsFields = { bucket: z.enum(['minute', 'hour', 'day']).optional(), top: z.coerce.number().int().min(1).max(100).default(10) };
 
 export const historyEntrySchema = z
@@ -34,6 +41,12 @@ export const historyEntrySchema = z
     ip: z.string().nullable(), userAgent: z.string().nullable(), errorCode: z.string().nullable(),
   })
   .meta({ id: 'HistoryEntry' });
+
+/** A page of history rows; `nextCursor` continues with keyset pagination. */
+const listResponse = z.object({
+  data: z.array(historyEntrySchema), page: z.number(), pageSize: z.number(), total: z.number(),
+  nextCursor: z.string().nullable().describe('cursor of the next (older) page; null on the last page'),
+});
 
 const n = z.number();
 const nn = z.number().nullable();
@@ -68,6 +81,14 @@ export function toFilter(q: FilterQuery, tenantId: number | undefined): HistoryF
   };
 }
 
+/** The decoded `cursor` parameter. @throws ValidationError when it does not decode */
+function cursorOf(q: { cursor?: string }) {
+  if (q.cursor === undefined) return undefined;
+  const c = decodeHistoryCursor(q.cursor);
+  if (!c) throw new ValidationError('cursor: must be a nextCursor value', { fields: [{ path: 'querystring.cursor', message: 'must be a nextCursor value' }] });
+  return c;
+}
+
 /** Platform routes (mounted under /platform/v1). */
 export const platformHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
   const tags = ['history'];
@@ -76,11 +97,11 @@ export const platformHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> 
   const tenantIdOf = async (slug?: string) => (slug ? (await getTenant(ctx, slug, { includeDeleted: true })).id : undefined);
 
   app.get('/history', {
-    schema: { operationId: 'listHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields }), response: withProblems({ 200: z.object({ data: z.array(historyEntrySchema), page: n, pageSize: n, total: n }) }) },
+    schema: { operationId: 'listHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields, ...listFields }), response: withProblems({ 200: listResponse }) },
     onRequest: readers,
   }, async (request) => {
     const q = request.query;
-    const r = await listHistory(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), q.page, q.pageSize);
+    const r = await listHistory(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), q.page, q.pageSize, cursorOf(q));
     return { ...r, page: q.page, pageSize: q.pageSize };
   });
 
@@ -106,19 +127,30 @@ export const tenantHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = 
   const own = (request: FastifyRequest) => request.tenant!.id;
 
   app.get('/history', {
-    schema: { operationId: 'listTenantHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields }), response: withProblems({ 200: z.object({ data: z.array(historyEntrySchema), page: n, pageSize: n, total: n }) }) },
+    schema: { operationId: 'listTenantHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields, ...listFields }), response: withProblems({ 200: listResponse }) },
     onRequest: admin,
   }, async (request) => {
     const q = request.query;
-    const r = await listHistory(ctx.catalog.knex, toFilter(q, own(request)), q.page, q.pageSize);
+    const r = await listHistory(ctx.catalog.knex, toFilter(q, own(request)), q.page, q.pageSize, cursorOf(q));
     return { ...r, page: q.page, pageSize: q.pageSize };
   });
 
+  const { maxDays, rateLimit } = ctx.config.tenantStats;
   app.get('/history/stats', {
-    schema: { operationId: 'tenantHistoryStats', tags, security, querystring: tenantQuery.extend({ ...filterFields, ...statsFields }), response: withProblems({ 200: historyStatsSchema }) },
+    schema: {
+      operationId: 'tenantHistoryStats', tags, security,
+      description: `The window (\`from\` to \`to\`) spans at most ${maxDays} days (SILO_TENANT_STATS_MAX_DAYS; 400 STATS_WINDOW_TOO_LONG past it); at most ${rateLimit} requests a minute per tenant (SILO_TENANT_STATS_RATE_LIMIT; 429).`,
+      querystring: tenantQuery.extend({ ...filterFields, ...statsFields }), response: withProblems({ 200: historyStatsSchema, 429: problemSchema }),
+    },
     onRequest: admin,
+    // Statistics scan the window's rows: bounded per tenant, whoever of its admins asks.
+    config: { rateLimit: { max: rateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `tenant-stats|${req.tenant?.id ?? '-'}` } },
   }, async (request) => {
     const q = request.query;
-    return historyStats(ctx.catalog.knex, toFilter(q, own(request)), { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
+    const filter = toFilter(q, own(request));
+    if (filter.to.getTime() - filter.from.getTime() > maxDays * 24 * 3600 * 1000) {
+      throw new ValidationError(`the statistics window may span at most ${maxDays} days`, { field: 'from', maxDays }, 'STATS_WINDOW_TOO_LONG');
+    }
+    return historyStats(ctx.catalog.knex, filter, { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
   });
 };
