@@ -250,7 +250,7 @@ export interface Config {
   baseDomain: string;
   /** Tenant identification sources, in order. */
   tenantSources: Array<'subdomain' | 'domain' | 'header' | 'query'>;
-  /** Tenant lookup cache TTL and negative (unknown name) cache TTL, ms. */
+  /** Tenant lookup cache TTL and negative (unknown name) cache TTL, ms (the latter only when `tenantChangePollMs` is 0). */
   tenantCacheTtlMs: number;
   tenantNegativeCacheTtlMs: number;
   /** How often the API looks for tenant changes made by other processes, ms (0: never). */

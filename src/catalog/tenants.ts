@@ -138,21 +138,29 @@ export function createTenantsRepository(knex: Knex) {
     },
 
     /**
-     * Adds a custom domain.
+     * Adds a custom domain, and touches the tenant's `updated_at` in the same transaction
+     * (so every API process's change watcher sees the new domain).
      * @throws ConflictError `DOMAIN_TAKEN` when any tenant already has it
      */
     async addDomain(tenantId: number, domain: string, trx?: Knex.Transaction): Promise<void> {
       try {
-        await (trx ?? knex)('tenant_domains').insert({ tenant_id: tenantId, domain });
+        await inTransaction(knex, trx, async (t) => {
+          await t('tenant_domains').insert({ tenant_id: tenantId, domain });
+          await touch(t, tenantId);
+        });
       } catch (err) {
         if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) throw new ConflictError(`domain ${domain} is already in use`, 'DOMAIN_TAKEN', { domain });
         throw err;
       }
     },
 
-    /** Removes a custom domain of a tenant. @returns true when it existed */
+    /** Removes a custom domain of a tenant (touching its `updated_at`, as {@link addDomain}). @returns true when it existed */
     async removeDomain(tenantId: number, domain: string, trx?: Knex.Transaction): Promise<boolean> {
-      return (await (trx ?? knex)('tenant_domains').where({ tenant_id: tenantId, domain }).delete()) > 0;
+      return inTransaction(knex, trx, async (t) => {
+        const removed = (await t('tenant_domains').where({ tenant_id: tenantId, domain }).delete()) > 0;
+        if (removed) await touch(t, tenantId);
+        return removed;
+      });
     },
 
     /** The slug of the tenant owning a custom domain, or undefined. */
@@ -161,6 +169,16 @@ export function createTenantsRepository(knex: Knex) {
       return row?.slug;
     },
   };
+}
+
+/** Runs `fn` in the caller's transaction, or in a new one. */
+function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, fn: (t: Knex.Transaction) => Promise<T>): Promise<T> {
+  return trx ? fn(trx) : knex.transaction(fn);
+}
+
+/** Sets a tenant's `updated_at` to now: the change watcher of every API process reports the tenant. */
+async function touch(t: Knex.Transaction, tenantId: number): Promise<void> {
+  await t('tenants').where({ id: tenantId }).update({ updated_at: t.raw('CURRENT_TIMESTAMP(3)') });
 }
 
 /** The tenants repository type. */

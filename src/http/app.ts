@@ -8,6 +8,7 @@ import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fas
 import { randomUUID } from 'node:crypto';
 import type { SiloContext } from '../context.js';
 import { TenantConnections } from '../tenancy/connections.js';
+import { KnownTenantNames } from '../tenancy/known-names.js';
 import { TenantResolver } from '../tenancy/resolve.js';
 import { TenantChangeWatcher } from '../tenancy/watch.js';
 import authPlugin from './plugins/auth.js';
@@ -89,11 +90,14 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     }
   });
 
-  const resolver = new TenantResolver(ctx.catalog, config);
+  // The live tenant names in memory, kept current by the watcher (so only with one): unknown names cost no query.
+  const known = config.tenantChangePollMs > 0 ? new KnownTenantNames(ctx.catalog, ctx.log) : undefined;
+  const resolver = new TenantResolver(ctx.catalog, config, { known });
   const connections = new TenantConnections(ctx.catalog, config);
   // A tenant that stops being active (suspended, deleted, in maintenance) loses its pool.
   const applyChange = async (t: { id: number; slug: string; status: string }) => {
     resolver.invalidate(t.slug);
+    void known?.apply(t);
     if (t.status !== 'active') await connections.drop(t.id);
   };
   const onLocalChange = (slug: string) => {
@@ -102,9 +106,15 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   };
   ctx.events.on('tenantChanged', onLocalChange);
   const watcher = new TenantChangeWatcher(ctx.catalog, config.tenantChangePollMs, applyChange, ctx.log);
+  if (known) {
+    // The watcher's starting point first, then the names: a change made in between is reported by its next poll.
+    await watcher.poll();
+    await known.start(config.tenantChangePollMs);
+  }
   watcher.start();
   app.addHook('onClose', async () => {
     watcher.stop();
+    known?.stop();
     ctx.events.off('tenantChanged', onLocalChange);
     await recorder?.close();
     await connections.close();
@@ -114,7 +124,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(jsonBodyPlugin);
   await app.register(docsPlugin);
   await app.register(metricsPlugin, { connections });
-  await app.register(tenantPlugin, { resolver, connections });
+  await app.register(tenantPlugin, { resolver, connections, unknownTenantRateLimit: config.unknownTenantRateLimit });
   const recorder = config.history.enabled ? new HistoryRecorder(ctx.catalog.knex, config.history, ctx.log) : undefined;
   await app.register(historyPlugin, { recorder });
   app.decorate('historyRecorder', recorder);

@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { SiloError, UnavailableError } from '../lib/errors.js';
+import { SiloError, TooManyRequestsError, UnavailableError } from '../lib/errors.js';
 import { isConnectionError } from '../lib/knex.js';
 
 /** The problem+json body. */
@@ -89,14 +89,15 @@ const GENERIC_503_DEFAULT = 'a service this request needs is not available right
 export function toProblem(err: unknown, requestId: string): MappedProblem {
   if (err instanceof SiloError) {
     const headers: Record<string, string> = {};
-    if (err instanceof UnavailableError) headers['retry-after'] = String(err.retryAfterS);
+    const retryAfterS = err instanceof UnavailableError || err instanceof TooManyRequestsError ? err.retryAfterS : undefined;
+    if (retryAfterS !== undefined) headers['retry-after'] = String(retryAfterS);
     const fields = (err.details as { fields?: Array<{ path: string; message: string }> } | undefined)?.fields;
     const hidden = err instanceof UnavailableError && !PUBLIC_503_CODES.has(err.code);
     const detail = hidden
       ? (GENERIC_503[err.code] ?? GENERIC_503_DEFAULT)
       : err.status >= 500 && !(err instanceof UnavailableError) ? 'the server could not complete the request' : err.message;
     const extra: Partial<Problem> = fields ? { errors: fields } : {};
-    if (err instanceof UnavailableError) extra.retryAfter = err.retryAfterS;
+    if (retryAfterS !== undefined) extra.retryAfter = retryAfterS;
     // A hidden text is logged with the error (plugins/errors.ts logs `unexpected` causes).
     return { problem: make(err.status, err.code, detail, requestId, extra), headers, unexpected: hidden || (err.status >= 500 && !(err instanceof UnavailableError)) };
   }

@@ -81,6 +81,18 @@ export class UnavailableError extends SiloError {
   }
 }
 
+/**
+ * The caller sent too many requests of some kind (HTTP 429 with `Retry-After`).
+ * `retryAfterS` is in seconds (RFC 6585 §4, RFC 9110 §10.2.3).
+ */
+export class TooManyRequestsError extends SiloError {
+  readonly retryAfterS: number;
+  constructor(message: string, code = 'RATE_LIMITED', retryAfterS = 60, details?: ErrorDetails) {
+    super(message, { code, status: 429, details });
+    this.retryAfterS = retryAfterS;
+  }
+}
+
 /** A lifecycle step failed; the operation row holds the step and the reason (exit 1). */
 export class OperationFailedError extends SiloError {
   constructor(message: string, details: ErrorDetails, cause?: unknown) {

@@ -2,14 +2,18 @@
  * Identifies the tenant of a request from, in the configured order, the subdomain of
  * `SILO_BASE_DOMAIN`, a custom domain (`tenant_domains`), the `X-Tenant` header and the
  * `tenant` query parameter; then checks that the tenant may be served.
- * Lookups go through an LRU cache with a TTL and a shorter negative cache, so a flood of
- * unknown names does not reach the catalog each time.
+ * With the names of the live tenants in memory ({@link KnownTenantNames}, kept current by
+ * the change watcher) a name that is not one of them is refused without a catalog query;
+ * known names go through an LRU cache with a TTL that holds real tenants only. Without
+ * them (the watcher is off, or they could not be loaded yet) misses are remembered for
+ * `SILO_TENANT_NEGATIVE_CACHE_TTL_MS` in a cache of their own.
  */
 import { LRUCache } from 'lru-cache';
 import type { Catalog, Tenant } from '../catalog/index.js';
 import type { Config } from '../config.js';
 import { ForbiddenError, NotFoundError, UnavailableError, ValidationError } from '../lib/errors.js';
 import { isValidSlug } from '../lib/identifiers.js';
+import type { KnownTenantNames } from './known-names.js';
 
 /** What the resolver reads of a request. */
 export interface RequestHints {
@@ -26,10 +30,21 @@ export const RETRY_AFTER_S = 5;
 
 const MISS = Symbol('miss');
 
+/** Options of {@link TenantResolver}. */
+export interface ResolverOptions {
+  /** Entries of each cache (default 10,000). */
+  max?: number;
+  /** The live tenant names; without them every name not cached is looked up. */
+  known?: KnownTenantNames;
+}
+
 /** Tenant identification with caching. */
 export class TenantResolver {
-  private readonly bySlug: LRUCache<string, Tenant | typeof MISS>;
-  private readonly byDomain: LRUCache<string, string | typeof MISS>;
+  private readonly bySlug: LRUCache<string, Tenant>;
+  private readonly byDomain: LRUCache<string, string>;
+  /** Names found missing (`s:<slug>`, `d:<domain>`), used only without {@link KnownTenantNames}: never in the tenant cache. */
+  private readonly misses: LRUCache<string, true>;
+  private readonly known: KnownTenantNames | undefined;
   /** Catalog lookups under way, shared by concurrent requests for the same name (no stampede). */
   private readonly pendingSlugs = new Map<string, Promise<Tenant | typeof MISS>>();
   private readonly pendingDomains = new Map<string, Promise<string | typeof MISS>>();
@@ -37,20 +52,28 @@ export class TenantResolver {
   constructor(
     private readonly catalog: Catalog,
     private readonly config: Pick<Config, 'baseDomain' | 'tenantSources' | 'tenantCacheTtlMs' | 'tenantNegativeCacheTtlMs'>,
-    max = 10_000,
+    { max = 10_000, known }: ResolverOptions = {},
   ) {
     this.bySlug = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
     this.byDomain = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
+    this.misses = new LRUCache({ max, ttl: Math.max(1, config.tenantNegativeCacheTtlMs) });
+    this.known = known;
   }
 
-  /** Forgets a tenant (after a lifecycle change in this process). */
+  /**
+   * Forgets a tenant (after a lifecycle change): its next request looks it up in the
+   * catalog (so the slug counts as a name that may exist until that lookup says otherwise).
+   */
   invalidate(slug?: string): void {
     if (slug) {
       this.bySlug.delete(slug);
       this.pendingSlugs.delete(slug);
+      this.misses.delete(`s:${slug}`);
+      this.known?.add(slug);
     } else {
       this.bySlug.clear();
       this.byDomain.clear();
+      this.misses.clear();
       this.pendingSlugs.clear();
       this.pendingDomains.clear();
     }
@@ -95,11 +118,13 @@ export class TenantResolver {
   }
 
   private async slugByDomain(domain: string): Promise<string | undefined> {
+    if (this.known?.ready) return this.known.slugOfDomain(domain);
     const cached = this.byDomain.get(domain);
-    if (cached !== undefined) return cached === MISS ? undefined : cached;
+    if (cached !== undefined) return cached;
+    if (this.misses.has(`d:${domain}`)) return undefined;
     const found = await singleFlight<string | typeof MISS>(this.pendingDomains, domain, async () => {
       const slug = (await this.catalog.tenants.slugByDomain(domain)) ?? MISS;
-      return { value: slug, cache: () => this.byDomain.set(domain, slug, slug === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {}) };
+      return { value: slug, cache: () => (slug === MISS ? this.misses.set(`d:${domain}`, true) : this.byDomain.set(domain, slug)) };
     });
     return found === MISS ? undefined : found;
   }
@@ -111,11 +136,14 @@ export class TenantResolver {
    */
   async load(slug: string): Promise<Tenant> {
     if (!isValidSlug(slug)) throw new NotFoundError('tenant not found', 'TENANT_NOT_FOUND');
-    let tenant = this.bySlug.get(slug);
-    tenant ??= await singleFlight(this.pendingSlugs, slug, async () => {
+    const known = this.known?.ready ? this.known : undefined;
+    if (known ? !known.mayExist(slug) : this.misses.has(`s:${slug}`)) throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND');
+    let tenant: Tenant | typeof MISS | undefined = this.bySlug.get(slug);
+    tenant ??= await singleFlight<Tenant | typeof MISS>(this.pendingSlugs, slug, async () => {
       const row = await this.catalog.tenants.findBySlug(slug);
       const value = row && row.status !== 'deleted' ? row : MISS;
-      return { value, cache: () => this.bySlug.set(slug, value, value === MISS ? { ttl: Math.max(1, this.config.tenantNegativeCacheTtlMs) } : {}) };
+      // A miss is not cached as a tenant: the known names forget the slug (or, without them, the miss cache has it).
+      return { value, cache: () => (value !== MISS ? this.bySlug.set(slug, value) : known ? known.forget(slug) : this.misses.set(`s:${slug}`, true)) };
     });
     if (tenant === MISS) throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND');
     assertServable(tenant);
