@@ -185,3 +185,28 @@ t.test('silo init does not write a key that the environment already sets', async
   t.same(report.fromEnvironment, ['SILO_SECRET_KEY']);
   t.notOk(r.stdout.includes(key) || r.stderr.includes(key));
 });
+
+t.test('values of the v1 format (no key id) are still read, with the current or the previous key; v2 names its key', async (t) => {
+  const { createCipheriv, randomBytes } = await import('node:crypto');
+  const { createKeyring, keyId } = await import('../src/lib/secrets.js');
+  const v1 = (plain: string, key: Buffer) => {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    const ct = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+    return ['v1', iv.toString('base64url'), c.getAuthTag().toString('base64url'), ct.toString('base64url')].join('.');
+  };
+  const a = randomBytes(32);
+  const b = randomBytes(32);
+  const ring = createKeyring({ current: b, previous: a });
+  t.equal(ring.decrypt(v1('old', a)), 'old', 'v1 under the previous key');
+  t.equal(ring.decrypt(v1('new', b)), 'new', 'v1 under the current key');
+  t.notOk(ring.isCurrent(v1('new', b)), 'a v1 value is always rotated (it names no key)');
+  const v2 = ring.encrypt('x');
+  t.equal(v2.split('.')[1], keyId(b));
+  t.ok(ring.isCurrent(v2));
+  t.throws(() => createKeyring({ current: a }).decrypt(v2), /neither SILO_SECRET_KEY nor SILO_SECRET_KEY_PREVIOUS/);
+  const parts = v2.split('.');
+  parts[1] = keyId(a);
+  t.throws(() => createKeyring({ current: a }).decrypt(parts.join('.')), { code: 'SECRET_UNREADABLE' }, 'a value whose key id was changed is refused');
+  t.throws(() => loadConfig({ SILO_SECRET_KEY: DEV_SECRET_KEY, NODE_ENV: 'production' }).secrets.encrypt('x'), /development key published/, 'the published key counts as no key outside development');
+});
