@@ -91,7 +91,10 @@ t.test('during a restore the tenant answers 503 + Retry-After; the other tenant 
   const done = await finished(operation.id);
   t.equal(done.status, 'succeeded', done.error);
   t.match(done.details, { backupId, preRestoreBackupId: Number });
-  t.equal((await me('bka-one', one.accessToken)).statusCode, 200, 'served again after the restore');
+  const stale = await me('bka-one', one.accessToken);
+  t.equal(stale.statusCode, 401, 'a token from before the restore is revoked (a restore starts a new token generation)');
+  t.equal(stale.json().code, 'TOKEN_REVOKED');
+  t.equal((await me('bka-one', (await login(app, 'bka-one')).accessToken)).statusCode, 200, 'served again after the restore');
   const list = (await op('GET', '/tenants/bka-one/backups')).json().data;
   t.same(list.map((b: any) => b.kind), ['pre-restore', 'manual']);
 });
