@@ -16,7 +16,10 @@ export function catalogCommand(): Command {
       await withContext(async (ctx) => {
         const applied = await migrateCatalog(ctx.config, ctx.config.migrationLockTimeoutS);
         const serverId = await ctx.catalog.servers.upsert(DEFAULT_SERVER_NAME, ctx.config.tenantDb);
-        if (ctx.config.secrets.isDevelopmentKey) note('warning: NODE_ENV=development: secrets are encrypted with the development key published in the repository (run `silo init` for a key of your own)');
+        if (ctx.config.secrets.isDevelopmentKey)
+          note(
+            'warning: NODE_ENV=development: secrets are encrypted with the development key published in the repository (run `silo init` for a key of your own)',
+          );
         if (o.json) return printJson({ database: ctx.config.catalog.database, applied, defaultServerId: serverId });
         say(applied.length ? `Applied ${applied.length} catalog migration(s): ${applied.join(', ')}` : 'Catalog is up to date.');
         say(`Default database server: ${ctx.config.tenantDb.host}:${ctx.config.tenantDb.port} (id ${serverId})`);

@@ -47,26 +47,57 @@ function printStats(s: HistoryStats, by: Breakdown, tenant: string | undefined):
     [[t.requests, t.clientErrors, t.serverErrors, pct(t.errorRate), l.mean, l.p50, l.p95, l.p99, l.max]],
   );
   say(`By ${by}:`);
-  if (by === 'route') printTable(['route', 'requests', 'error rate', 'p95 ms'], s.byRoute.map((r) => [r.route ?? '(unmatched)', r.count, pct(r.errorRate), r.p95]));
-  if (by === 'status') printTable(['status', 'requests'], s.byStatus.map((r) => [r.status, r.count]));
-  if (by === 'method') printTable(['method', 'requests'], s.byMethod.map((r) => [r.method, r.count]));
-  if (by === 'tenant') printTable(['tenant', 'id', 'requests', 'error rate'], s.byTenant.map((r) => [tenantLabel(r.tenantId, r.slug), r.tenantId, r.count, pct(r.errorRate)]));
+  if (by === 'route')
+    printTable(
+      ['route', 'requests', 'error rate', 'p95 ms'],
+      s.byRoute.map((r) => [r.route ?? '(unmatched)', r.count, pct(r.errorRate), r.p95]),
+    );
+  if (by === 'status')
+    printTable(
+      ['status', 'requests'],
+      s.byStatus.map((r) => [r.status, r.count]),
+    );
+  if (by === 'method')
+    printTable(
+      ['method', 'requests'],
+      s.byMethod.map((r) => [r.method, r.count]),
+    );
+  if (by === 'tenant')
+    printTable(
+      ['tenant', 'id', 'requests', 'error rate'],
+      s.byTenant.map((r) => [tenantLabel(r.tenantId, r.slug), r.tenantId, r.count, pct(r.errorRate)]),
+    );
   if (by === 'user') {
     const slugs = new Map(s.byTenant.map((r) => [r.tenantId, r.slug]));
-    printTable(['kind', 'user id', 'tenant', 'requests'], s.byUser.map((r) => [r.userKind, r.userId, r.tenantId === null ? '' : tenantLabel(r.tenantId, slugs.get(r.tenantId) ?? null), r.count]));
+    printTable(
+      ['kind', 'user id', 'tenant', 'requests'],
+      s.byUser.map((r) => [r.userKind, r.userId, r.tenantId === null ? '' : tenantLabel(r.tenantId, slugs.get(r.tenantId) ?? null), r.count]),
+    );
   }
   const points = s.series.filter((p) => p.count > 0);
   say(`Per ${s.window.bucket}${points.length < s.series.length ? ` (${s.series.length - points.length} empty not shown)` : ''}:`);
-  printTable([s.window.bucket, 'requests', 'errors', 'p95 ms'], points.map((p) => [fmtTime(p.start), p.count, p.errors, p.p95]));
+  printTable(
+    [s.window.bucket, 'requests', 'errors', 'p95 ms'],
+    points.map((p) => [fmtTime(p.start), p.count, p.errors, p.p95]),
+  );
 }
 
 /** One line of `history tail`: time, tenant, method, status, duration, path, error code. */
 function tailLine(r: HistoryEntry): string {
-  return [fmtTime(r.createdAt), tenantLabel(r.tenantId, r.tenantSlug).padEnd(12), r.method.padEnd(6), r.status, `${r.durationMs.toFixed(1)}ms`.padStart(9), r.path, r.errorCode ?? '-'].join('  ');
+  return [
+    fmtTime(r.createdAt),
+    tenantLabel(r.tenantId, r.tenantSlug).padEnd(12),
+    r.method.padEnd(6),
+    r.status,
+    `${r.durationMs.toFixed(1)}ms`.padStart(9),
+    r.path,
+    r.errorCode ?? '-',
+  ].join('  ');
 }
 
 function printPrune(r: PruneResult, dryRun: boolean, json?: boolean, archives?: HistoryArchive[]): void {
-  if (json) return printJson({ dryRun, cutoff: r.cutoff, droppedPartitions: r.droppedPartitions, deletedRows: r.deletedRows, ...(archives ? { archives } : {}) });
+  if (json)
+    return printJson({ dryRun, cutoff: r.cutoff, droppedPartitions: r.droppedPartitions, deletedRows: r.deletedRows, ...(archives ? { archives } : {}) });
   const verb = dryRun ? 'would be' : 'were';
   say(`Cutoff ${fmtTime(r.cutoff)}: rows created before it ${dryRun ? 'would be removed' : 'are removed'}.`);
   say(`Partitions that ${verb} dropped: ${r.droppedPartitions.join(', ') || '(none)'}`);
@@ -92,7 +123,11 @@ function statsCommand(): Command {
       const from = new Date(to.getTime() - sinceMs);
       await withContext(async (ctx) => {
         const tenantId = await tenantIdOf(ctx, p.tenant);
-        const stats = await historyStats(ctx.catalog.knex, { from, to, ...(tenantId !== undefined ? { tenantId } : {}) }, { top: p.top, ...(p.bucket ? { bucket: p.bucket } : {}) });
+        const stats = await historyStats(
+          ctx.catalog.knex,
+          { from, to, ...(tenantId !== undefined ? { tenantId } : {}) },
+          { top: p.top, ...(p.bucket ? { bucket: p.bucket } : {}) },
+        );
         if (p.json) return printJson(stats);
         printStats(stats, p.by, p.tenant);
       });
@@ -148,7 +183,10 @@ function pruneCommand(): Command {
     .description('DESTRUCTIVE: remove request-history rows older than a duration (drops whole months, deletes the rest in batches)')
     .requiredOption('--older-than <duration>', 'age of the rows to remove: 30m, 24h, 90d, 2w')
     .option('--dry-run', 'show what would be removed; change nothing')
-    .option('--archive', 'first copy the rows to S3 as gzip-compressed NDJSON, one object per month under history/YYYY/MM/ (needs SILO_S3_BUCKET); nothing is removed if the copy fails')
+    .option(
+      '--archive',
+      'first copy the rows to S3 as gzip-compressed NDJSON, one object per month under history/YYYY/MM/ (needs SILO_S3_BUCKET); nothing is removed if the copy fails',
+    )
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  $ silo history prune --older-than 90d --dry-run\n  $ silo history prune --older-than 90d --yes')
@@ -161,7 +199,9 @@ function pruneCommand(): Command {
         if (o.dryRun || !o.yes) {
           const plan = await pruneHistory(knex, { olderThan: cutoff, dryRun: true });
           if (o.dryRun) return printPrune(plan, true, o.json);
-          const parts = plan.droppedPartitions.length ? `drops partition(s) ${plan.droppedPartitions.join(', ')} of request_history and deletes ${plan.deletedRows} more row(s)` : `deletes ${plan.deletedRows} row(s)`;
+          const parts = plan.droppedPartitions.length
+            ? `drops partition(s) ${plan.droppedPartitions.join(', ')} of request_history and deletes ${plan.deletedRows} more row(s)`
+            : `deletes ${plan.deletedRows} row(s)`;
           await confirmTyped(`This ${parts}: every request-history row created before ${fmtTime(cutoff)}.`, 'prune');
         }
         let archives: HistoryArchive[] | undefined;

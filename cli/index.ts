@@ -21,7 +21,17 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  for (const cmd of [initCommand(), catalogCommand(), tenantsCommand(), usersCommand(), platformUsersCommand(), operationsCommand(), historyCommand(), secretsCommand(), serveCommand()]) {
+  for (const cmd of [
+    initCommand(),
+    catalogCommand(),
+    tenantsCommand(),
+    usersCommand(),
+    platformUsersCommand(),
+    operationsCommand(),
+    historyCommand(),
+    secretsCommand(),
+    serveCommand(),
+  ]) {
     program.addCommand(cmd);
   }
   // Subcommands inherit exitOverride so that usage errors reach our handler (exit 2).
@@ -48,4 +58,3 @@ export async function main(argv: string[]): Promise<number> {
     return reportError(err, json);
   }
 }
-

@@ -16,7 +16,9 @@ export const UNSAFE_PASSWORD_HELP = 'UNSAFE on shared machines: visible to other
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** Asks once on stderr with echo off (readline over a muted output). */

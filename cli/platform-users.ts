@@ -17,7 +17,11 @@ export function platformUsersCommand(): Command {
     .addHelpText('after', '\nExample:\n  $ silo platform-users add ops@example.com --role operator')
     .action(async (email: string, o: { role: string; password?: string; passwordStdin?: boolean; json?: boolean }) => {
       await withContext(async (ctx) => {
-        const u = await addPlatformUser(ctx, { email, role: o.role as 'operator', password: await passwordFrom({ given: o.password, fromStdin: o.passwordStdin, option: '--password' }) });
+        const u = await addPlatformUser(ctx, {
+          email,
+          role: o.role as 'operator',
+          password: await passwordFrom({ given: o.password, fromStdin: o.passwordStdin, option: '--password' }),
+        });
         if (o.json) return printJson(u);
         say(`Platform user ${u.email} (${u.role}) added with id ${u.id}.`);
         if (u.generatedPassword) say(`Password (shown once, store it now): ${u.generatedPassword}`);

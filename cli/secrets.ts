@@ -9,14 +9,19 @@ export function secretsCommand(): Command {
 
   cmd
     .command('rotate')
-    .description('re-encrypt every stored secret under SILO_SECRET_KEY, reading with SILO_SECRET_KEY_PREVIOUS; resumable, rows already under the current key are skipped')
+    .description(
+      're-encrypt every stored secret under SILO_SECRET_KEY, reading with SILO_SECRET_KEY_PREVIOUS; resumable, rows already under the current key are skipped',
+    )
     .option('--dry-run', 'count what would be re-encrypted, change nothing')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Rollout of a new key, with no downtime:
   1. deploy every process with SILO_SECRET_KEY=<new> and SILO_SECRET_KEY_PREVIOUS=<old>
   2. $ silo secrets rotate            (again after a crash: it finishes the rest)
-  3. deploy every process without SILO_SECRET_KEY_PREVIOUS`)
+  3. deploy every process without SILO_SECRET_KEY_PREVIOUS`,
+    )
     .action(async (raw: { dryRun?: boolean; json?: boolean }) => {
       const o = parseOptions(z.object({ dryRun: z.boolean().default(false), json: z.boolean().default(false) }), raw);
       await withContext(async (ctx) => {
@@ -28,9 +33,14 @@ Rollout of a new key, with no downtime:
           ['column', 'rows', 'current', o.dryRun ? 'to rotate' : 'rotated', 'unreadable'],
           r.columns.map((c) => [`${c.table}.${c.column}`, c.rows, c.current, o.dryRun ? c.rotate : c.rotated, c.unreadable]),
         );
-        say(`${o.dryRun ? 'Dry run: would re-encrypt' : 'Re-encrypted'} ${o.dryRun ? r.total.rotate : r.total.rotated} of ${r.total.rows} stored secret(s) under key ${r.keyId}; ${r.total.current} already under it.`);
+        say(
+          `${o.dryRun ? 'Dry run: would re-encrypt' : 'Re-encrypted'} ${o.dryRun ? r.total.rotate : r.total.rotated} of ${r.total.rows} stored secret(s) under key ${r.keyId}; ${r.total.current} already under it.`,
+        );
         for (const c of r.columns) {
-          if (c.unreadable) note(`${c.table}.${c.column}: ${c.unreadable} value(s) readable with neither key (ids ${c.unreadableIds.slice(0, 20).join(', ')}${c.unreadable > 20 ? ', ...' : ''}): left as they are`);
+          if (c.unreadable)
+            note(
+              `${c.table}.${c.column}: ${c.unreadable} value(s) readable with neither key (ids ${c.unreadableIds.slice(0, 20).join(', ')}${c.unreadable > 20 ? ', ...' : ''}): left as they are`,
+            );
         }
       });
     });

@@ -43,7 +43,12 @@ export function backupCommand(): Command {
       if (o.all && slugs.length) throw new ValidationError('give tenant slugs or --all, not both');
       await withContext(async (ctx) => {
         const tty = Boolean(process.stderr.isTTY) && !o.json;
-        const bar = tty ? new cliProgress.SingleBar({ stream: process.stderr, format: 'backing up {bar} {value}/{total} tenants | {slug}' }, cliProgress.Presets.shades_classic) : undefined;
+        const bar = tty
+          ? new cliProgress.SingleBar(
+              { stream: process.stderr, format: 'backing up {bar} {value}/{total} tenants | {slug}' },
+              cliProgress.Presets.shades_classic,
+            )
+          : undefined;
         const results = await backupTenants(ctx, cliActor(), {
           slugs,
           all: Boolean(o.all),
@@ -55,7 +60,10 @@ export function backupCommand(): Command {
         const failed = results.filter((r) => r.outcome === 'failed').length;
         if (o.json) printJson({ summary: { total: results.length, completed: results.length - failed, failed }, tenants: results });
         else {
-          printTable(['tenant', 'outcome', 'backup', 'size', 'ms', 'operation', 'error'], results.map((r) => [r.slug, r.outcome, r.backupId, fmtBytes(r.sizeBytes), r.durationMs, r.operationId, r.error]));
+          printTable(
+            ['tenant', 'outcome', 'backup', 'size', 'ms', 'operation', 'error'],
+            results.map((r) => [r.slug, r.outcome, r.backupId, fmtBytes(r.sizeBytes), r.durationMs, r.operationId, r.error]),
+          );
           say(`${results.length - failed} completed, ${failed} failed`);
         }
         if (failed > 0) process.exitCode = 1;
@@ -78,7 +86,17 @@ export function backupsCommand(): Command {
         if (o.json) return printJson(backups.map(backupView));
         printTable(
           ['id', 'kind', 'status', 'size', 'sha256', 'schema', 'created', 'operation', 'error'],
-          backups.map((b) => [b.id, b.kind, b.status, fmtBytes(b.sizeBytes), b.sha256?.slice(0, 12), b.schemaVersion, fmtTime(b.createdAt), b.operationId, b.error?.slice(0, 80)]),
+          backups.map((b) => [
+            b.id,
+            b.kind,
+            b.status,
+            fmtBytes(b.sizeBytes),
+            b.sha256?.slice(0, 12),
+            b.schemaVersion,
+            fmtTime(b.createdAt),
+            b.operationId,
+            b.error?.slice(0, 80),
+          ]),
         );
         say(`${backups.length} backup(s)`);
       });
@@ -97,21 +115,36 @@ export function restoreCommand(): Command {
     .action(async (slug: string, o: { backup?: string; latest?: boolean; yes?: boolean; json?: boolean }) => {
       assertValidSlug(slug);
       const { backup } = parseOptions(z.object({ backup: opt.int(1, Number.MAX_SAFE_INTEGER).optional() }), { backup: o.backup });
-      if (backup === undefined && !o.latest) throw new ValidationError('name the backup to restore with --backup <id>, or use --latest (list them: silo tenants backups <slug>)');
+      if (backup === undefined && !o.latest)
+        throw new ValidationError('name the backup to restore with --backup <id>, or use --latest (list them: silo tenants backups <slug>)');
       if (backup !== undefined && o.latest) throw new ValidationError('give --backup <id> or --latest, not both');
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug, { includeDeleted: true });
         if (!o.yes) {
           const which = backup !== undefined ? `backup ${backup}` : 'its newest backup';
-          await confirmTyped(`This replaces every row of tenant ${slug} (database ${t.databaseName}) with ${which}; a pre-restore backup is taken first.`, slug);
+          await confirmTyped(
+            `This replaces every row of tenant ${slug} (database ${t.databaseName}) with ${which}; a pre-restore backup is taken first.`,
+            slug,
+          );
         }
         const r = await restoreTenant(ctx, slug, cliActor(), { ...(backup !== undefined ? { backupId: backup } : {}), latest: Boolean(o.latest) });
         if (o.json) {
-          return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId, backup: r.backup, preRestoreBackup: r.preRestoreBackup ?? null, migrationsApplied: r.migrationsApplied });
+          return printJson({
+            tenant: tenantView(r.tenant),
+            operationId: r.operationId,
+            backup: r.backup,
+            preRestoreBackup: r.preRestoreBackup ?? null,
+            migrationsApplied: r.migrationsApplied,
+          });
         }
-        say(`Tenant ${slug} restored from backup ${r.backup.id} (${r.backup.kind}, ${fmtTime(r.backup.createdAt)}): ${r.tenant.status}, schema ${r.tenant.schemaVersion ?? '-'} (operation ${r.operationId})`);
+        say(
+          `Tenant ${slug} restored from backup ${r.backup.id} (${r.backup.kind}, ${fmtTime(r.backup.createdAt)}): ${r.tenant.status}, schema ${r.tenant.schemaVersion ?? '-'} (operation ${r.operationId})`,
+        );
         if (r.migrationsApplied.length) say(`Migrations applied after the load: ${r.migrationsApplied.join(', ')}`);
-        if (r.preRestoreBackup) note(`The state before the restore is backup ${r.preRestoreBackup.id} (pre-restore): silo tenants restore ${slug} --backup ${r.preRestoreBackup.id} undoes this.`);
+        if (r.preRestoreBackup)
+          note(
+            `The state before the restore is backup ${r.preRestoreBackup.id} (pre-restore): silo tenants restore ${slug} --backup ${r.preRestoreBackup.id} undoes this.`,
+          );
         if (t.status === 'deleted') note('The tenant was deleted and is active again; its custom domains were released at deletion and must be added again.');
       });
     });

@@ -19,9 +19,15 @@ export function rotateCredentialsCommand(): Command {
         const r = await rotateCredentials(ctx, cliActor(), { slugs, all: o.all });
         if (r.tenants.some((x) => x.outcome === 'failed')) process.exitCode = EXIT.failed;
         if (o.json) return printJson(r);
-        printTable(['tenant', 'outcome', 'operation', 'reason'], r.tenants.map((x) => [x.slug, x.outcome, x.operationId, x.reason]));
-        say(`${r.tenants.filter((x) => x.outcome === 'rotated').length} of ${r.tenants.length} tenant account(s) have a new password (not shown: it is stored encrypted in the catalog).`);
-        if (r.tenants.some((x) => x.outcome === 'failed')) note('a failed rotation leaves the tenant served (the API tries both passwords); run it again or `silo tenants repair <slug>`');
+        printTable(
+          ['tenant', 'outcome', 'operation', 'reason'],
+          r.tenants.map((x) => [x.slug, x.outcome, x.operationId, x.reason]),
+        );
+        say(
+          `${r.tenants.filter((x) => x.outcome === 'rotated').length} of ${r.tenants.length} tenant account(s) have a new password (not shown: it is stored encrypted in the catalog).`,
+        );
+        if (r.tenants.some((x) => x.outcome === 'failed'))
+          note('a failed rotation leaves the tenant served (the API tries both passwords); run it again or `silo tenants repair <slug>`');
       });
     });
 }

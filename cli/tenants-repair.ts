@@ -29,7 +29,9 @@ export function repairCommand(): Command {
           const { databases, users, pruned } = r.orphans;
           if (!databases.length && !users.length) say('No orphans.');
           else {
-            say(`Orphans${pruned ? ' (dropped)' : ''}: databases ${databases.join(', ') || '-'}; users ${users.map((u) => `${u.user}@${u.host}`).join(', ') || '-'}`);
+            say(
+              `Orphans${pruned ? ' (dropped)' : ''}: databases ${databases.join(', ') || '-'}; users ${users.map((u) => `${u.user}@${u.host}`).join(', ') || '-'}`,
+            );
             if (!pruned) note('Drop them with: silo tenants repair --all --prune-orphans');
           }
         }

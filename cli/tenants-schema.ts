@@ -18,7 +18,12 @@ export function migrateCommand(): Command {
       const { concurrency } = parseOptions(z.object({ concurrency: opt.int(1, 64) }), o);
       await withContext(async (ctx) => {
         const tty = Boolean(process.stderr.isTTY) && !o.json;
-        const bar = tty ? new cliProgress.SingleBar({ stream: process.stderr, format: 'migrating {bar} {value}/{total} tenants | {slug}' }, cliProgress.Presets.shades_classic) : undefined;
+        const bar = tty
+          ? new cliProgress.SingleBar(
+              { stream: process.stderr, format: 'migrating {bar} {value}/{total} tenants | {slug}' },
+              cliProgress.Presets.shades_classic,
+            )
+          : undefined;
         const results = await migrateTenants(ctx, cliActor(), {
           slugs,
           all: Boolean(o.all),
@@ -33,9 +38,22 @@ export function migrateCommand(): Command {
         else {
           printTable(
             ['tenant', 'outcome', 'applied', 'pending', 'schema', 'ms', 'error'],
-            results.map((r) => [r.slug, r.outcome, r.applied.join(', '), r.outcome === 'would-migrate' ? r.pending.join(', ') : '', r.schemaVersion, r.durationMs, r.error]),
+            results.map((r) => [
+              r.slug,
+              r.outcome,
+              r.applied.join(', '),
+              r.outcome === 'would-migrate' ? r.pending.join(', ') : '',
+              r.schemaVersion,
+              r.durationMs,
+              r.error,
+            ]),
           );
-          say(Object.entries(summary).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`).join(', ') || 'no tenants');
+          say(
+            Object.entries(summary)
+              .filter(([, n]) => n > 0)
+              .map(([k, n]) => `${n} ${k}`)
+              .join(', ') || 'no tenants',
+          );
         }
         if (summary.failed > 0) process.exitCode = 1;
       });
@@ -78,7 +96,10 @@ export function statusCommand(): Command {
         printTable(
           ['tenant', 'status', 'applied', 'pending', 'drift', 'error'],
           reports.map((r) => [
-            r.slug, r.status, r.applied?.length ?? '', r.pending?.join(', ') ?? '',
+            r.slug,
+            r.status,
+            r.applied?.length ?? '',
+            r.pending?.join(', ') ?? '',
             [...(r.drift?.missing.map((t) => `-${t}`) ?? []), ...(r.drift?.extra.map((t) => `+${t}`) ?? [])].join(' '),
             r.error,
           ]),

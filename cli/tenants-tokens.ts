@@ -6,7 +6,9 @@ import { cliActor, printJson, say, withContext } from './runtime.js';
 
 export function revokeTokensCommand(): Command {
   return new Command('revoke-tokens')
-    .description("start a new token generation: every access and refresh token of the tenant is refused (401 TOKEN_REVOKED) by every API process within one poll interval; users sign in again")
+    .description(
+      'start a new token generation: every access and refresh token of the tenant is refused (401 TOKEN_REVOKED) by every API process within one poll interval; users sign in again',
+    )
     .argument('<slug>')
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  $ silo tenants revoke-tokens acme')

@@ -4,7 +4,14 @@ import { z } from 'zod';
 import { TENANT_STATUSES, type TenantStatus } from '../src/catalog/index.js';
 import type { ProvisionResult } from '../src/provisioning/tenants-service.js';
 import {
-  addDomain, createTenant, deleteTenant, getTenant, recreateTenant, removeDomain, resumeTenant, suspendTenant,
+  addDomain,
+  createTenant,
+  deleteTenant,
+  getTenant,
+  recreateTenant,
+  removeDomain,
+  resumeTenant,
+  suspendTenant,
 } from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
@@ -19,10 +26,16 @@ import { tenantView } from './views.js';
 function printProvisioned(r: ProvisionResult, verb: string, json?: boolean): void {
   const adminPassword = r.admin.generatedPassword;
   if (json) {
-    printJson({ tenant: tenantView(r.tenant), operationId: r.operationId, admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(adminPassword ? { password: adminPassword } : {}) } });
+    printJson({
+      tenant: tenantView(r.tenant),
+      operationId: r.operationId,
+      admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(adminPassword ? { password: adminPassword } : {}) },
+    });
     return;
   }
-  say(`Tenant ${r.tenant.slug} ${verb}: ${r.tenant.status}, database ${r.tenant.databaseName}, schema ${r.tenant.schemaVersion ?? '-'} (operation ${r.operationId})`);
+  say(
+    `Tenant ${r.tenant.slug} ${verb}: ${r.tenant.status}, database ${r.tenant.databaseName}, schema ${r.tenant.schemaVersion ?? '-'} (operation ${r.operationId})`,
+  );
   say(`Admin: ${r.admin.adminEmail}`);
   if (adminPassword) say(`Admin password (shown once, store it now): ${adminPassword}`);
 }
@@ -37,18 +50,20 @@ export function tenantsCommand(): Command {
     .option('--name <name>', 'display name (default: the slug)')
     .option('--plan <plan>', 'plan name', 'standard')
     .option('--admin-email <email>', 'email of the first admin (default admin@<slug>.localhost)')
-    .option('--admin-password-stdin', 'read the first admin\'s password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo)')
+    .option('--admin-password-stdin', "read the first admin's password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo)")
     .option('--admin-password <password>', `password of the first admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  $ silo tenants create acme --name "Acme Inc" --admin-email admin@acme.test')
-    .action(async (slug: string, o: { name?: string; plan: string; adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; json?: boolean }) => {
-      assertValidSlug(slug);
-      const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
-      await withContext(async (ctx) => {
-        const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword }, cliActor());
-        printProvisioned(r, 'created', o.json);
-      });
-    });
+    .action(
+      async (slug: string, o: { name?: string; plan: string; adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; json?: boolean }) => {
+        assertValidSlug(slug);
+        const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
+        await withContext(async (ctx) => {
+          const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword }, cliActor());
+          printProvisioned(r, 'created', o.json);
+        });
+      },
+    );
 
   cmd
     .command('list')
@@ -61,7 +76,10 @@ export function tenantsCommand(): Command {
       await withContext(async (ctx) => {
         const tenants = await ctx.catalog.tenants.list(status ? { statuses: [status] } : {});
         if (o.json) return printJson(tenants.map((t) => tenantView(t)));
-        printTable(['slug', 'name', 'status', 'plan', 'schema', 'database', 'created'], tenants.map((t) => [t.slug, t.name, t.status, t.plan, t.schemaVersion, t.databaseName, fmtTime(t.createdAt)]));
+        printTable(
+          ['slug', 'name', 'status', 'plan', 'schema', 'database', 'created'],
+          tenants.map((t) => [t.slug, t.name, t.status, t.plan, t.schemaVersion, t.databaseName, fmtTime(t.createdAt)]),
+        );
         say(`${tenants.length} tenant(s)`);
       });
     });
@@ -77,15 +95,29 @@ export function tenantsCommand(): Command {
         const domains = await ctx.catalog.tenants.listDomains(t.id);
         const ops = await ctx.catalog.operations.list({ tenantId: t.id, limit: 5 });
         if (o.json) return printJson({ ...tenantView(t, domains), recentOperations: ops });
-        printTable(['field', 'value'], [
-          ['slug', t.slug], ['name', t.name], ['status', t.status + (t.statusReason ? ` (${t.statusReason})` : '')], ['plan', t.plan],
-          ['database', t.databaseName], ['MySQL user', t.dbUser], ['schema version', t.schemaVersion], ['admin email', t.adminEmail],
-          ['domains', domains.map((d) => d.domain).join(', ')], ['created', fmtTime(t.createdAt)], ['updated', fmtTime(t.updatedAt)],
-          ...(t.deletedAt ? [['deleted', fmtTime(t.deletedAt)]] : []),
-        ]);
+        printTable(
+          ['field', 'value'],
+          [
+            ['slug', t.slug],
+            ['name', t.name],
+            ['status', t.status + (t.statusReason ? ` (${t.statusReason})` : '')],
+            ['plan', t.plan],
+            ['database', t.databaseName],
+            ['MySQL user', t.dbUser],
+            ['schema version', t.schemaVersion],
+            ['admin email', t.adminEmail],
+            ['domains', domains.map((d) => d.domain).join(', ')],
+            ['created', fmtTime(t.createdAt)],
+            ['updated', fmtTime(t.updatedAt)],
+            ...(t.deletedAt ? [['deleted', fmtTime(t.deletedAt)]] : []),
+          ],
+        );
         if (ops.length) {
           say('Recent operations:');
-          printTable(['id', 'kind', 'status', 'step', 'started', 'error'], ops.map((p) => [p.id, p.kind, p.status, p.step, fmtTime(p.startedAt), p.error]));
+          printTable(
+            ['id', 'kind', 'status', 'step', 'started', 'error'],
+            ops.map((p) => [p.id, p.kind, p.status, p.step, fmtTime(p.startedAt), p.error]),
+          );
         }
       });
     });
@@ -140,21 +172,33 @@ export function tenantsCommand(): Command {
     .description('DESTRUCTIVE: back up to S3, drop the tenant database and user, then provision them afresh (empty data, new admin)')
     .argument('<slug>')
     .option('--admin-email <email>', 'first admin of the new database (default: the tenant admin email)')
-    .option('--admin-password-stdin', 'read that admin\'s password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo; from a pipe, add --yes)')
+    .option(
+      '--admin-password-stdin',
+      "read that admin's password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo; from a pipe, add --yes)",
+    )
     .option('--admin-password <password>', `password of that admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
     .option('--no-backup', 'do not take the pre-recreate backup (the data is lost for good; still asks for confirmation)')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--json', 'machine-readable output')
-    .action(async (slug: string, o: { adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; backup: boolean; yes?: boolean; json?: boolean }) => {
-      assertValidSlug(slug);
-      const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
-      await withContext(async (ctx) => {
-        const t = await getTenant(ctx, slug);
-        if (!o.yes || !o.backup) await confirmTyped(`This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`, slug);
-        const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword, backup: o.backup });
-        printProvisioned(r, 'recreated', o.json);
-      });
-    });
+    .action(
+      async (
+        slug: string,
+        o: { adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; backup: boolean; yes?: boolean; json?: boolean },
+      ) => {
+        assertValidSlug(slug);
+        const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
+        await withContext(async (ctx) => {
+          const t = await getTenant(ctx, slug);
+          if (!o.yes || !o.backup)
+            await confirmTyped(
+              `This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`,
+              slug,
+            );
+          const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword, backup: o.backup });
+          printProvisioned(r, 'recreated', o.json);
+        });
+      },
+    );
 
   cmd
     .command('delete')
@@ -167,7 +211,11 @@ export function tenantsCommand(): Command {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug);
-        if (!o.yes || !o.backup) await confirmTyped(`This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}${o.backup ? ' (a pre-delete backup is taken first)' : ', WITHOUT a backup'}.`, slug);
+        if (!o.yes || !o.backup)
+          await confirmTyped(
+            `This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}${o.backup ? ' (a pre-delete backup is taken first)' : ', WITHOUT a backup'}.`,
+            slug,
+          );
         const r = await deleteTenant(ctx, slug, cliActor(), { backup: o.backup });
         if (o.json) return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId });
         say(`Tenant ${slug} deleted (operation ${r.operationId}).`);

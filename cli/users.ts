@@ -16,10 +16,18 @@ export function usersCommand(): Command {
     .option('--password <password>', `at least 12 characters; ${UNSAFE_PASSWORD_HELP} --password-stdin`)
     .option('--name <fullName>', 'full name')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  $ silo users add acme jane@acme.test --role manager\n  $ printf %s "$PW" | silo users add acme jane@acme.test --role manager --password-stdin')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ silo users add acme jane@acme.test --role manager\n  $ printf %s "$PW" | silo users add acme jane@acme.test --role manager --password-stdin',
+    )
     .action(async (slug: string, email: string, o: { role: string; password?: string; passwordStdin?: boolean; name?: string; json?: boolean }) => {
       await withContext(async (ctx) => {
-        const u = await addTenantUser(ctx, slug, { email, role: o.role as 'staff', password: await passwordFrom({ given: o.password, fromStdin: o.passwordStdin, option: '--password' }), fullName: o.name });
+        const u = await addTenantUser(ctx, slug, {
+          email,
+          role: o.role as 'staff',
+          password: await passwordFrom({ given: o.password, fromStdin: o.passwordStdin, option: '--password' }),
+          fullName: o.name,
+        });
         if (o.json) return printJson({ tenant: slug, ...u });
         say(`User ${u.email} (${u.role}) added to ${slug} with id ${u.id}.`);
         if (u.generatedPassword) say(`Password (shown once, store it now): ${u.generatedPassword}`);

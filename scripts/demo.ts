@@ -70,7 +70,9 @@ out(`Silo API is up on ${base} (Swagger UI: ${base}/docs, OpenAPI: ${base}/docs/
 out(`Demo tenant admins: admin@acme.test, admin@globex.test; operator: ${OPERATOR}; password for all: ${DEMO_PASSWORD}`);
 out();
 out('# sign in to acme (X-Tenant header) and keep the access token');
-out(`TOKEN=$(curl -s -X POST ${base}/api/v1/auth/login -H 'X-Tenant: acme' -H 'content-type: application/json' -d '{"email":"admin@acme.test","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`);
+out(
+  `TOKEN=$(curl -s -X POST ${base}/api/v1/auth/login -H 'X-Tenant: acme' -H 'content-type: application/json' -d '{"email":"admin@acme.test","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`,
+);
 out('# who am I (tenant by X-Tenant header, by ?tenant=, by subdomain)');
 out(`curl -s ${base}/api/v1/auth/me -H 'X-Tenant: acme' -H "Authorization: Bearer $TOKEN"`);
 out(`curl -s '${base}/api/v1/users?tenant=acme' -H "Authorization: Bearer $TOKEN"`);
@@ -78,7 +80,9 @@ out(`curl -s http://acme.localhost:${port}/api/v1/auth/me -H "Authorization: Bea
 out('# the same token on another tenant is refused (401 TOKEN_TENANT_MISMATCH)');
 out(`curl -s ${base}/api/v1/auth/me -H 'X-Tenant: globex' -H "Authorization: Bearer $TOKEN"`);
 out('# platform API as an operator');
-out(`PTOKEN=$(curl -s -X POST ${base}/platform/v1/auth/login -H 'content-type: application/json' -d '{"email":"${OPERATOR}","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`);
+out(
+  `PTOKEN=$(curl -s -X POST ${base}/platform/v1/auth/login -H 'content-type: application/json' -d '{"email":"${OPERATOR}","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`,
+);
 out(`curl -s ${base}/platform/v1/tenants -H "Authorization: Bearer $PTOKEN"`);
 out('# back up acme to S3 (202 + operation), then list its backups');
 out(`curl -s -X POST ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);

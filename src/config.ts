@@ -68,9 +68,7 @@ const mysqlUrl = z.string().transform((value, ctx) => {
   }
 });
 
-const bool = z
-  .enum(['1', '0', 'true', 'false', 'yes', 'no', ''])
-  .transform((v) => v === '1' || v === 'true' || v === 'yes');
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no', '']).transform((v) => v === '1' || v === 'true' || v === 'yes');
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
@@ -94,7 +92,10 @@ const trustProxy = z.string().transform((value, ctx): false | number | string[] 
   const v = value.trim().toLowerCase();
   if (v === '0' || v === 'false' || v === 'no' || v === '') return false;
   if (/^[0-9]{1,3}$/.test(v)) return Number(v);
-  const items = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const items = v
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   const bad = items.find((x) => {
     const [addr, bits, ...rest] = x.split('/');
     const family = isIP(addr ?? '');
@@ -104,7 +105,10 @@ const trustProxy = z.string().transform((value, ctx): false | number | string[] 
     return !/^[0-9]{1,3}$/.test(bits) || n > (family === 4 ? 32 : 128);
   });
   if (items.length === 0 || bad !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `must be 0, a hop count such as 1, or proxy addresses/CIDRs such as 10.0.0.0/8,127.0.0.1 (not ${JSON.stringify(bad ?? value)})` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `must be 0, a hop count such as 1, or proxy addresses/CIDRs such as 10.0.0.0/8,127.0.0.1 (not ${JSON.stringify(bad ?? value)})`,
+    });
     return z.NEVER;
   }
   return items;
@@ -141,7 +145,12 @@ const envSchema = z.object({
     .default('localhost'),
   SILO_TENANT_SOURCES: z
     .string()
-    .transform((v) => v.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.enum(['subdomain', 'domain', 'header', 'query'])).min(1, 'name at least one of subdomain,domain,header,query'))
     .default(['subdomain', 'domain', 'header', 'query']),
   SILO_TENANT_CACHE_TTL_MS: int(30_000, 0, 3_600_000),
@@ -165,8 +174,14 @@ const envSchema = z.object({
   SILO_HISTORY_BATCH: int(500, 1, 10_000),
   SILO_HISTORY_FLUSH_MS: int(1_000, 10, 600_000),
   SILO_HISTORY_BUFFER_MAX: int(50_000, 1, 10_000_000),
-  SILO_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)').optional(),
-  SILO_S3_REGION: z.string().regex(/^[a-z0-9-]{1,40}$/, 'must be a region name such as us-east-1').default('us-east-1'),
+  SILO_S3_BUCKET: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 of a-z 0-9 . -)')
+    .optional(),
+  SILO_S3_REGION: z
+    .string()
+    .regex(/^[a-z0-9-]{1,40}$/, 'must be a region name such as us-east-1')
+    .default('us-east-1'),
   SILO_S3_ENDPOINT: z.string().url('must be a URL such as http://127.0.0.1:9000').optional(),
   SILO_S3_FORCE_PATH_STYLE: bool.default(false),
   SILO_S3_PRESIGN_TTL_S: int(300, 1, 604_800),
@@ -174,8 +189,24 @@ const envSchema = z.object({
   SILO_UPLOAD_MAX_BYTES: int(10 * 1024 * 1024, 1, 5 * 1024 * 1024 * 1024),
   SILO_UPLOAD_CONTENT_TYPES: z
     .string()
-    .transform((v) => v.split(',').map((x) => x.trim().toLowerCase()).filter(Boolean))
-    .pipe(z.array(z.string().regex(/^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9*][a-z0-9!#$&^_.+*-]{0,126}$/, 'must be a comma-separated list of media types such as image/png,application/pdf')).min(1))
+    .transform((v) =>
+      v
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z
+            .string()
+            .regex(
+              /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9*][a-z0-9!#$&^_.+*-]{0,126}$/,
+              'must be a comma-separated list of media types such as image/png,application/pdf',
+            ),
+        )
+        .min(1),
+    )
     .optional(),
   SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
   SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
@@ -186,12 +217,20 @@ const envSchema = z.object({
 
 /** Media types accepted for attachments when `SILO_UPLOAD_CONTENT_TYPES` is unset. */
 export const DEFAULT_UPLOAD_CONTENT_TYPES: readonly string[] = [
-  'image/png', 'image/jpeg', 'image/gif', 'image/webp',
-  'application/pdf', 'text/plain', 'text/csv',
-  'application/msword', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
-  'application/vnd.ms-excel', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'application/pdf',
+  'text/plain',
+  'text/csv',
+  'application/msword',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.ms-excel',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
   'application/vnd.openxmlformats-officedocument.presentationml.presentation',
-  'application/vnd.oasis.opendocument.text', 'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
 ];
 
 /**

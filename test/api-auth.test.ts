@@ -16,8 +16,8 @@ const { app, ctx } = await setupApp(t);
 const ta = await makeTenant(ctx, 'auth-a');
 await makeTenant(ctx, 'auth-b');
 
-
-const post = (url: string, payload: object, headers: Record<string, string> = { 'x-tenant': 'auth-a' }) => app.inject({ method: 'POST', url, payload, headers });
+const post = (url: string, payload: object, headers: Record<string, string> = { 'x-tenant': 'auth-a' }) =>
+  app.inject({ method: 'POST', url, payload, headers });
 const refresh = (refreshToken: string, slug = 'auth-a') => post('/api/v1/auth/refresh', { refreshToken }, { 'x-tenant': slug });
 const me = (headers: Record<string, string>, url = '/api/v1/auth/me') => app.inject({ url, headers });
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
@@ -76,7 +76,10 @@ t.test('/auth/me answers the signed-in user with a token and 401 without a valid
     ['an unsigned token (alg none)', `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${accessToken.split('.')[1]}.`],
     ['a token claiming another algorithm', signJwt(claimsOf(accessToken), TEST_JWT_SECRET, { alg: 'HS512', typ: 'JWT' })],
     ['a token not valid yet (nbf)', signJwt({ ...claimsOf(accessToken), nbf: Math.floor(Date.now() / 1000) + 3600 }, TEST_JWT_SECRET)],
-    ['a token with an unknown critical header', signJwt(claimsOf(accessToken), TEST_JWT_SECRET, { alg: 'HS256', typ: 'JWT', crit: ['x-unknown'], 'x-unknown': 1 })],
+    [
+      'a token with an unknown critical header',
+      signJwt(claimsOf(accessToken), TEST_JWT_SECRET, { alg: 'HS256', typ: 'JWT', crit: ['x-unknown'], 'x-unknown': 1 }),
+    ],
     ['a token whose payload is not an object', signJwt([1, 2], TEST_JWT_SECRET)],
   ] as const) {
     const res = await me({ 'x-tenant': 'auth-a', authorization: `Bearer ${token}` });

@@ -18,9 +18,13 @@ const as = (token: string) => (method: Method, url: string, payload?: object) =>
 const op = as(operator);
 const sup = as(support);
 const tenantApi = (slug: string, method: Method, url: string, o: { payload?: object; token?: string } = {}) =>
-  app.inject({ method, url: `/api/v1${url}`, ...(o.payload ? { payload: o.payload } : {}), headers: { 'x-tenant': slug, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) } });
+  app.inject({
+    method,
+    url: `/api/v1${url}`,
+    ...(o.payload ? { payload: o.payload } : {}),
+    headers: { 'x-tenant': slug, ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
+  });
 const tenantLogin = (slug: string, password: string, email = `admin@${slug}.test`) => tenantApi(slug, 'POST', '/auth/login', { payload: { email, password } });
-
 
 /** Whether a database exists on the test server. */
 async function databaseExists(name: string) {
@@ -32,13 +36,20 @@ async function databaseExists(name: string) {
   }
 }
 
-const catalogCounts = async () => ({ tenants: (await ctx.catalog.tenants.list()).length, operations: (await ctx.catalog.operations.list({ limit: 1000 })).length });
+const catalogCounts = async () => ({
+  tenants: (await ctx.catalog.tenants.list()).length,
+  operations: (await ctx.catalog.operations.list({ limit: 1000 })).length,
+});
 
 t.test('platform login gives a platform token; a wrong password or unknown email is 401 INVALID_CREDENTIALS', async (t) => {
   const ok = await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email: 'OPERATOR@silo.test', password: PASSWORD } });
   t.equal(ok.statusCode, 200, ok.body);
   t.match(ok.json(), { tokenType: 'Bearer', expiresIn: 900, role: 'operator' });
-  t.match(JSON.parse(Buffer.from(ok.json().accessToken.split('.')[1], 'base64url').toString()), { aud: 'platform', role: 'operator', email: 'operator@silo.test' });
+  t.match(JSON.parse(Buffer.from(ok.json().accessToken.split('.')[1], 'base64url').toString()), {
+    aud: 'platform',
+    role: 'operator',
+    email: 'operator@silo.test',
+  });
   const wrong = await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email: 'operator@silo.test', password: 'not the password' } });
   const unknown = await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email: 'nobody@silo.test', password: PASSWORD } });
   isProblem(t, wrong, 401, 'INVALID_CREDENTIALS');
@@ -63,7 +74,10 @@ t.test('an operator creates a tenant: 201, active, the generated admin password 
   const res = await op('POST', '/tenants', { slug: 'plat-life', name: 'Life Cycle Ltd', adminEmail: 'admin@plat-life.test' });
   t.equal(res.statusCode, 201, res.body);
   const body = res.json();
-  t.match(body, { tenant: { slug: 'plat-life', name: 'Life Cycle Ltd', plan: 'standard', status: 'active', adminEmail: 'admin@plat-life.test' }, admin: { email: 'admin@plat-life.test', created: true } });
+  t.match(body, {
+    tenant: { slug: 'plat-life', name: 'Life Cycle Ltd', plan: 'standard', status: 'active', adminEmail: 'admin@plat-life.test' },
+    admin: { email: 'admin@plat-life.test', created: true },
+  });
   t.type(body.operationId, 'number');
   t.type(body.admin.password, 'string');
   t.ok(body.admin.password.length >= 12, 'a strong generated password');
@@ -87,7 +101,13 @@ t.test('an operator creates a tenant: 201, active, the generated admin password 
 t.test('operators list, filter and get tenants, and PATCH changes the name and plan', async (t) => {
   const list = await op('GET', '/tenants');
   t.equal(list.statusCode, 200);
-  t.same(list.json().data.map((x: { slug: string }) => x.slug).sort(), ['plat-given', 'plat-life']);
+  t.same(
+    list
+      .json()
+      .data.map((x: { slug: string }) => x.slug)
+      .sort(),
+    ['plat-given', 'plat-life'],
+  );
   t.equal((await op('GET', '/tenants?status=suspended')).json().data.length, 0);
   t.equal((await op('GET', '/tenants?status=active')).json().data.length, 2);
   isProblem(t, await op('GET', '/tenants?status=sleepy'), 400, 'VALIDATION_FAILED');
@@ -156,7 +176,10 @@ t.test('repair rebuilds a lost tenant database and shows the new admin password 
   t.equal(res.statusCode, 200, res.body);
   const body = res.json();
   t.match(body, { slug: 'plat-lost', status: 'active', outcome: 'repaired', admin: { email: 'admin@plat-lost.test', created: true } });
-  t.ok(body.actions.includes('create-database') && body.actions.includes('apply-migrations') && body.actions.includes('seed-admin'), JSON.stringify(body.actions));
+  t.ok(
+    body.actions.includes('create-database') && body.actions.includes('apply-migrations') && body.actions.includes('seed-admin'),
+    JSON.stringify(body.actions),
+  );
   t.type(body.operationId, 'number');
   t.ok(await databaseExists(tenant.databaseName));
   t.type(body.admin?.password, 'string', 'the regenerated admin password is returned');
@@ -195,11 +218,20 @@ t.test("the operations journal lists a tenant's operations and shows each one; a
   const data = res.json().data as Array<{ id: number; kind: string; status: string; actor: string; tenantId: number }>;
   const plat = (await op('GET', '/tenants/plat-given')).json();
   t.ok(data.length >= 3);
-  t.ok(data.every((o) => o.tenantId === plat.id), 'only this tenant');
+  t.ok(
+    data.every((o) => o.tenantId === plat.id),
+    'only this tenant',
+  );
   t.same([...new Set(data.map((o) => o.kind))].sort(), ['create', 'resume', 'suspend']);
   t.ok(data.every((o) => o.status === 'succeeded'));
-  t.ok(data.every((o) => o.actor === 'platform:operator@silo.test'), 'the acting operator is recorded');
-  t.ok(data.every((o, i) => i === 0 || data[i - 1]!.id > o.id), 'newest first');
+  t.ok(
+    data.every((o) => o.actor === 'platform:operator@silo.test'),
+    'the acting operator is recorded',
+  );
+  t.ok(
+    data.every((o, i) => i === 0 || data[i - 1]!.id > o.id),
+    'newest first',
+  );
 
   const one = await op('GET', `/operations/${data[0]!.id}`);
   t.equal(one.statusCode, 200);
@@ -251,8 +283,14 @@ t.test('a bad slug or bad admin details are 400 and create nothing', async (t) =
   t.same(await catalogCounts(), before, 'no tenant and no operation was created');
   const k = rootKnex();
   try {
-    const dbs: Array<{ SCHEMA_NAME: string }> = await k('information_schema.SCHEMATA').where('SCHEMA_NAME', 'like', `${ctx.config.tenantDbPrefix}%`).select('SCHEMA_NAME');
-    t.same(dbs.map((d) => d.SCHEMA_NAME).sort(), [`${ctx.config.tenantDbPrefix}plat_given`, `${ctx.config.tenantDbPrefix}plat_lost`], 'no database was created');
+    const dbs: Array<{ SCHEMA_NAME: string }> = await k('information_schema.SCHEMATA')
+      .where('SCHEMA_NAME', 'like', `${ctx.config.tenantDbPrefix}%`)
+      .select('SCHEMA_NAME');
+    t.same(
+      dbs.map((d) => d.SCHEMA_NAME).sort(),
+      [`${ctx.config.tenantDbPrefix}plat_given`, `${ctx.config.tenantDbPrefix}plat_lost`],
+      'no database was created',
+    );
   } finally {
     await k.destroy();
   }

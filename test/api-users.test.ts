@@ -14,10 +14,16 @@ await makeTenant(ctx, 'users-a');
 const admin = (await login(app, 'users-a')).accessToken;
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-const as = (token: string) => (method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}) =>
-  app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as object }), headers: { 'x-tenant': 'users-a', authorization: `Bearer ${token}`, ...headers } });
+const as =
+  (token: string) =>
+  (method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}) =>
+    app.inject({
+      method,
+      url,
+      ...(payload === undefined ? {} : { payload: payload as object }),
+      headers: { 'x-tenant': 'users-a', authorization: `Bearer ${token}`, ...headers },
+    });
 const asAdmin = as(admin);
-
 
 const userCount = async () => (await asAdmin('GET', '/api/v1/users?pageSize=1')).json().total as number;
 let seq = 0;
@@ -140,10 +146,15 @@ t.test('two admins demoting each other at once: exactly one succeeds, the other 
   const b = (await callA('POST', '/api/v1/users', { email: 'b@users-race.test', role: 'admin', password: PASSWORD })).json();
   let adminB = (await login(app, 'users-race', 'b@users-race.test')).accessToken;
   for (let round = 0; round < 10; round++) {
-    const [ra, rb] = await Promise.all([callA('PATCH', `/api/v1/users/${b.id}`, { role: 'staff' }), callA('PATCH', `/api/v1/users/${idA}`, { role: 'staff' }, adminB)]);
+    const [ra, rb] = await Promise.all([
+      callA('PATCH', `/api/v1/users/${b.id}`, { role: 'staff' }),
+      callA('PATCH', `/api/v1/users/${idA}`, { role: 'staff' }, adminB),
+    ]);
     const codes = [ra.statusCode, rb.statusCode].sort();
     t.same(codes, [200, 409], `round ${round}: ${ra.body} / ${rb.body}`);
-    const admins = (await callA('GET', '/api/v1/users', undefined, ra.statusCode === 200 ? adminA : adminB)).json().data.filter((u: { role: string; active: boolean }) => u.role === 'admin' && u.active);
+    const admins = (await callA('GET', '/api/v1/users', undefined, ra.statusCode === 200 ? adminA : adminB))
+      .json()
+      .data.filter((u: { role: string; active: boolean }) => u.role === 'admin' && u.active);
     t.equal(admins.length, 1, 'one active admin is left');
     // Restore both as admins for the next round (the survivor promotes the other).
     const survivor = ra.statusCode === 200 ? adminA : adminB;
@@ -159,12 +170,22 @@ t.test('a deactivated user cannot sign in and its refresh tokens stop working', 
   const u = await createUser('staff');
   const s1 = await login(app, 'users-a', u.email);
   const s2 = await login(app, 'users-a', u.email);
-  const rotated = await app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'x-tenant': 'users-a' }, payload: { refreshToken: s1.refreshToken } });
+  const rotated = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/refresh',
+    headers: { 'x-tenant': 'users-a' },
+    payload: { refreshToken: s1.refreshToken },
+  });
   t.equal(rotated.statusCode, 200);
 
   t.equal((await asAdmin('DELETE', `/api/v1/users/${u.id}`)).statusCode, 200);
 
-  const attempt = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'users-a' }, payload: { email: u.email, password: PASSWORD } });
+  const attempt = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'x-tenant': 'users-a' },
+    payload: { email: u.email, password: PASSWORD },
+  });
   isProblem(t, attempt, 401, 'INVALID_CREDENTIALS');
   for (const refreshToken of [rotated.json().refreshToken, s2.refreshToken]) {
     const res = await app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'x-tenant': 'users-a' }, payload: { refreshToken } });
@@ -173,7 +194,12 @@ t.test('a deactivated user cannot sign in and its refresh tokens stop working', 
 
   const back = await asAdmin('PATCH', `/api/v1/users/${u.id}`, { active: true });
   t.equal(back.statusCode, 200);
-  const again = await app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'x-tenant': 'users-a' }, payload: { refreshToken: s2.refreshToken } });
+  const again = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/refresh',
+    headers: { 'x-tenant': 'users-a' },
+    payload: { refreshToken: s2.refreshToken },
+  });
   t.equal(again.statusCode, 401, 'reactivation does not revive old sessions');
   t.ok((await login(app, 'users-a', u.email)).accessToken, 'a reactivated user signs in again');
 });
@@ -214,7 +240,10 @@ t.test('bad input is 400/413 problem+json naming the field, and creates nothing'
   for (const [what, payload, field] of cases) {
     const body = isProblem(t, await create(payload), 400, 'VALIDATION_FAILED');
     t.ok(Array.isArray(body.errors) && body.errors.length > 0, `${what}: an errors list`);
-    t.ok(body.errors?.some((e) => names(e, field)), `${what}: the errors name "${field}" (${JSON.stringify(body.errors)})`);
+    t.ok(
+      body.errors?.some((e) => names(e, field)),
+      `${what}: the errors name "${field}" (${JSON.stringify(body.errors)})`,
+    );
   }
   const a = isProblem(t, await create([valid]), 400, 'VALIDATION_FAILED');
   t.ok(a.errors?.length, 'an array body is refused');
@@ -227,13 +256,20 @@ t.test('bad input is 400/413 problem+json naming the field, and creates nothing'
     ['password is short', { password: 'short' }, 'password'],
   ] as Array<[string, object, string]>) {
     const body = isProblem(t, await asAdmin('PATCH', '/api/v1/users/1', payload), 400, 'VALIDATION_FAILED');
-    t.ok(body.errors?.some((e) => names(e, field)), `PATCH ${what}: the errors name "${field}" (${JSON.stringify(body.errors)})`);
+    t.ok(
+      body.errors?.some((e) => names(e, field)),
+      `PATCH ${what}: the errors name "${field}" (${JSON.stringify(body.errors)})`,
+    );
   }
 
   isProblem(t, await create({ ...valid, fullName: 'x'.repeat(4000) }), 413, 'PAYLOAD_TOO_LARGE');
   isProblem(t, await create('<user/>', { 'content-type': 'application/xml' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
 
   t.equal(await userCount(), before, 'no user was created by bad input');
-  t.match((await asAdmin('GET', '/api/v1/users/1')).json(), { role: 'admin', active: true, email: 'admin@users-a.test' }, 'the admin is unchanged by refused PATCHes');
+  t.match(
+    (await asAdmin('GET', '/api/v1/users/1')).json(),
+    { role: 'admin', active: true, email: 'admin@users-a.test' },
+    'the admin is unchanged by refused PATCHes',
+  );
   t.equal((await create(valid)).statusCode, 201, 'the same body, valid, is accepted');
 });

@@ -34,7 +34,12 @@ async function uploadLogo(slug: 'prefix-a' | 'prefix-b', db: string) {
     randomBytes(64),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
-  const res = await app.inject({ method: 'POST', url: `/api/v1/companies/${co.id}/attachments?logo=true`, payload, headers: { 'x-tenant': slug, authorization: `Bearer ${tokens[slug]}`, 'content-type': `multipart/form-data; boundary=${boundary}` } });
+  const res = await app.inject({
+    method: 'POST',
+    url: `/api/v1/companies/${co.id}/attachments?logo=true`,
+    payload,
+    headers: { 'x-tenant': slug, authorization: `Bearer ${tokens[slug]}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+  });
   if (res.statusCode !== 201) throw new Error(`upload failed: ${res.statusCode} ${res.body}`);
   const id = res.json().id as number;
   const row = await root(`${db}.attachments`).where({ id }).first('storage_key');
@@ -69,13 +74,16 @@ for (const [what, key] of Object.entries(FOREIGN)) {
     const co = (await call('prefix-a', 'GET', `/api/v1/companies/${own.companyId}`)).json();
     t.equal(co.logoUrl, null, 'the company shows no logo');
     const list = (await call('prefix-a', 'GET', '/api/v1/companies?pageSize=100')).json();
-    t.ok(list.data.every((c: { logoUrl: string | null }) => c.logoUrl === null), 'the list shows no logo');
+    t.ok(
+      list.data.every((c: { logoUrl: string | null }) => c.logoUrl === null),
+      'the list shows no logo',
+    );
     isProblem(t, await call('prefix-a', 'DELETE', `/api/v1/attachments/${own.id}`), 404, 'ATTACHMENT_NOT_FOUND');
     t.ok(await ctx.storage!.head(victim.key), "the other tenant's object is still there");
     t.ok(await root(`${mine.databaseName}.attachments`).where({ id: own.id }).first('id'), 'the row is still there');
   });
 }
 
-t.test("the other tenant still gets its own file", async (t) => {
+t.test('the other tenant still gets its own file', async (t) => {
   t.equal((await call('prefix-b', 'GET', `/api/v1/attachments/${victim.id}/url`)).statusCode, 200);
 });

@@ -27,10 +27,21 @@ const staff = (await login(app, 'files', 's@files.test')).accessToken;
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 type Opts = { token?: string; payload?: unknown; headers?: Record<string, string>; slug?: string; on?: typeof app };
 const call = (method: Method, url: string, o: Opts = {}) =>
-  (o.on ?? app).inject({ method, url, payload: o.payload as object, headers: { 'x-tenant': o.slug ?? 'files', authorization: `Bearer ${o.token ?? admin}`, ...o.headers } });
+  (o.on ?? app).inject({
+    method,
+    url,
+    payload: o.payload as object,
+    headers: { 'x-tenant': o.slug ?? 'files', authorization: `Bearer ${o.token ?? admin}`, ...o.headers },
+  });
 
 /** One part of a multipart form: a field (`value`) or a file (`fileName`, `type`, `data`). */
-interface Part { name: string; value?: string; fileName?: string; type?: string; data?: Buffer }
+interface Part {
+  name: string;
+  value?: string;
+  fileName?: string;
+  type?: string;
+  data?: Buffer;
+}
 
 /** A multipart/form-data body built by hand (RFC 7578), with its Content-Type header. */
 function form(parts: Part[]): { payload: Buffer; headers: Record<string, string> } {
@@ -49,7 +60,11 @@ function form(parts: Part[]): { payload: Buffer; headers: Record<string, string>
 
 /** Uploads one file. */
 function upload(url: string, file: { data: Buffer; fileName?: string; type?: string }, o: Opts & { fields?: Part[]; fieldsAfter?: Part[] } = {}) {
-  const body = form([...(o.fields ?? []), { name: 'file', fileName: file.fileName ?? 'file.txt', type: file.type ?? 'text/plain', data: file.data }, ...(o.fieldsAfter ?? [])]);
+  const body = form([
+    ...(o.fields ?? []),
+    { name: 'file', fileName: file.fileName ?? 'file.txt', type: file.type ?? 'text/plain', data: file.data },
+    ...(o.fieldsAfter ?? []),
+  ]);
   return call('POST', url, { ...o, payload: body.payload, headers: { ...body.headers, ...o.headers } });
 }
 
@@ -57,7 +72,10 @@ function upload(url: string, file: { data: Buffer; fileName?: string; type?: str
 async function objects(): Promise<string[]> {
   const root = join(s3.directory, s3.bucket);
   const files = (await readdir(root, { recursive: true }).catch(() => [] as string[])) as string[];
-  return files.filter((f) => f.endsWith('._S3rver_object')).map((f) => f.slice(0, -'._S3rver_object'.length).split('\\').join('/')).sort();
+  return files
+    .filter((f) => f.endsWith('._S3rver_object'))
+    .map((f) => f.slice(0, -'._S3rver_object'.length).split('\\').join('/'))
+    .sort();
 }
 
 const rows = async () => Number((await ctx.admin.withTenantDatabase(tenant, (k) => k('attachments').count({ n: '*' }).first()))?.n);
@@ -80,7 +98,16 @@ t.test('upload, list, get, pre-signed URL and delete work for a company, a conta
     const up = await upload(`${p.path}/attachments`, { data: first, fileName: `${p.entity}-notes.txt`, type: 'text/plain' }, { token: staff });
     t.equal(up.statusCode, 201, up.body);
     const a = up.json();
-    t.match(a, { entityType: p.entity, entityId: p.id, fileName: `${p.entity}-notes.txt`, contentType: 'text/plain', sizeBytes: 300, sha256: sha256(first), isLogo: false, uploadedBy: staffUser.id });
+    t.match(a, {
+      entityType: p.entity,
+      entityId: p.id,
+      fileName: `${p.entity}-notes.txt`,
+      contentType: 'text/plain',
+      sizeBytes: 300,
+      sha256: sha256(first),
+      isLogo: false,
+      uploadedBy: staffUser.id,
+    });
     t.notOk('storageKey' in a, 'the storage key stays on the server');
     const added = (await objects()).filter((k) => !before.includes(k));
     t.equal(added.length, 1, 'one object stored');
@@ -91,7 +118,11 @@ t.test('upload, list, get, pre-signed URL and delete work for a company, a conta
     t.equal(up2.statusCode, 201, up2.body);
     const list = await call('GET', `${p.path}/attachments`, { token: staff });
     t.equal(list.statusCode, 200, list.body);
-    t.same(list.json().data.map((x: any) => x.id), [up2.json().id, a.id], 'newest first');
+    t.same(
+      list.json().data.map((x: any) => x.id),
+      [up2.json().id, a.id],
+      'newest first',
+    );
     t.equal(list.json().total, 2);
 
     const got = await call('GET', `/api/v1/attachments/${a.id}`, { token: staff });
@@ -115,11 +146,24 @@ t.test('upload, list, get, pre-signed URL and delete work for a company, a conta
     isProblem(t, await call('GET', `/api/v1/attachments/${a.id}`), 404, 'ATTACHMENT_NOT_FOUND');
     t.notOk((await objects()).includes(added[0]!), 'the object is gone');
     t.equal((await fetch(href)).status, 404, 'the old URL finds nothing');
-    t.same((await call('GET', `${p.path}/attachments`)).json().data.map((x: any) => x.id), [up2.json().id]);
+    t.same(
+      (await call('GET', `${p.path}/attachments`)).json().data.map((x: any) => x.id),
+      [up2.json().id],
+    );
 
-    const acts = await ctx.admin.withTenantDatabase(tenant, (k) => k('activity_log').where({ entity: p.entity, entity_id: p.id, action: 'update' }).orderBy('id').select('user_id', 'changes'));
+    const acts = await ctx.admin.withTenantDatabase(tenant, (k) =>
+      k('activity_log').where({ entity: p.entity, entity_id: p.id, action: 'update' }).orderBy('id').select('user_id', 'changes'),
+    );
     const changes = acts.map((r: any) => (typeof r.changes === 'string' ? JSON.parse(r.changes) : r.changes));
-    t.match(changes, [{ attachment: { old: null, new: { id: a.id, fileName: `${p.entity}-notes.txt` } } }, { attachment: { old: null, new: { id: up2.json().id } } }, { attachment: { old: { id: a.id }, new: null } }], 'uploads and removals are in the activity log');
+    t.match(
+      changes,
+      [
+        { attachment: { old: null, new: { id: a.id, fileName: `${p.entity}-notes.txt` } } },
+        { attachment: { old: null, new: { id: up2.json().id } } },
+        { attachment: { old: { id: a.id }, new: null } },
+      ],
+      'uploads and removals are in the activity log',
+    );
     t.equal(Number(acts[0].user_id), staffUser.id, 'by the uploader');
     t.equal(Number(acts[2].user_id), managerUser.id, 'by the remover');
   }
@@ -152,7 +196,11 @@ t.test('too large: 413 FILE_TOO_LARGE up front (Content-Length) and while stream
   isProblem(t, big, 413, 'FILE_TOO_LARGE');
   const upFront = await upload('/api/v1/companies/999999/attachments', { data: randomBytes(64 * 1024) });
   isProblem(t, upFront, 413, 'FILE_TOO_LARGE');
-  t.same((await objects()).filter((k) => !before.includes(k)), kept, 'no new object in the bucket');
+  t.same(
+    (await objects()).filter((k) => !before.includes(k)),
+    kept,
+    'no new object in the bucket',
+  );
   t.equal(await rows(), rowsBefore + 1, 'no new row');
 });
 
@@ -177,12 +225,20 @@ t.test('bad forms and missing parents are refused and store nothing', async (t) 
   const url = `/api/v1/companies/${acme.id}/attachments`;
   const noFile = form([{ name: 'logo', value: 'false' }]);
   isProblem(t, await call('POST', url, noFile), 400, 'FILE_REQUIRED');
-  const two = form([{ name: 'file', fileName: 'a.txt', type: 'text/plain', data: Buffer.from('a') }, { name: 'file', fileName: 'b.txt', type: 'text/plain', data: Buffer.from('b') }]);
+  const two = form([
+    { name: 'file', fileName: 'a.txt', type: 'text/plain', data: Buffer.from('a') },
+    { name: 'file', fileName: 'b.txt', type: 'text/plain', data: Buffer.from('b') },
+  ]);
   isProblem(t, await call('POST', url, two), 400, 'TOO_MANY_FILES');
   isProblem(t, await upload(url, { data: Buffer.from('a') }, { fields: [{ name: 'comment', value: 'hi' }] }), 400, 'VALIDATION_FAILED');
   isProblem(t, await upload(url, { data: Buffer.from('a'), fileName: `${'n'.repeat(252)}.txt` }), 400, 'INVALID_FILE_NAME');
   const truncated = form([{ name: 'file', fileName: 'a.txt', type: 'text/plain', data: Buffer.from('abc') }]);
-  isProblem(t, await call('POST', url, { payload: truncated.payload.subarray(0, truncated.payload.length - 20), headers: truncated.headers }), 400, 'UPLOAD_INCOMPLETE');
+  isProblem(
+    t,
+    await call('POST', url, { payload: truncated.payload.subarray(0, truncated.payload.length - 20), headers: truncated.headers }),
+    400,
+    'UPLOAD_INCOMPLETE',
+  );
   isProblem(t, await call('POST', url, { payload: truncated.payload, headers: { 'content-type': 'multipart/form-data' } }), 400, 'INVALID_MULTIPART');
   isProblem(t, await upload('/api/v1/companies/999999/attachments', { data: Buffer.from('a') }), 404, 'COMPANY_NOT_FOUND');
   isProblem(t, await upload('/api/v1/contacts/999999/attachments', { data: Buffer.from('a') }), 404, 'CONTACT_NOT_FOUND');
@@ -208,11 +264,19 @@ t.test('logo=true makes an image the company logo (logoUrl); a second logo repla
   t.type(withLogo.logoUrl, 'string');
   t.same(Buffer.from(await (await fetch(withLogo.logoUrl)).arrayBuffer()), logo1, 'logoUrl serves the logo');
   const listed = (await call('GET', '/api/v1/companies?pageSize=100')).json().data;
-  t.same(listed.filter((c: any) => c.logoUrl !== null).map((c: any) => c.id), [co.id], 'the list carries logos too');
+  t.same(
+    listed.filter((c: any) => c.logoUrl !== null).map((c: any) => c.id),
+    [co.id],
+    'the list carries logos too',
+  );
 
   // The form field may come after the file.
   const logo2 = randomBytes(150);
-  const l2 = await upload(`/api/v1/companies/${co.id}/attachments`, { data: logo2, fileName: 'logo2.jpg', type: 'image/jpeg' }, { fieldsAfter: [{ name: 'logo', value: 'true' }] });
+  const l2 = await upload(
+    `/api/v1/companies/${co.id}/attachments`,
+    { data: logo2, fileName: 'logo2.jpg', type: 'image/jpeg' },
+    { fieldsAfter: [{ name: 'logo', value: 'true' }] },
+  );
   t.equal(l2.statusCode, 201, l2.body);
   t.equal(l2.json().isLogo, true);
   t.equal((await call('GET', `/api/v1/attachments/${l1.json().id}`)).json().isLogo, false, 'the previous logo is unflagged');
@@ -223,9 +287,23 @@ t.test('logo=true makes an image the company logo (logoUrl); a second logo repla
   const before = await objects();
   const rowsBefore = await rows();
   isProblem(t, await upload(`/api/v1/companies/${co.id}/attachments?logo=true`, { data: Buffer.from('x'), type: 'text/plain' }), 400, 'INVALID_LOGO');
-  isProblem(t, await upload(`/api/v1/companies/${co.id}/attachments`, { data: Buffer.from('x'), type: 'application/pdf' }, { fieldsAfter: [{ name: 'logo', value: 'true' }] }), 400, 'INVALID_LOGO');
+  isProblem(
+    t,
+    await upload(
+      `/api/v1/companies/${co.id}/attachments`,
+      { data: Buffer.from('x'), type: 'application/pdf' },
+      { fieldsAfter: [{ name: 'logo', value: 'true' }] },
+    ),
+    400,
+    'INVALID_LOGO',
+  );
   isProblem(t, await upload(`/api/v1/contacts/${ada.id}/attachments?logo=true`, { data: Buffer.from('x'), type: 'image/png' }), 400, 'INVALID_LOGO');
-  isProblem(t, await upload(`/api/v1/contacts/${ada.id}/attachments`, { data: Buffer.from('x'), type: 'image/png' }, { fields: [{ name: 'logo', value: 'true' }] }), 400, 'INVALID_LOGO');
+  isProblem(
+    t,
+    await upload(`/api/v1/contacts/${ada.id}/attachments`, { data: Buffer.from('x'), type: 'image/png' }, { fields: [{ name: 'logo', value: 'true' }] }),
+    400,
+    'INVALID_LOGO',
+  );
   t.same(await objects(), before, 'a refused logo leaves no object, even when the file was already streamed');
   t.equal(await rows(), rowsBefore, 'and no row');
 
@@ -243,7 +321,12 @@ t.test("another tenant's attachment ids are 404, and its URLs are never produced
   isProblem(t, await B('GET', `/api/v1/attachments/${a.json().id}/url`), 404, 'ATTACHMENT_NOT_FOUND');
   isProblem(t, await B('DELETE', `/api/v1/attachments/${a.json().id}`), 404, 'ATTACHMENT_NOT_FOUND');
   isProblem(t, await B('GET', `/api/v1/companies/${acme.id}/attachments`), 404, 'COMPANY_NOT_FOUND');
-  isProblem(t, await upload(`/api/v1/companies/${acme.id}/attachments`, { data: Buffer.from('x') }, { slug: 'files-b', token: tokB }), 404, 'COMPANY_NOT_FOUND');
+  isProblem(
+    t,
+    await upload(`/api/v1/companies/${acme.id}/attachments`, { data: Buffer.from('x') }, { slug: 'files-b', token: tokB }),
+    404,
+    'COMPANY_NOT_FOUND',
+  );
   t.equal((await call('GET', `/api/v1/attachments/${a.json().id}`)).statusCode, 200, 'still there for its tenant');
 
   // B's own attachment, with the same id range: its URL points into B's folder only.

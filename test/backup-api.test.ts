@@ -24,7 +24,8 @@ const as = (token: string) => (method: Method, url: string, payload?: object) =>
   app.inject({ method, url: `/platform/v1${url}`, ...(payload ? { payload } : {}), headers: { authorization: `Bearer ${token}` } });
 const op = as(operator);
 const sup = as(support);
-const me = (slug: string, token: string) => app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { 'x-tenant': slug, authorization: `Bearer ${token}` } });
+const me = (slug: string, token: string) =>
+  app.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { 'x-tenant': slug, authorization: `Bearer ${token}` } });
 
 /** Polls an operation until it is no longer running (at most ~30 s). */
 async function finished(id: number): Promise<any> {
@@ -96,7 +97,10 @@ t.test('during a restore the tenant answers 503 + Retry-After; the other tenant 
   t.equal(stale.json().code, 'TOKEN_REVOKED');
   t.equal((await me('bka-one', (await login(app, 'bka-one')).accessToken)).statusCode, 200, 'served again after the restore');
   const list = (await op('GET', '/tenants/bka-one/backups')).json().data;
-  t.same(list.map((b: any) => b.kind), ['pre-restore', 'manual']);
+  t.same(
+    list.map((b: any) => b.kind),
+    ['pre-restore', 'manual'],
+  );
 });
 
 t.test('a second action on a busy tenant is 409 TENANT_BUSY', async (t) => {

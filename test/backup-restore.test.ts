@@ -53,9 +53,13 @@ async function addData(tenant: Tenant, tag: string, n = 20): Promise<void> {
  * ones), which is deterministic; other tables are checksummed directly.
  */
 async function checksums(tenant: Tenant): Promise<Record<string, string>> {
-  const tables: Array<{ TABLE_NAME: string }> = await root('information_schema.TABLES').where({ TABLE_SCHEMA: tenant.databaseName, TABLE_TYPE: 'BASE TABLE' }).select('TABLE_NAME');
+  const tables: Array<{ TABLE_NAME: string }> = await root('information_schema.TABLES')
+    .where({ TABLE_SCHEMA: tenant.databaseName, TABLE_TYPE: 'BASE TABLE' })
+    .select('TABLE_NAME');
   const generated = new Set(
-    (await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: tenant.databaseName }).andWhere('EXTRA', 'like', '%GENERATED%').select('TABLE_NAME')).map((r: { TABLE_NAME: string }) => r.TABLE_NAME),
+    (await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: tenant.databaseName }).andWhere('EXTRA', 'like', '%GENERATED%').select('TABLE_NAME')).map(
+      (r: { TABLE_NAME: string }) => r.TABLE_NAME,
+    ),
   );
   await root.raw('CREATE DATABASE IF NOT EXISTS ??', [CHECK_DB]);
   const out: Record<string, string> = {};
@@ -65,7 +69,9 @@ async function checksums(tenant: Tenant): Promise<Record<string, string>> {
       "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
       [tenant.databaseName, TABLE_NAME],
     )) as [Array<{ COLUMN_NAME: string }>];
-    const rows = await root(name).select('*').orderBy(keyCols.map((c) => c.COLUMN_NAME));
+    const rows = await root(name)
+      .select('*')
+      .orderBy(keyCols.map((c) => c.COLUMN_NAME));
     out[`${TABLE_NAME}#rows`] = createHash('sha256').update(JSON.stringify(rows)).digest('hex');
     let target = name;
     if (generated.has(TABLE_NAME)) {
@@ -107,7 +113,10 @@ t.test('backup: a consistent dump in S3 whose SHA-256 and size are the recorded 
 
   const list = await runCliJson<any[]>(['tenants', 'backups', 'bk-acme'], env);
   t.equal(list.result.code, 0);
-  t.same(list.json.map((b) => b.id), [manualId]);
+  t.same(
+    list.json.map((b) => b.id),
+    [manualId],
+  );
   const human = await runCli(['tenants', 'backups', 'bk-acme'], env);
   t.match(human.stdout, /manual.*completed/);
 });
@@ -140,7 +149,11 @@ t.test('restore: after changes, every table checksums as at backup time; a pre-r
   const undo = await runCliJson<any>(['tenants', 'restore', 'bk-acme', '--backup', String(pre.id), '--yes'], env);
   t.equal(undo.result.code, 0, undo.result.stderr);
   t.same(await checksums(acme), changed, 'the pre-restore backup gives back the replaced state');
-  t.same(await mysqlState(acme.databaseName, acme.dbUser).then((s) => s.privileges), ['DELETE', 'INSERT', 'SELECT', 'UPDATE'], 'the tenant account keeps its grant');
+  t.same(
+    await mysqlState(acme.databaseName, acme.dbUser).then((s) => s.privileges),
+    ['DELETE', 'INSERT', 'SELECT', 'UPDATE'],
+    'the tenant account keeps its grant',
+  );
 });
 
 t.test('a corrupted backup object is refused by SHA-256 before anything is dropped', async (t) => {
@@ -199,7 +212,10 @@ t.test('bad restore and backup input exits non-zero and changes nothing', async 
 t.test('recreate and delete refuse when S3 is down, and nothing is dropped', async (t) => {
   await addData(other, 'other', 3);
   const before = await checksums(other);
-  for (const args of [['tenants', 'recreate', 'bk-other', '--yes'], ['tenants', 'delete', 'bk-other', '--yes']]) {
+  for (const args of [
+    ['tenants', 'recreate', 'bk-other', '--yes'],
+    ['tenants', 'delete', 'bk-other', '--yes'],
+  ]) {
     const { result, json } = await runCliJson<any>(args, s3Down);
     t.equal(result.code, 1, args.join(' '));
     t.equal(json.error.code, 'BACKUP_FAILED');
@@ -209,9 +225,16 @@ t.test('recreate and delete refuse when S3 is down, and nothing is dropped', asy
   const tenant = await tenantRow('bk-other');
   t.equal(tenant.status, 'active', 'and the tenant is still active');
   const ops = await ctx.catalog.operations.list({ tenantId: other.id, limit: 2 });
-  t.same(ops.map((o) => `${o.kind}:${o.status}:${o.step}`), ['delete:failed:null', 'recreate:failed:null'], 'both journaled as failed before any step');
+  t.same(
+    ops.map((o) => `${o.kind}:${o.status}:${o.step}`),
+    ['delete:failed:null', 'recreate:failed:null'],
+    'both journaled as failed before any step',
+  );
   const failedBackups = await ctx.catalog.backups.list(other.id);
-  t.ok(failedBackups.every((b) => b.status === 'failed'), 'their backup rows are failed');
+  t.ok(
+    failedBackups.every((b) => b.status === 'failed'),
+    'their backup rows are failed',
+  );
 });
 
 t.test('delete keeps a pre-delete backup, and restoring it brings the tenant back', async (t) => {
@@ -261,7 +284,11 @@ t.test('a backup older than the code is migrated on restore', async (t) => {
   t.equal(result.code, 0, result.stderr);
   t.same(json.migrationsApplied, ['9100-add-contacts-nickname']);
   t.equal(json.tenant.schemaVersion, '9100-add-contacts-nickname');
-  const cols: Array<{ COLUMN_NAME: string }> = await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: acme.databaseName, TABLE_NAME: 'contacts', COLUMN_NAME: 'nickname' });
+  const cols: Array<{ COLUMN_NAME: string }> = await root('information_schema.COLUMNS').where({
+    TABLE_SCHEMA: acme.databaseName,
+    TABLE_NAME: 'contacts',
+    COLUMN_NAME: 'nickname',
+  });
   t.equal(cols.length, 1, 'the new column exists');
 
   // A backup made by that newer code is refused by the older code.
@@ -279,7 +306,11 @@ t.test('a backup older than the code is migrated on restore', async (t) => {
 t.test('a restore killed right after it replaced the database is finished by repair', async (t) => {
   const atBackup = await checksums(acme);
   await addData(acme, 'third', 2);
-  const killed = await runCli(['tenants', 'restore', 'bk-acme', '--backup', String(manualId), '--yes'], { ...env, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER: 'restore:database' });
+  const killed = await runCli(['tenants', 'restore', 'bk-acme', '--backup', String(manualId), '--yes'], {
+    ...env,
+    SILO_ENABLE_FAULTS: '1',
+    SILO_FAULT_KILL_AFTER: 'restore:database',
+  });
   t.equal(killed.signal, 'SIGKILL');
   t.equal((await tenantRow('bk-acme')).status, 'maintenance');
   const dry = await runCliJson<any>(['tenants', 'repair', 'bk-acme', '--dry-run'], env);
@@ -296,7 +327,13 @@ t.test('the test prefix owns nothing unexpected', async (t) => {
   const k = rootKnex();
   try {
     const dbs: Array<{ SCHEMA_NAME: string }> = await k('information_schema.SCHEMATA').select('SCHEMA_NAME');
-    t.same(dbs.map((d) => d.SCHEMA_NAME).filter((d) => d.startsWith(names.prefix)).sort(), [acme.databaseName, other.databaseName, CHECK_DB].sort());
+    t.same(
+      dbs
+        .map((d) => d.SCHEMA_NAME)
+        .filter((d) => d.startsWith(names.prefix))
+        .sort(),
+      [acme.databaseName, other.databaseName, CHECK_DB].sort(),
+    );
   } finally {
     await k.destroy();
   }

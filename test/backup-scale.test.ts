@@ -21,8 +21,11 @@ await ctx.admin.withTenantDatabase(tenant, async (k) => {
   const [companyId] = await k('companies').insert({ name: 'Big Co' });
   for (let i = 0; i < CONTACTS; i += 5000) {
     const rows = Array.from({ length: 5000 }, (_, j) => ({
-      company_id: j % 2 ? companyId : null, full_name: `Contact number ${i + j} with a reasonably long name`, email: `contact${i + j}@big.example.com`,
-      phone: String(4_915_000_000_000 + i + j), job_title: 'Account executive, enterprise accounts',
+      company_id: j % 2 ? companyId : null,
+      full_name: `Contact number ${i + j} with a reasonably long name`,
+      email: `contact${i + j}@big.example.com`,
+      phone: String(4_915_000_000_000 + i + j),
+      job_title: 'Account executive, enterprise accounts',
     }));
     await k('contacts').insert(rows);
   }
@@ -48,7 +51,9 @@ t.test(`backup of ${CONTACTS} contacts: RSS growth under ${LIMIT_MB} MB`, async 
   const { result, growthMb, ms } = await measureRss(() => backupTenant(ctx, 'bk-big', 'test'));
   t.equal(result.backup.status, 'completed');
   t.ok(result.backup.sizeBytes! > 1_000_000, `a real dump (${result.backup.sizeBytes} bytes compressed)`);
-  t.comment(`backup: ${CONTACTS} contacts, ${(result.backup.sizeBytes! / 2 ** 20).toFixed(1)} MiB gzip, ${Math.round(ms)} ms, RSS growth ${growthMb.toFixed(1)} MB`);
+  t.comment(
+    `backup: ${CONTACTS} contacts, ${(result.backup.sizeBytes! / 2 ** 20).toFixed(1)} MiB gzip, ${Math.round(ms)} ms, RSS growth ${growthMb.toFixed(1)} MB`,
+  );
   t.ok(growthMb < LIMIT_MB, `RSS grew ${growthMb.toFixed(1)} MB (limit ${LIMIT_MB})`);
 });
 

@@ -21,7 +21,11 @@ const SECRET = 'stdin-only pässword 42';
 /** Runs `silo args`, reads its argv from /proc once it waits on stdin, then writes `input`. */
 function runWatched(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string; argv: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let argv = '';
@@ -63,7 +67,12 @@ t.test('platform-users add --password-stdin and tenants create --admin-password-
   t.notOk(JSON.parse(c.stdout).admin.password, 'no generated password is printed');
   // Made by another process: this app would learn of it at its next change poll; tell it now.
   app.tenantResolver.invalidate('clipw-two');
-  const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'clipw-two' }, payload: { email: 'admin@clipw-two.test', password: SECRET } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'x-tenant': 'clipw-two' },
+    payload: { email: 'admin@clipw-two.test', password: SECRET },
+  });
   t.equal(res.statusCode, 200, 'a stdin without newline is taken whole');
 });
 
@@ -79,7 +88,12 @@ t.test('--password still works, and its help says it is unsafe; both at once or 
   const r = await runCli(['users', 'add', 'clipw', 'argv@clipw.test', '--role', 'staff', '--password', SECRET, '--json'], env);
   t.equal(r.code, 0, r.stderr);
   t.equal(await tenantLogin('argv@clipw.test', SECRET), 200);
-  for (const args of [['users', 'add', '--help'], ['platform-users', 'add', '--help'], ['tenants', 'create', '--help'], ['tenants', 'recreate', '--help']]) {
+  for (const args of [
+    ['users', 'add', '--help'],
+    ['platform-users', 'add', '--help'],
+    ['tenants', 'create', '--help'],
+    ['tenants', 'recreate', '--help'],
+  ]) {
     const help = (await runCli(args, env)).stdout.replace(/\s+/g, ' ');
     t.match(help, /password-stdin/, `${args.join(' ')} offers --…password-stdin`);
     t.match(help, /unsafe.*ps.*history/i, `${args.join(' ')} says --…password is unsafe`);

@@ -19,7 +19,10 @@ const call = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, o: Opts 
   app.inject({ method, url, payload: o.payload as object, headers: { 'x-tenant': 'crmco', authorization: `Bearer ${o.token ?? admin}`, ...o.headers } });
 
 t.test('create answers 201 with the resource; name unique among live companies', async (t) => {
-  const res = await call('POST', '/api/v1/companies', { token: staff, payload: { name: 'Acme', industry: 'Tools', country: 'de', website: 'https://acme.test', phone: '+49 (30) 1234-5678' } });
+  const res = await call('POST', '/api/v1/companies', {
+    token: staff,
+    payload: { name: 'Acme', industry: 'Tools', country: 'de', website: 'https://acme.test', phone: '+49 (30) 1234-5678' },
+  });
   t.equal(res.statusCode, 201, res.body);
   const c = res.json();
   t.match(c, { name: 'Acme', industry: 'Tools', country: 'DE', website: 'https://acme.test', phone: '493012345678', version: 1, deletedAt: null });
@@ -39,7 +42,16 @@ t.test('authentication comes before validation: no token and a bad body is 401',
 
 t.test('bad input gets 400 problem+json and creates nothing', async (t) => {
   const before = await call('GET', '/api/v1/companies');
-  for (const payload of [{}, { name: '' }, { name: 'x'.repeat(201) }, { name: 'B', website: 'javascript:alert(1)' }, { name: 'B', phone: '12' }, { name: 'B', country: 'Germany' }, { name: 'B', extra: 1 }, { name: 42 }]) {
+  for (const payload of [
+    {},
+    { name: '' },
+    { name: 'x'.repeat(201) },
+    { name: 'B', website: 'javascript:alert(1)' },
+    { name: 'B', phone: '12' },
+    { name: 'B', country: 'Germany' },
+    { name: 'B', extra: 1 },
+    { name: 42 },
+  ]) {
     const res = await call('POST', '/api/v1/companies', { payload });
     t.equal(res.statusCode, 400, JSON.stringify(payload));
     t.equal(res.json().code, 'VALIDATION_FAILED');
@@ -49,20 +61,40 @@ t.test('bad input gets 400 problem+json and creates nothing', async (t) => {
 });
 
 t.test('list: pagination bounds, search, filters, sort allow-list', async (t) => {
-  for (const [name, industry, country] of [['Globex', 'Energy', 'US'], ['Initech', 'Software', 'US'], ['Umbrella', 'Pharma', 'GB'], ['Hooli', 'Software', 'US']]) {
+  for (const [name, industry, country] of [
+    ['Globex', 'Energy', 'US'],
+    ['Initech', 'Software', 'US'],
+    ['Umbrella', 'Pharma', 'GB'],
+    ['Hooli', 'Software', 'US'],
+  ]) {
     t.equal((await call('POST', '/api/v1/companies', { payload: { name, industry, country } })).statusCode, 201);
   }
   const p1 = (await call('GET', '/api/v1/companies?pageSize=2&sort=name')).json();
-  t.same(p1.data.map((c: any) => c.name), ['Acme', 'Globex']);
+  t.same(
+    p1.data.map((c: any) => c.name),
+    ['Acme', 'Globex'],
+  );
   t.equal(p1.total, 5);
   t.equal(p1.pageSize, 2);
   const p3 = (await call('GET', '/api/v1/companies?pageSize=2&page=3&sort=name')).json();
-  t.same(p3.data.map((c: any) => c.name), ['Umbrella']);
+  t.same(
+    p3.data.map((c: any) => c.name),
+    ['Umbrella'],
+  );
   t.equal((await call('GET', '/api/v1/companies?pageSize=101')).statusCode, 400);
   t.equal((await call('GET', '/api/v1/companies?page=0')).statusCode, 400);
-  t.same((await call('GET', '/api/v1/companies?industry=Software&sort=-name')).json().data.map((c: any) => c.name), ['Initech', 'Hooli']);
-  t.same((await call('GET', '/api/v1/companies?country=gb')).json().data.map((c: any) => c.name), ['Umbrella']);
-  t.same((await call('GET', '/api/v1/companies?q=glob')).json().data.map((c: any) => c.name), ['Globex']);
+  t.same(
+    (await call('GET', '/api/v1/companies?industry=Software&sort=-name')).json().data.map((c: any) => c.name),
+    ['Initech', 'Hooli'],
+  );
+  t.same(
+    (await call('GET', '/api/v1/companies?country=gb')).json().data.map((c: any) => c.name),
+    ['Umbrella'],
+  );
+  t.same(
+    (await call('GET', '/api/v1/companies?q=glob')).json().data.map((c: any) => c.name),
+    ['Globex'],
+  );
   t.same((await call('GET', `/api/v1/companies?q=${encodeURIComponent("%' OR 1=1 --")}`)).json().data, [], 'SQL-looking search finds nothing');
   const badSort = await call('GET', '/api/v1/companies?sort=password');
   t.equal(badSort.statusCode, 400);
@@ -74,7 +106,11 @@ t.test('PATCH needs the current version (body or If-Match); stale gets 409; role
   const none = await call('PATCH', `/api/v1/companies/${acme.id}`, { payload: { industry: 'Hardware' } });
   t.equal(none.statusCode, 428);
   t.equal(none.json().code, 'VERSION_REQUIRED');
-  t.equal((await call('PATCH', `/api/v1/companies/${acme.id}`, { token: staff, payload: { industry: 'Hardware', version: 1 } })).statusCode, 403, 'staff cannot update');
+  t.equal(
+    (await call('PATCH', `/api/v1/companies/${acme.id}`, { token: staff, payload: { industry: 'Hardware', version: 1 } })).statusCode,
+    403,
+    'staff cannot update',
+  );
   const ok = await call('PATCH', `/api/v1/companies/${acme.id}`, { token: manager, payload: { industry: 'Hardware', version: 1 } });
   t.equal(ok.statusCode, 200, ok.body);
   t.equal(ok.json().version, 2);
@@ -108,23 +144,37 @@ t.test('Idempotency-Key: a retry returns the first result; another body with the
 
 t.test('delete soft-deletes the company and its contacts in one transaction; restore is admin-only', async (t) => {
   const acme = (await call('GET', '/api/v1/companies?q=Acme')).json().data[0];
-  await ctx.admin.withTenantDatabase(tenant, (kn) => kn('contacts').insert([{ company_id: acme.id, full_name: 'A One', email: 'a1@acme.test' }, { company_id: acme.id, full_name: 'A Two', email: 'a2@acme.test' }]));
+  await ctx.admin.withTenantDatabase(tenant, (kn) =>
+    kn('contacts').insert([
+      { company_id: acme.id, full_name: 'A One', email: 'a1@acme.test' },
+      { company_id: acme.id, full_name: 'A Two', email: 'a2@acme.test' },
+    ]),
+  );
   t.equal((await call('DELETE', `/api/v1/companies/${acme.id}`, { token: manager })).statusCode, 403, 'managers cannot delete');
   t.equal((await call('DELETE', `/api/v1/companies/${acme.id}`)).statusCode, 204);
   t.equal((await call('GET', `/api/v1/companies/${acme.id}`)).statusCode, 404);
   t.equal((await call('GET', `/api/v1/companies/${acme.id}?includeDeleted=true`)).json().name, 'Acme', 'admins see deleted rows');
   t.equal((await call('GET', `/api/v1/companies/${acme.id}?includeDeleted=true`, { token: staff })).statusCode, 403);
-  const live = await ctx.admin.withTenantDatabase(tenant, (kn) => kn('contacts').where({ company_id: acme.id }).whereNull('deleted_at').count({ n: '*' }).first());
+  const live = await ctx.admin.withTenantDatabase(tenant, (kn) =>
+    kn('contacts').where({ company_id: acme.id }).whereNull('deleted_at').count({ n: '*' }).first(),
+  );
   t.equal(Number(live?.n), 0, 'contacts soft-deleted with it');
   t.equal((await call('POST', `/api/v1/companies/${acme.id}/restore`, { token: manager })).statusCode, 403);
   const restored = await call('POST', `/api/v1/companies/${acme.id}/restore`);
   t.equal(restored.statusCode, 200);
   t.equal(restored.json().deletedAt, null);
-  const acts = await ctx.admin.withTenantDatabase(tenant, (kn) => kn('activity_log').where({ entity: 'company', entity_id: acme.id }).orderBy('id').select('action', 'user_id', 'changes'));
-  t.same(acts.map((a: any) => a.action), ['create', 'update', 'update', 'delete', 'restore']);
+  const acts = await ctx.admin.withTenantDatabase(tenant, (kn) =>
+    kn('activity_log').where({ entity: 'company', entity_id: acme.id }).orderBy('id').select('action', 'user_id', 'changes'),
+  );
+  t.same(
+    acts.map((a: any) => a.action),
+    ['create', 'update', 'update', 'delete', 'restore'],
+  );
   const changes = typeof acts[1].changes === 'string' ? JSON.parse(acts[1].changes) : acts[1].changes;
   t.same(changes.industry, { old: 'Tools', new: 'Hardware' }, 'changed fields with old and new values');
-  const contactActs = await ctx.admin.withTenantDatabase(tenant, (kn) => kn('activity_log').where({ entity: 'contact', action: 'delete' }).count({ n: '*' }).first());
+  const contactActs = await ctx.admin.withTenantDatabase(tenant, (kn) =>
+    kn('activity_log').where({ entity: 'contact', action: 'delete' }).count({ n: '*' }).first(),
+  );
   t.equal(Number(contactActs?.n), 2, 'the cascade is logged too');
 });
 
@@ -136,7 +186,10 @@ t.test('CSV export streams the filtered list (RFC 4180) and parses back', async 
   const lines = res.body.split('\r\n').filter(Boolean);
   t.equal(lines[0], 'id,name,industry,country,website,phone,createdAt,updatedAt');
   t.equal(lines.length, 4);
-  t.ok(lines.some((l) => l.includes('"Quote ""Inc"", Ltd"')), 'quotes and commas are escaped');
+  t.ok(
+    lines.some((l) => l.includes('"Quote ""Inc"", Ltd"')),
+    'quotes and commas are escaped',
+  );
 });
 
 t.test('another tenant never sees these rows', async (t) => {
@@ -145,7 +198,12 @@ t.test('another tenant never sees these rows', async (t) => {
   const acme = (await call('GET', '/api/v1/companies?q=Acme')).json().data[0];
   const res = await app.inject({ url: `/api/v1/companies/${acme.id}`, headers: { 'x-tenant': 'other', authorization: `Bearer ${other}` } });
   t.equal(res.statusCode, 404);
-  const patch = await app.inject({ method: 'PATCH', url: `/api/v1/companies/${acme.id}`, payload: { name: 'Hijack', version: 1 }, headers: { 'x-tenant': 'other', authorization: `Bearer ${other}` } });
+  const patch = await app.inject({
+    method: 'PATCH',
+    url: `/api/v1/companies/${acme.id}`,
+    payload: { name: 'Hijack', version: 1 },
+    headers: { 'x-tenant': 'other', authorization: `Bearer ${other}` },
+  });
   t.equal(patch.statusCode, 404);
   t.equal((await call('GET', `/api/v1/companies/${acme.id}`)).json().name, 'Acme', 'unchanged');
 });

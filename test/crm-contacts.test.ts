@@ -17,10 +17,18 @@ const acme = (await call('POST', '/api/v1/companies', { payload: { name: 'Acme' 
 const globex = (await call('POST', '/api/v1/companies', { payload: { name: 'Globex' } })).json();
 
 t.test('create validates email, phone and the company', async (t) => {
-  const ok = await call('POST', '/api/v1/contacts', { payload: { companyId: acme.id, fullName: 'Ada Lovelace', email: 'Ada@Acme.test', phone: '+44 20 7946 0958', jobTitle: 'CTO' } });
+  const ok = await call('POST', '/api/v1/contacts', {
+    payload: { companyId: acme.id, fullName: 'Ada Lovelace', email: 'Ada@Acme.test', phone: '+44 20 7946 0958', jobTitle: 'CTO' },
+  });
   t.equal(ok.statusCode, 201, ok.body);
   t.match(ok.json(), { companyId: acme.id, fullName: 'Ada Lovelace', email: 'ada@acme.test', phone: '442079460958', jobTitle: 'CTO', version: 1 });
-  for (const payload of [{ fullName: 'X', email: 'not-an-email' }, { fullName: 'X', phone: '123' }, { fullName: 'X', phone: '1234567890123456' }, { fullName: '' }, { fullName: 'X', companyId: 'one' }]) {
+  for (const payload of [
+    { fullName: 'X', email: 'not-an-email' },
+    { fullName: 'X', phone: '123' },
+    { fullName: 'X', phone: '1234567890123456' },
+    { fullName: '' },
+    { fullName: 'X', companyId: 'one' },
+  ]) {
     t.equal((await call('POST', '/api/v1/contacts', { payload })).statusCode, 400, JSON.stringify(payload));
   }
   const ghost = await call('POST', '/api/v1/contacts', { payload: { fullName: 'X', companyId: 999999 } });
@@ -32,11 +40,19 @@ t.test('email is unique per company among live contacts', async (t) => {
   const dup = await call('POST', '/api/v1/contacts', { payload: { companyId: acme.id, fullName: 'Other Ada', email: 'ada@acme.test' } });
   t.equal(dup.statusCode, 409);
   t.equal(dup.json().code, 'CONTACT_EMAIL_TAKEN');
-  t.equal((await call('POST', '/api/v1/contacts', { payload: { companyId: globex.id, fullName: 'Ada at Globex', email: 'ada@acme.test' } })).statusCode, 201, 'another company may have it');
+  t.equal(
+    (await call('POST', '/api/v1/contacts', { payload: { companyId: globex.id, fullName: 'Ada at Globex', email: 'ada@acme.test' } })).statusCode,
+    201,
+    'another company may have it',
+  );
 });
 
 t.test('50 concurrent creates with the same email in one company: exactly one succeeds', async (t) => {
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => call('POST', '/api/v1/contacts', { payload: { companyId: globex.id, fullName: `Racer ${i}`, email: 'race@globex.test' } })));
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      call('POST', '/api/v1/contacts', { payload: { companyId: globex.id, fullName: `Racer ${i}`, email: 'race@globex.test' } }),
+    ),
+  );
   const codes = results.map((r) => r.statusCode);
   t.equal(codes.filter((c) => c === 201).length, 1);
   t.equal(codes.filter((c) => c === 409).length, 49);
@@ -44,7 +60,10 @@ t.test('50 concurrent creates with the same email in one company: exactly one su
 
 t.test('filters, search, sort and CSV', async (t) => {
   const byCompany = (await call('GET', `/api/v1/contacts?companyId=${acme.id}`)).json();
-  t.same(byCompany.data.map((c: any) => c.fullName), ['Ada Lovelace']);
+  t.same(
+    byCompany.data.map((c: any) => c.fullName),
+    ['Ada Lovelace'],
+  );
   t.equal((await call('GET', '/api/v1/contacts?email=ADA@acme.test')).json().total, 2);
   t.equal((await call('GET', '/api/v1/contacts?q=lovelace')).json().total, 1);
   t.equal((await call('GET', '/api/v1/contacts?sort=phone')).statusCode, 400);

@@ -24,7 +24,12 @@ await db((kn) => kn('users').where({ id: retired.id }).update({ active: false })
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 type Opts = { token?: string; payload?: unknown; headers?: Record<string, string>; slug?: string };
 const call = (method: Method, url: string, o: Opts = {}) =>
-  app.inject({ method, url, payload: o.payload as object, headers: { 'x-tenant': o.slug ?? 'crmdl', authorization: `Bearer ${o.token ?? admin}`, ...o.headers } });
+  app.inject({
+    method,
+    url,
+    payload: o.payload as object,
+    headers: { 'x-tenant': o.slug ?? 'crmdl', authorization: `Bearer ${o.token ?? admin}`, ...o.headers },
+  });
 const created = async (payload: Record<string, unknown>, token = admin) => {
   const res = await call('POST', '/api/v1/deals', { token, payload });
   if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`);
@@ -42,19 +47,34 @@ const hank = (await call('POST', '/api/v1/contacts', { payload: { companyId: glo
 const base = { title: 'Base deal', amount: '100', currency: 'EUR', stageId: stage.Prospecting! };
 
 t.test('stages: every role lists them in position order; admins create, update with a version, delete unused ones', async (t) => {
-  t.same(stageList.map((s) => s.name), ['Prospecting', 'Qualification', 'Proposal', 'Negotiation', 'Won', 'Lost']);
+  t.same(
+    stageList.map((s) => s.name),
+    ['Prospecting', 'Qualification', 'Proposal', 'Negotiation', 'Won', 'Lost'],
+  );
   const one = await call('GET', `/api/v1/pipeline-stages/${stage.Proposal}`, { token: staff });
   t.match(one.json(), { name: 'Proposal', position: 3, probability: 50, version: 1 });
   t.equal((await call('GET', '/api/v1/pipeline-stages/999999')).json().code, 'STAGE_NOT_FOUND');
 
-  t.equal((await call('POST', '/api/v1/pipeline-stages', { token: manager, payload: { name: 'Demo', probability: 30 } })).statusCode, 403, 'managers cannot create');
+  t.equal(
+    (await call('POST', '/api/v1/pipeline-stages', { token: manager, payload: { name: 'Demo', probability: 30 } })).statusCode,
+    403,
+    'managers cannot create',
+  );
   const demo = await call('POST', '/api/v1/pipeline-stages', { payload: { name: 'Demo', probability: 30 } });
   t.equal(demo.statusCode, 201, demo.body);
   t.match(demo.json(), { name: 'Demo', position: 7, probability: 30, version: 1 }, 'appended after the last stage');
   const dup = await call('POST', '/api/v1/pipeline-stages', { payload: { name: 'Demo', position: 9, probability: 1 } });
   t.equal(dup.statusCode, 409);
   t.equal(dup.json().code, 'STAGE_NAME_TAKEN');
-  for (const payload of [{ name: 'X', probability: 101 }, { name: 'X', probability: -1 }, { name: 'X', probability: 2.5 }, { name: '', probability: 1 }, { name: 'x'.repeat(101), probability: 1 }, { name: 'X', probability: 1, position: 1.5 }, { name: 'X' }]) {
+  for (const payload of [
+    { name: 'X', probability: 101 },
+    { name: 'X', probability: -1 },
+    { name: 'X', probability: 2.5 },
+    { name: '', probability: 1 },
+    { name: 'x'.repeat(101), probability: 1 },
+    { name: 'X', probability: 1, position: 1.5 },
+    { name: 'X' },
+  ]) {
     t.equal((await call('POST', '/api/v1/pipeline-stages', { payload })).statusCode, 400, JSON.stringify(payload));
   }
 
@@ -72,15 +92,42 @@ t.test('stages: every role lists them in position order; admins create, update w
   t.equal((await call('DELETE', `/api/v1/pipeline-stages/${id}`)).statusCode, 204);
   t.equal((await call('GET', `/api/v1/pipeline-stages/${id}`)).statusCode, 404);
   const acts = await db((kn) => kn('activity_log').where({ entity: 'pipeline_stage', entity_id: id }).orderBy('id').select('action', 'changes'));
-  t.same(acts.map((a: any) => a.action), ['create', 'update', 'delete']);
+  t.same(
+    acts.map((a: any) => a.action),
+    ['create', 'update', 'delete'],
+  );
   t.same(changesOf(acts[1].changes).probability, { old: 30, new: 35 });
 });
 
 t.test('create: amount normalised to 2 places, expectedRevenue exact, owner defaults to the creator', async (t) => {
-  const res = await call('POST', '/api/v1/deals', { token: staff, payload: { title: 'Big one', amount: '1200', currency: 'EUR', stageId: stage.Proposal, companyId: acme.id, contactId: ada.id, expectedCloseDate: '2030-06-15' } });
+  const res = await call('POST', '/api/v1/deals', {
+    token: staff,
+    payload: {
+      title: 'Big one',
+      amount: '1200',
+      currency: 'EUR',
+      stageId: stage.Proposal,
+      companyId: acme.id,
+      contactId: ada.id,
+      expectedCloseDate: '2030-06-15',
+    },
+  });
   t.equal(res.statusCode, 201, res.body);
   const d = res.json();
-  t.match(d, { title: 'Big one', amount: '1200.00', currency: 'EUR', stageId: stage.Proposal, companyId: acme.id, contactId: ada.id, ownerId: staffUser.id, expectedCloseDate: '2030-06-15', status: 'open', expectedRevenue: '600.00', version: 1, deletedAt: null });
+  t.match(d, {
+    title: 'Big one',
+    amount: '1200.00',
+    currency: 'EUR',
+    stageId: stage.Proposal,
+    companyId: acme.id,
+    contactId: ada.id,
+    ownerId: staffUser.id,
+    expectedCloseDate: '2030-06-15',
+    status: 'open',
+    expectedRevenue: '600.00',
+    version: 1,
+    deletedAt: null,
+  });
   t.same((await call('GET', `/api/v1/deals/${d.id}`, { token: staff })).json(), d, 'GET answers the same view');
   const cases: Array<[string, string, string]> = [
     ['1234.5', 'Prospecting', '123.45'],
@@ -100,10 +147,26 @@ t.test('create: amount normalised to 2 places, expectedRevenue exact, owner defa
 t.test('bad input gets 400 problem+json and creates nothing', async (t) => {
   const before = await count('deals');
   const bad: Array<Record<string, unknown>> = [
-    { amount: '-5' }, { amount: '1.234' }, { amount: 1200 }, { amount: '12345678901234' }, { amount: '1e3' }, { amount: ' 12' }, { amount: '' },
-    { currency: 'EURO' }, { currency: 'eur' }, { currency: 'ABC' }, { currency: 'EU' },
-    { expectedCloseDate: '2030-02-30' }, { expectedCloseDate: '15/06/2030' }, { expectedCloseDate: '0999-01-01' },
-    { status: 'pending' }, { title: '' }, { title: 'x'.repeat(201) }, { stageId: 'one' }, { stageId: -1 }, { extra: 1 },
+    { amount: '-5' },
+    { amount: '1.234' },
+    { amount: 1200 },
+    { amount: '12345678901234' },
+    { amount: '1e3' },
+    { amount: ' 12' },
+    { amount: '' },
+    { currency: 'EURO' },
+    { currency: 'eur' },
+    { currency: 'ABC' },
+    { currency: 'EU' },
+    { expectedCloseDate: '2030-02-30' },
+    { expectedCloseDate: '15/06/2030' },
+    { expectedCloseDate: '0999-01-01' },
+    { status: 'pending' },
+    { title: '' },
+    { title: 'x'.repeat(201) },
+    { stageId: 'one' },
+    { stageId: -1 },
+    { extra: 1 },
   ];
   for (const change of bad) {
     const res = await call('POST', '/api/v1/deals', { payload: { ...base, ...change } });
@@ -168,7 +231,11 @@ t.test('roles: staff create and read; managers update, move, win, lose; admins d
     ['lose', 'POST', `/api/v1/deals/${d.id}/lose`, {}, { staff: 403, manager: 200, admin: 200 }],
   ];
   for (const [what, method, url, payload, expected] of tries) {
-    for (const [role, token] of [['staff', staff], ['manager', manager], ['admin', admin]] as const) {
+    for (const [role, token] of [
+      ['staff', staff],
+      ['manager', manager],
+      ['admin', admin],
+    ] as const) {
       const { version } = (await call('GET', `/api/v1/deals/${d.id}`)).json();
       const res = await call(method, url, { token, payload: payload === undefined ? undefined : { ...(payload as object), version } });
       t.equal(res.statusCode, expected[role], `${role} ${what}`);
@@ -190,7 +257,8 @@ t.test('list: filters, title search, sort allow-list, pagination', async (t) => 
     ['Filter charlie', '1000', 'Proposal', '2031-02-01', 'open'],
     ['Filter delta', '250.25', 'Negotiation', '2031-03-15', 'lost'],
   ];
-  for (const [title, amount, name, expectedCloseDate, status] of rows) await created({ title, amount, currency: 'USD', stageId: stage[name], expectedCloseDate, status, ownerId: managerUser.id });
+  for (const [title, amount, name, expectedCloseDate, status] of rows)
+    await created({ title, amount, currency: 'USD', stageId: stage[name], expectedCloseDate, status, ownerId: managerUser.id });
   const titles = async (query: string) => {
     const res = await call('GET', `/api/v1/deals?q=Filter&${query}`, { token: staff });
     t.equal(res.statusCode, 200, `${query}: ${res.body}`);
@@ -206,12 +274,20 @@ t.test('list: filters, title search, sort allow-list, pagination', async (t) => 
   t.same(await titles(`ownerId=${staffUser.id}`), []);
   t.same(await titles('minAmount=100&maxAmount=250.25&sort=amount'), ['bravo', 'delta'], 'amount bounds are inclusive');
   t.same(await titles('closeAfter=2031-01-31&closeBefore=2031-02-01&sort=title'), ['bravo', 'charlie'], 'date bounds are inclusive');
-  t.same((await call('GET', '/api/v1/deals?q=charl')).json().data.map((d: any) => d.title), ['Filter charlie']);
+  t.same(
+    (await call('GET', '/api/v1/deals?q=charl')).json().data.map((d: any) => d.title),
+    ['Filter charlie'],
+  );
   t.same((await call('GET', `/api/v1/deals?q=${encodeURIComponent('%')}`)).json().data, [], 'LIKE wildcards are escaped');
   const p1 = (await call('GET', '/api/v1/deals?q=Filter&sort=title&pageSize=3')).json();
   const p2 = (await call('GET', '/api/v1/deals?q=Filter&sort=title&pageSize=3&page=2')).json();
   t.same([p1.total, p1.data.length, p2.data.length, p2.data[0].title], [4, 3, 1, 'Filter delta']);
-  t.match((await call('GET', '/api/v1/deals?q=Filter&sort=title')).json().data[1], { amount: '100.00', expectedRevenue: '50.00', expectedCloseDate: '2031-01-31', currency: 'USD' });
+  t.match((await call('GET', '/api/v1/deals?q=Filter&sort=title')).json().data[1], {
+    amount: '100.00',
+    expectedRevenue: '50.00',
+    expectedCloseDate: '2031-01-31',
+    currency: 'USD',
+  });
   for (const query of ['sort=password', 'minAmount=-1', 'maxAmount=1.001', 'closeBefore=tomorrow', 'status=pending', 'stageId=x', 'pageSize=101']) {
     const res = await call('GET', `/api/v1/deals?${query}`);
     t.equal(res.statusCode, 400, query);
@@ -239,7 +315,7 @@ t.test('optimistic locking: a version is required, a stale one is 409, If-Match 
   t.same([a.statusCode, b.statusCode].sort(), [200, 409]);
   const after = (await call('GET', `/api/v1/deals/${d.id}`)).json();
   t.equal(after.version, 4);
-  t.equal(after.stageId, (a.statusCode === 200 ? a : b).json().stageId, 'the winner\'s move stands');
+  t.equal(after.stageId, (a.statusCode === 200 ? a : b).json().stageId, "the winner's move stands");
   t.equal(await count('activity_log', { entity: 'deal', entity_id: d.id, action: 'update' }), 3, 'one activity row per successful change');
 });
 
@@ -257,8 +333,14 @@ t.test('move, win and lose change stage, status and expectedRevenue, each with a
   t.equal(lost.statusCode, 200, lost.body);
   t.match(lost.json(), { status: 'lost', stageId: stage.Lost, expectedRevenue: '0.00', version: 4 });
   const acts = await db((kn) => kn('activity_log').where({ entity: 'deal', entity_id: d.id }).orderBy('id').select('action', 'user_id', 'changes'));
-  t.same(acts.map((a: any) => a.action), ['create', 'update', 'update', 'update']);
-  t.same(acts.map((a: any) => Number(a.user_id)), [1, managerUser.id, managerUser.id, managerUser.id]);
+  t.same(
+    acts.map((a: any) => a.action),
+    ['create', 'update', 'update', 'update'],
+  );
+  t.same(
+    acts.map((a: any) => Number(a.user_id)),
+    [1, managerUser.id, managerUser.id, managerUser.id],
+  );
   t.same(changesOf(acts[1].changes), { stageId: { old: stage.Prospecting, new: stage.Negotiation }, expectedRevenue: { old: '100.00', new: '750.00' } });
   t.same(changesOf(acts[2].changes).status, { old: 'open', new: 'won' });
   t.same(changesOf(acts[2].changes).stageId, { old: stage.Negotiation, new: stage.Won });
@@ -313,7 +395,7 @@ t.test('Idempotency-Key: a retry returns the first deal; the key with another bo
   t.equal(await count('idempotency_keys', { idem_key: 'deal-2' }), 0, 'a failed create leaves no key behind');
 });
 
-t.test('activity rows are written in the change\'s transaction: a rollback or a failed log write leaves nothing', async (t) => {
+t.test("activity rows are written in the change's transaction: a rollback or a failed log write leaves nothing", async (t) => {
   const before = await count('deals');
   const logged = await count('activity_log', { entity: 'deal' });
   await db(async (kn) => {
@@ -333,7 +415,11 @@ t.test('activity rows are written in the change\'s transaction: a rollback or a 
   } finally {
     await db((kn) => kn.raw('RENAME TABLE activity_log_away TO activity_log'));
   }
-  t.match((await call('GET', `/api/v1/deals/${d.id}`)).json(), { status: 'open', stageId: stage.Prospecting, version: 1 }, 'the change rolled back with the log write');
+  t.match(
+    (await call('GET', `/api/v1/deals/${d.id}`)).json(),
+    { status: 'open', stageId: stage.Prospecting, version: 1 },
+    'the change rolled back with the log write',
+  );
 });
 
 t.test('stats: counts and per-currency sums by stage and status, live deals only, match the rows', async (t) => {
@@ -347,15 +433,26 @@ t.test('stats: counts and per-currency sums by stage and status, live deals only
   const sum = (ds: any[]) => {
     const m: Record<string, bigint> = {};
     for (const x of ds) m[x.currency] = (m[x.currency] ?? 0n) + BigInt(x.amount.replace('.', ''));
-    return Object.fromEntries(Object.entries(m).sort().map(([c, v]) => [c, `${v / 100n}.${String(v % 100n).padStart(2, '0')}`]));
+    return Object.fromEntries(
+      Object.entries(m)
+        .sort()
+        .map(([c, v]) => [c, `${v / 100n}.${String(v % 100n).padStart(2, '0')}`]),
+    );
   };
   const stats = (await call('GET', '/api/v1/deals/stats', { token: staff })).json();
-  t.same(stats.byStage.map((s: any) => s.stageId), (await call('GET', '/api/v1/pipeline-stages')).json().data.map((s: any) => s.id), 'every stage, in pipeline order');
+  t.same(
+    stats.byStage.map((s: any) => s.stageId),
+    (await call('GET', '/api/v1/pipeline-stages')).json().data.map((s: any) => s.id),
+    'every stage, in pipeline order',
+  );
   for (const s of stats.byStage) {
     const mine = live.filter((d) => d.stageId === s.stageId);
     t.same({ count: s.count, amountSum: s.amountSum }, { count: mine.length, amountSum: sum(mine) }, `stage ${s.name}`);
   }
-  t.same(stats.byStatus.map((s: any) => s.status), ['open', 'won', 'lost']);
+  t.same(
+    stats.byStatus.map((s: any) => s.status),
+    ['open', 'won', 'lost'],
+  );
   for (const s of stats.byStatus) {
     const mine = live.filter((d) => d.status === s.status);
     t.same({ count: s.count, amountSum: s.amountSum }, { count: mine.length, amountSum: sum(mine) }, `status ${s.status}`);
@@ -366,7 +463,9 @@ t.test('stats: counts and per-currency sums by stage and status, live deals only
   const b = (await login(app, 'crmdl-b')).accessToken;
   const bStages = Object.fromEntries((await call('GET', '/api/v1/pipeline-stages', { slug: 'crmdl-b', token: b })).json().data.map((s: any) => [s.name, s.id]));
   const mk = async (amount: string, currency: string, name: string, status = 'open') =>
-    (await call('POST', '/api/v1/deals', { slug: 'crmdl-b', token: b, payload: { title: `B ${amount}`, amount, currency, stageId: bStages[name], status } })).json();
+    (
+      await call('POST', '/api/v1/deals', { slug: 'crmdl-b', token: b, payload: { title: `B ${amount}`, amount, currency, stageId: bStages[name], status } })
+    ).json();
   await mk('0.10', 'EUR', 'Proposal');
   await mk('0.20', 'EUR', 'Proposal');
   await mk('9999999999999.99', 'EUR', 'Proposal');
@@ -375,8 +474,14 @@ t.test('stats: counts and per-currency sums by stage and status, live deals only
   const dead = await mk('1000', 'EUR', 'Proposal');
   t.equal((await call('DELETE', `/api/v1/deals/${dead.id}`, { slug: 'crmdl-b', token: b })).statusCode, 204);
   const bs = (await call('GET', '/api/v1/deals/stats', { slug: 'crmdl-b', token: b })).json();
-  t.same(bs.byStage.find((s: any) => s.name === 'Proposal'), { stageId: bStages.Proposal, name: 'Proposal', position: 3, count: 4, amountSum: { EUR: '10000000000000.29', USD: '5.00' } });
-  t.same(bs.byStage.find((s: any) => s.name === 'Prospecting'), { stageId: bStages.Prospecting, name: 'Prospecting', position: 1, count: 0, amountSum: {} });
+  t.same(
+    bs.byStage.find((s: any) => s.name === 'Proposal'),
+    { stageId: bStages.Proposal, name: 'Proposal', position: 3, count: 4, amountSum: { EUR: '10000000000000.29', USD: '5.00' } },
+  );
+  t.same(
+    bs.byStage.find((s: any) => s.name === 'Prospecting'),
+    { stageId: bStages.Prospecting, name: 'Prospecting', position: 1, count: 0, amountSum: {} },
+  );
   t.same(bs.byStatus, [
     { status: 'open', count: 4, amountSum: { EUR: '10000000000000.29', USD: '5.00' } },
     { status: 'won', count: 1, amountSum: { EUR: '7.77' } },
@@ -385,12 +490,14 @@ t.test('stats: counts and per-currency sums by stage and status, live deals only
   t.same(bs.total, { count: 5, amountSum: { EUR: '10000000000008.06', USD: '5.00' } });
 });
 
-t.test('isolation: tenant B\'s token and ids never reach tenant A\'s deals', async (t) => {
+t.test("isolation: tenant B's token and ids never reach tenant A's deals", async (t) => {
   const b = (await login(app, 'crmdl-b')).accessToken;
   const d = await created({ ...base, title: 'Secret' });
-  const bMax = Number((await ctx.admin.withTenantDatabase((await ctx.catalog.tenants.findBySlug('crmdl-b'))!, (kn) => kn('deals').max({ m: 'id' }).first()))?.m ?? 0);
+  const bMax = Number(
+    (await ctx.admin.withTenantDatabase((await ctx.catalog.tenants.findBySlug('crmdl-b'))!, (kn) => kn('deals').max({ m: 'id' }).first()))?.m ?? 0,
+  );
   t.ok(d.id > bMax, 'the id does not exist in B');
-  t.equal((await call('GET', `/api/v1/deals/${d.id}`, { token: b })).json().code, 'TOKEN_TENANT_MISMATCH', 'B\'s token is refused by A');
+  t.equal((await call('GET', `/api/v1/deals/${d.id}`, { token: b })).json().code, 'TOKEN_TENANT_MISMATCH', "B's token is refused by A");
   const asB = { slug: 'crmdl-b', token: b };
   t.equal((await call('GET', `/api/v1/deals/${d.id}`, asB)).statusCode, 404);
   t.equal((await call('PATCH', `/api/v1/deals/${d.id}`, { ...asB, payload: { title: 'Hijack', version: 1 } })).statusCode, 404);

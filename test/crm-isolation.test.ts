@@ -12,8 +12,10 @@ const tb = await makeTenant(ctx, 'iso-b');
 const tokA = (await login(app, 'iso-a')).accessToken;
 const tokB = (await login(app, 'iso-b')).accessToken;
 
-const as = (slug: string, token: string) => (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
-  app.inject({ method, url, payload, headers: { 'x-tenant': slug, authorization: `Bearer ${token}`, ...headers } });
+const as =
+  (slug: string, token: string) =>
+  (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object, headers: Record<string, string> = {}) =>
+    app.inject({ method, url, payload, headers: { 'x-tenant': slug, authorization: `Bearer ${token}`, ...headers } });
 const A = as('iso-a', tokA);
 const B = as('iso-b', tokB);
 
@@ -57,7 +59,10 @@ t.test("A's token never reaches B's rows by any identification source", async (t
   }
   const q = await app.inject({ url: `/api/v1/companies/${bCompany.id}?tenant=iso-b`, headers: { authorization: `Bearer ${tokA}` } });
   t.equal(q.statusCode, 401);
-  const conflict = await app.inject({ url: `/api/v1/companies/${bCompany.id}?tenant=iso-b`, headers: { authorization: `Bearer ${tokA}`, 'x-tenant': 'iso-a' } });
+  const conflict = await app.inject({
+    url: `/api/v1/companies/${bCompany.id}?tenant=iso-b`,
+    headers: { authorization: `Bearer ${tokA}`, 'x-tenant': 'iso-a' },
+  });
   t.equal(conflict.statusCode, 400, 'two tenants named: refused before anything');
   t.equal(conflict.json().code, 'TENANT_CONFLICT');
 });

@@ -25,15 +25,15 @@ function cells(csv: string): string[][] {
   for (let i = 0; i < csv.length; i++) {
     const c = csv[i]!;
     if (quoted) {
-      if (c === '"' && csv[i + 1] === '"') (cell += '"'), i++;
+      if (c === '"' && csv[i + 1] === '"') ((cell += '"'), i++);
       else if (c === '"') quoted = false;
       else cell += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') row.push(cell), (cell = '');
-    else if (c === '\r' && csv[i + 1] === '\n') row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    else if (c === ',') (row.push(cell), (cell = ''));
+    else if (c === '\r' && csv[i + 1] === '\n') (row.push(cell), rows.push(row), (row = []), (cell = ''), i++);
     else cell += c;
   }
-  if (cell || row.length) row.push(cell), rows.push(row);
+  if (cell || row.length) (row.push(cell), rows.push(row));
   return rows;
 }
 
@@ -54,12 +54,23 @@ t.test('contacts/export.csv: a cell starting with = + - @ tab or CR is prefixed 
     t.notOk(names.includes(stored), `${JSON.stringify(stored)} does not come out as it went in`);
   }
   const title = rows[0]!.indexOf('jobTitle');
-  t.ok(rows.slice(1).every((r) => r[title] === 'plain title'), 'other cells are unchanged');
-  t.ok(rows.slice(1).every((r) => /^\d+$/.test(r[0]!)), 'ids are unchanged');
+  t.ok(
+    rows.slice(1).every((r) => r[title] === 'plain title'),
+    'other cells are unchanged',
+  );
+  t.ok(
+    rows.slice(1).every((r) => /^\d+$/.test(r[0]!)),
+    'ids are unchanged',
+  );
 });
 
 t.test('companies/export.csv: formulas are prefixed with a quote too', async (t) => {
-  const res = await app.inject({ method: 'POST', url: '/api/v1/companies', headers, payload: { name: '=HYPERLINK("http://evil.test/","x")', industry: '@evil' } });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/api/v1/companies',
+    headers,
+    payload: { name: '=HYPERLINK("http://evil.test/","x")', industry: '@evil' },
+  });
   t.equal(res.statusCode, 201, res.body);
   const csv = await app.inject({ url: '/api/v1/companies/export.csv', headers });
   const rows = cells(csv.body);

@@ -45,7 +45,10 @@ t.test('the page loads without auth, under a nonce-only CSP, and stays out of Op
   const again = await app.inject('/platform/dashboard');
   t.not(String(again.headers['content-security-policy']), csp, 'a fresh nonce per response');
   const doc = (await app.inject('/docs/json')).json() as { paths: Record<string, unknown> };
-  t.notOk(Object.keys(doc.paths).some((p) => p.includes('dashboard')), 'not in the OpenAPI document');
+  t.notOk(
+    Object.keys(doc.paths).some((p) => p.includes('dashboard')),
+    'not in the OpenAPI document',
+  );
 });
 
 t.test('a support user sees the same totals, chart points, top routes and errors as the API', async (t) => {
@@ -74,7 +77,16 @@ t.test('a support user sees the same totals, chart points, top routes and errors
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.teardown(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
@@ -133,15 +145,25 @@ t.test('a support user sees the same totals, chart points, top routes and errors
   t.equal(Number(await page.getAttribute('#latency-p95', 'data-value')), stats.latency.p95, 'p95');
   t.match(await page.textContent('#latency-p95'), /ms$/);
 
-  const bars = await page.$$eval('svg#chart-requests rect[data-count]', (rs) => rs.map((r) => ({ count: Number(r.getAttribute('data-count')), errors: Number(r.getAttribute('data-errors')) })));
+  const bars = await page.$$eval('svg#chart-requests rect[data-count]', (rs) =>
+    rs.map((r) => ({ count: Number(r.getAttribute('data-count')), errors: Number(r.getAttribute('data-errors')) })),
+  );
   const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0);
   t.equal(bars.length, stats.series.length, 'one bar per bucket');
   t.equal(sum(bars.map((b) => b.count)), sum(stats.series.map((p) => p.count)), 'bar counts add up to the series');
   t.equal(sum(bars.map((b) => b.count)), stats.totals.requests, '... and to the total');
   t.equal(sum(bars.map((b) => b.errors)), sum(stats.series.map((p) => p.errors)), 'bar errors add up to the series');
-  t.same(bars.map((b) => b.count), stats.series.map((p) => p.count), 'bucket by bucket');
+  t.same(
+    bars.map((b) => b.count),
+    stats.series.map((p) => p.count),
+    'bucket by bucket',
+  );
   const dots = await page.$$eval('svg#chart-latency circle[data-p95]', (cs) => cs.map((c) => Number(c.getAttribute('data-p95'))));
-  t.same(dots, stats.series.filter((p) => p.p95 !== null).map((p) => p.p95), 'one latency point per non-empty bucket, at its p95');
+  t.same(
+    dots,
+    stats.series.filter((p) => p.p95 !== null).map((p) => p.p95),
+    'one latency point per non-empty bucket, at its p95',
+  );
 
   const firstRoute = page.locator('table#top-routes tbody tr').first();
   t.equal(await firstRoute.locator('td').nth(0).textContent(), stats.byRoute[0]!.route, 'top route');

@@ -43,7 +43,8 @@ t.teardown(() => root.destroy());
 await addPlatformUser(ctx, { email: 'op@silo.test', role: 'operator', password: PASSWORD });
 await addPlatformUser(ctx, { email: 'support@silo.test', role: 'support', password: PASSWORD });
 const token = async (email: string) =>
-  ((await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email, password: PASSWORD } })).json() as { accessToken: string }).accessToken;
+  ((await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email, password: PASSWORD } })).json() as { accessToken: string })
+    .accessToken;
 const operator = await token('op@silo.test');
 const support = await token('support@silo.test');
 const platform = (bearer: string, method: 'GET' | 'POST', url: string, payload?: object) =>
@@ -65,7 +66,13 @@ async function sinks(extra: string[]): Promise<Record<string, string>> {
     answers.push((await platform(bearer, 'GET', '/operations?limit=100')).body);
     for (const t of tenants) answers.push((await platform(bearer, 'GET', `/tenants/${String(t.slug)}`)).body);
   }
-  return { logs: lines.join(''), operations: JSON.stringify(ops), tenants: JSON.stringify(tenants), answers: answers.join('\n'), ...Object.fromEntries(extra.map((e, i) => [`output${i}`, e])) };
+  return {
+    logs: lines.join(''),
+    operations: JSON.stringify(ops),
+    tenants: JSON.stringify(tenants),
+    answers: answers.join('\n'),
+    ...Object.fromEntries(extra.map((e, i) => [`output${i}`, e])),
+  };
 }
 
 /** The decrypted DB passwords of every tenant in the catalog. */
@@ -101,7 +108,10 @@ t.test('ALTER USER refused by the server (account already there): the password i
   const cli = await runCli(['tenants', 'repair', 'acme', 'globex'], env);
   t.equal(cli.code, 1, 'the repair fails');
   const ops = await ctx.catalog.operations.list({ limit: 100 });
-  t.ok(ops.some((o) => o.kind === 'repair' && o.status === 'failed'), 'the failed repair is journaled');
+  t.ok(
+    ops.some((o) => o.kind === 'repair' && o.status === 'failed'),
+    'the failed repair is journaled',
+  );
   assertAbsent(t, await sinks([api.body, cli.stdout, cli.stderr]), await tenantPasswords());
   await strictPolicy(false);
 });
@@ -111,7 +121,9 @@ t.test('a failing INSERT carries neither its values nor its SQL with values', as
   t.teardown(() => k.destroy());
   const hash = '$argon2id$v=19$m=19456,t=2,p=1$SECRETSALTSECRETSALT$SECRETHASHVALUE';
   await k('platform_users').insert({ email: 'dup@silo.test', password_hash: hash, role: 'support' });
-  const err = (await k('platform_users').insert({ email: 'dup@silo.test', password_hash: hash, role: 'support' }).catch((e: unknown) => e)) as Error & Record<string, unknown>;
+  const err = (await k('platform_users')
+    .insert({ email: 'dup@silo.test', password_hash: hash, role: 'support' })
+    .catch((e: unknown) => e)) as Error & Record<string, unknown>;
   t.equal(err.errno, 1062, 'a duplicate entry');
   const text = JSON.stringify({ ...err, message: err.message });
   t.notOk(text.includes('SECRETHASHVALUE'), 'no password hash in the error');

@@ -89,10 +89,20 @@ async function assertExactGrant(t: Test, tenant: Tenant, limit: number): Promise
   const grants = await schemaGrants(tenant.dbUser);
   t.same([...new Set(grants.map((g) => g.privilege))].sort(), DML, `${tenant.slug}: DML only`);
   for (const pattern of new Set(grants.map((g) => g.pattern))) {
-    t.same(dbs.filter((d) => grantMatches(pattern, d)), [tenant.databaseName], `${tenant.slug}: grant pattern ${pattern} matches exactly its own database`);
+    t.same(
+      dbs.filter((d) => grantMatches(pattern, d)),
+      [tenant.databaseName],
+      `${tenant.slug}: grant pattern ${pattern} matches exactly its own database`,
+    );
   }
-  const global: Array<{ PRIVILEGE_TYPE: string }> = await root('information_schema.USER_PRIVILEGES').where({ GRANTEE: `'${tenant.dbUser}'@'${host}'` }).select('PRIVILEGE_TYPE');
-  t.same(global.map((g) => g.PRIVILEGE_TYPE), ['USAGE'], `${tenant.slug}: no global privilege`);
+  const global: Array<{ PRIVILEGE_TYPE: string }> = await root('information_schema.USER_PRIVILEGES')
+    .where({ GRANTEE: `'${tenant.dbUser}'@'${host}'` })
+    .select('PRIVILEGE_TYPE');
+  t.same(
+    global.map((g) => g.PRIVILEGE_TYPE),
+    ['USAGE'],
+    `${tenant.slug}: no global privilege`,
+  );
   const table = await root('information_schema.TABLE_PRIVILEGES').where({ GRANTEE: `'${tenant.dbUser}'@'${host}'` });
   const column = await root('information_schema.COLUMN_PRIVILEGES').where({ GRANTEE: `'${tenant.dbUser}'@'${host}'` });
   t.same([...table, ...column], [], `${tenant.slug}: no table or column grant`);
@@ -119,12 +129,19 @@ t.test('a tenant account cannot open more than MAX_USER_CONNECTIONS connections'
   const k = createMysqlKnex({ ...server, user: acmeCo.dbUser, password, database: acmeCo.databaseName }, { min: 0, max: 6, acquireTimeoutMillis: 3_000 });
   t.teardown(() => k.destroy());
   const results = await Promise.allSettled(
-    Array.from({ length: 6 }, () => k.transaction(async (trx) => { await trx.raw('SELECT SLEEP(0.5)'); })),
+    Array.from({ length: 6 }, () =>
+      k.transaction(async (trx) => {
+        await trx.raw('SELECT SLEEP(0.5)');
+      }),
+    ),
   );
   const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as { errno?: number });
   t.ok(refused.length >= 2, `at most 4 sessions at once (${refused.length} of 6 refused)`);
   // 1226 ER_USER_LIMIT_REACHED (the account's own limit); 1203 is the server-wide max_user_connections.
-  t.ok(refused.every((e) => e.errno === 1226 || e.errno === 1203), `refused with ER_USER_LIMIT_REACHED: ${refused.map((e) => e.errno ?? String(e)).join(', ')}`);
+  t.ok(
+    refused.every((e) => e.errno === 1226 || e.errno === 1203),
+    `refused with ER_USER_LIMIT_REACHED: ${refused.map((e) => e.errno ?? String(e)).join(', ')}`,
+  );
 });
 
 t.test('repair removes what an older installation or a hand-made change granted, and converges the limit', async (t) => {
@@ -158,5 +175,9 @@ t.test('repair removes what an older installation or a hand-made change granted,
   const [own] = (await k2.raw('SELECT COUNT(*) AS n FROM ??.probe', [db])) as unknown as [Array<{ n: number }>];
   t.ok(Number(own[0]!.n) >= 1, 'its own database still works');
   const again = await repairTenants(ctx, 'test', { all: true });
-  t.same(again.tenants.map((r) => r.outcome), ['ok', 'ok', 'ok'], 'a second repair has nothing to do');
+  t.same(
+    again.tenants.map((r) => r.outcome),
+    ['ok', 'ok', 'ok'],
+    'a second repair has nothing to do',
+  );
 });

@@ -32,13 +32,24 @@ const day = (d: Date) => d.toISOString().slice(0, 10);
 // Monthly partitions for the seven months before this one (the first also takes anything older).
 const first = (await listHistoryPartitions(k))[0]!;
 if (first.name !== partitionName(monthStart(now, -1))) throw new Error(`the migration should start the table at last month, not ${first.name}`);
-const past = Array.from({ length: 7 }, (_, i) => i - 7).map((i) => `PARTITION ${partitionName(monthStart(now, i))} VALUES LESS THAN ('${day(monthStart(now, i + 1))}')`);
+const past = Array.from({ length: 7 }, (_, i) => i - 7).map(
+  (i) => `PARTITION ${partitionName(monthStart(now, i))} VALUES LESS THAN ('${day(monthStart(now, i + 1))}')`,
+);
 await k.raw(`ALTER TABLE request_history REORGANIZE PARTITION ${first.name} INTO (${past.join(', ')})`);
 
 let seq = 0;
 function row(at: Date, tenantId: number | null, status = 200, durationMs = 10, path = '/api/v1/companies') {
   seq++;
-  return { created_at: at, request_id: `hcli-${seq}`, tenant_id: tenantId, method: seq % 3 ? 'GET' : 'POST', route: path, path, status, duration_ms: durationMs + (seq % 17) };
+  return {
+    created_at: at,
+    request_id: `hcli-${seq}`,
+    tenant_id: tenantId,
+    method: seq % 3 ? 'GET' : 'POST',
+    route: path,
+    path,
+    status,
+    duration_ms: durationMs + (seq % 17),
+  };
 }
 const times = [
   new Date(monthStart(now, -9).getTime() + 3 * DAY), // older than every partition bound: in the first partition
@@ -88,14 +99,21 @@ t.test('prune --dry-run reports the plan and changes nothing', async (t) => {
   t.equal(json.deletedRows, want.deletedRows, 'the older rows outside them');
   t.ok(json.deletedRows > 0);
   t.same(await countsByTime(), before, 'no row removed');
-  t.same(await partitionNames(), parts.map((p) => p.name), 'no partition dropped or added');
+  t.same(
+    await partitionNames(),
+    parts.map((p) => p.name),
+    'no partition dropped or added',
+  );
 });
 
 t.test('prune --archive without S3 settings fails (exit 1) and removes nothing', async (t) => {
   const human = await runCli(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], envNoS3);
   t.equal(human.code, 1);
   t.match(human.stderr, /SILO_S3_BUCKET/);
-  const { result, json } = await runCliJson<{ error: { code: string; message: string } }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], envNoS3);
+  const { result, json } = await runCliJson<{ error: { code: string; message: string } }>(
+    ['history', 'prune', '--older-than', '30d', '--archive', '--yes'],
+    envNoS3,
+  );
   t.equal(result.code, 1);
   t.equal(json.error.code, 'STORAGE_NOT_CONFIGURED');
   t.match(json.error.message, /SILO_S3_BUCKET/);
@@ -135,14 +153,21 @@ t.test('stats --json equals the service for the same window', async (t) => {
   const until = now.toISOString();
   const { result, json } = await runCliJson<any>(['history', 'stats', '--since', '24h', '--until', until], env);
   t.equal(result.code, 0, result.stderr);
-  t.same(json.byMethod.map((m: any) => m.count), [8, 4], 'distinct counts (GET, POST)');
+  t.same(
+    json.byMethod.map((m: any) => m.count),
+    [8, 4],
+    'distinct counts (GET, POST)',
+  );
   const service = await historyStats(k, { from: new Date(now.getTime() - DAY), to: now });
   t.equal(json.totals.requests, 12, 'the rows of the last 24 h');
   t.same(json.totals, service.totals);
   t.same(json.latency, service.latency);
   t.same(json, JSON.parse(JSON.stringify(service)), 'the whole document');
   const one = await runCliJson<any>(['history', 'stats', '--since', '7d', '--until', until, '--tenant', 'hcli-b', '--bucket', 'day', '--top', '3'], env);
-  t.same(one.json, JSON.parse(JSON.stringify(await historyStats(k, { from: new Date(now.getTime() - 7 * DAY), to: now, tenantId: tb.id }, { top: 3, bucket: 'day' }))));
+  t.same(
+    one.json,
+    JSON.parse(JSON.stringify(await historyStats(k, { from: new Date(now.getTime() - 7 * DAY), to: now, tenantId: tb.id }, { top: 3, bucket: 'day' }))),
+  );
 });
 
 t.test('stats --by tenant lists the tenants in a table; bad options exit 2', async (t) => {
@@ -161,16 +186,25 @@ t.test('stats --by tenant lists the tenants in a table; bad options exit 2', asy
 
 t.test('prune --older-than 30d --archive --yes archives, then drops the old months and exactly the rows before the cutoff', async (t) => {
   const parts = await listHistoryPartitions(k);
-  const { result, json } = await runCliJson<PruneJson & { archives: Array<{ key: string; month: string; rows: number }> }>(['history', 'prune', '--older-than', '30d', '--archive', '--yes'], env);
+  const { result, json } = await runCliJson<PruneJson & { archives: Array<{ key: string; month: string; rows: number }> }>(
+    ['history', 'prune', '--older-than', '30d', '--archive', '--yes'],
+    env,
+  );
   t.equal(result.code, 0, result.stderr);
   const cutoff = new Date(json.cutoff);
   // The archives hold exactly the removed rows, one object per month, as gzip NDJSON under history/YYYY/MM/.
-  const removed = rows.filter((r) => r.created_at < cutoff).map((r) => r.request_id).sort();
+  const removed = rows
+    .filter((r) => r.created_at < cutoff)
+    .map((r) => r.request_id)
+    .sort();
   const archived: string[] = [];
   for (const a of json.archives) {
     t.match(a.key, new RegExp(`^history/${a.month.replace('-', '/')}/request_history-\\d{6}-before-\\d{8}T\\d{6}Z-\\d{8}T\\d{6}Z\\.ndjson\\.gz$`));
     const { body } = await ctx.storage!.download(a.key);
-    const lines = gunzipSync(Buffer.concat(await body.toArray())).toString('utf8').trim().split('\n');
+    const lines = gunzipSync(Buffer.concat(await body.toArray()))
+      .toString('utf8')
+      .trim()
+      .split('\n');
     t.equal(lines.length, a.rows);
     for (const line of lines) {
       const r = JSON.parse(line);
@@ -179,7 +213,10 @@ t.test('prune --older-than 30d --archive --yes archives, then drops the old mont
     }
   }
   t.same(archived.sort(), removed, 'every removed row was archived first, and only those');
-  t.same(json.archives.map((a) => a.month), [...new Set(rows.filter((r) => r.created_at < cutoff).map((r) => r.created_at.toISOString().slice(0, 7)))].sort());
+  t.same(
+    json.archives.map((a) => a.month),
+    [...new Set(rows.filter((r) => r.created_at < cutoff).map((r) => r.created_at.toISOString().slice(0, 7)))].sort(),
+  );
   t.ok(Math.abs(cutoff.getTime() - (Date.now() - 30 * DAY)) < 60_000, 'cutoff is 30 days ago');
   const want = expectedPrune(parts, cutoff);
   t.same(json.droppedPartitions, want.droppedPartitions);
@@ -188,7 +225,10 @@ t.test('prune --older-than 30d --archive --yes archives, then drops the old mont
   t.ok(json.deletedRows > 0);
   t.same(await countsByTime(), want.remaining, 'every row before the cutoff is gone, every later one stays');
   const left = await partitionNames();
-  t.notOk(left.some((p) => json.droppedPartitions.includes(p)), 'the dropped partitions are gone');
+  t.notOk(
+    left.some((p) => json.droppedPartitions.includes(p)),
+    'the dropped partitions are gone',
+  );
   for (const i of [0, 1, 2]) t.ok(left.includes(partitionName(monthStart(now, i))), `month +${i} exists`);
   t.equal(left.at(-1), 'pmax');
 
@@ -198,7 +238,11 @@ t.test('prune --older-than 30d --archive --yes archives, then drops the old mont
 
 /** A running CLI whose output can be awaited as it comes. */
 function startCli(args: string[]) {
-  const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out = { stdout: '', stderr: '' };
   const listeners = new Set<() => void>();
   child.stdout.on('data', (d) => ((out.stdout += d), listeners.forEach((l) => l())));
@@ -217,7 +261,12 @@ function startCli(args: string[]) {
 t.test('tail --limit 3 prints the first three rows written after it started, then exits 0', async (t) => {
   const cli = startCli(['history', 'tail', '--interval-ms', '50', '--limit', '3']);
   await cli.until((o) => o.stderr.includes('following'));
-  const fresh = [row(new Date(), ta.id, 201, 12, '/api/v1/tail-1'), row(new Date(), tb.id, 404, 3, '/api/v1/tail-2'), row(new Date(), null, 500, 99, '/api/v1/tail-3'), row(new Date(), ta.id, 200, 1, '/api/v1/tail-4')];
+  const fresh = [
+    row(new Date(), ta.id, 201, 12, '/api/v1/tail-1'),
+    row(new Date(), tb.id, 404, 3, '/api/v1/tail-2'),
+    row(new Date(), null, 500, 99, '/api/v1/tail-3'),
+    row(new Date(), ta.id, 200, 1, '/api/v1/tail-4'),
+  ];
   for (const r of fresh) await k('request_history').insert(r);
   const r = await cli.done;
   t.equal(r.code, 0, `exit 0 (${r.stderr.trim()})`);
@@ -233,7 +282,10 @@ t.test('tail --limit 3 prints the first three rows written after it started, the
 t.test('tail --tenant follows one tenant and stops cleanly on SIGTERM', async (t) => {
   const cli = startCli(['history', 'tail', '--tenant', 'hcli-b', '--interval-ms', '50']);
   await cli.until((o) => o.stderr.includes('following'));
-  await k('request_history').insert([row(new Date(), ta.id, 200, 1, '/api/v1/not-mine'), { ...row(new Date(), tb.id, 200, 1, '/api/v1/mine'), error_code: null }]);
+  await k('request_history').insert([
+    row(new Date(), ta.id, 200, 1, '/api/v1/not-mine'),
+    { ...row(new Date(), tb.id, 200, 1, '/api/v1/mine'), error_code: null },
+  ]);
   await cli.until((o) => o.stdout.includes('/api/v1/mine'));
   cli.child.kill('SIGTERM');
   const r = await cli.done;

@@ -43,8 +43,24 @@ t.test('tenant stats are rate limited per tenant (SILO_TENANT_STATS_RATE_LIMIT a
 });
 
 t.test('every list endpoint: pages deeper than 10,000 rows are 400 PAGE_TOO_DEEP; the last allowed page answers', async (t) => {
-  const co = (await app.inject({ method: 'POST', url: '/api/v1/companies', headers: { 'x-tenant': 'limits-a', authorization: `Bearer ${tokA}` }, payload: { name: 'Co' } })).json();
-  const lists = ['/api/v1/contacts', '/api/v1/companies', '/api/v1/deals', '/api/v1/users', '/api/v1/pipeline-stages', '/api/v1/activity', `/api/v1/companies/${co.id}/attachments`, '/api/v1/history'];
+  const co = (
+    await app.inject({
+      method: 'POST',
+      url: '/api/v1/companies',
+      headers: { 'x-tenant': 'limits-a', authorization: `Bearer ${tokA}` },
+      payload: { name: 'Co' },
+    })
+  ).json();
+  const lists = [
+    '/api/v1/contacts',
+    '/api/v1/companies',
+    '/api/v1/deals',
+    '/api/v1/users',
+    '/api/v1/pipeline-stages',
+    '/api/v1/activity',
+    `/api/v1/companies/${co.id}/attachments`,
+    '/api/v1/history',
+  ];
   for (const url of lists) {
     const ok = await getA(`${url}?page=101&pageSize=100`);
     t.not(ok.statusCode >= 500 || ok.json().code === 'PAGE_TOO_DEEP', true, `${url}: offset 10,000 is allowed (${ok.statusCode})`);
@@ -52,17 +68,38 @@ t.test('every list endpoint: pages deeper than 10,000 rows are 400 PAGE_TOO_DEEP
     isProblem(t, await getA(`${url}?page=1000000&pageSize=100`), 400, 'PAGE_TOO_DEEP');
   }
   const support = await platformLogin(app, ctx, 'support');
-  isProblem(t, await app.inject({ url: '/platform/v1/history?page=10001&pageSize=100', headers: { authorization: `Bearer ${support}` } }), 400, 'PAGE_TOO_DEEP');
+  isProblem(
+    t,
+    await app.inject({ url: '/platform/v1/history?page=10001&pageSize=100', headers: { authorization: `Bearer ${support}` } }),
+    400,
+    'PAGE_TOO_DEEP',
+  );
 });
 
 t.test('history keyset pagination: cursor -> nextCursor walks every row once, newest first', async (t) => {
   const base = Date.now() - 3600 * 1000;
   const rows = Array.from({ length: 40 }, (_, i) => ({
     // Several rows share a timestamp: the id breaks ties.
-    created_at: new Date(base + Math.floor(i / 3) * 1000), request_id: `keyset-${i}`, tenant_id: ta.id, method: 'GET', route: '/keyset', path: `/keyset/${i}`, status: 200, duration_ms: 1,
+    created_at: new Date(base + Math.floor(i / 3) * 1000),
+    request_id: `keyset-${i}`,
+    tenant_id: ta.id,
+    method: 'GET',
+    route: '/keyset',
+    path: `/keyset/${i}`,
+    status: 200,
+    duration_ms: 1,
   }));
   await ctx.catalog.knex('request_history').insert(rows);
-  const expected = (await ctx.catalog.knex('request_history').where({ route: '/keyset' }).orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).select('id')).map((r) => Number(r.id));
+  const expected = (
+    await ctx.catalog
+      .knex('request_history')
+      .where({ route: '/keyset' })
+      .orderBy([
+        { column: 'created_at', order: 'desc' },
+        { column: 'id', order: 'desc' },
+      ])
+      .select('id')
+  ).map((r) => Number(r.id));
   const seen: number[] = [];
   let cursor: string | null = '';
   let pages = 0;
@@ -82,7 +119,10 @@ t.test('OpenAPI: history lists take `cursor` and answer `nextCursor`', async (t)
   const doc = (await app.inject('/docs/json')).json();
   for (const path of ['/api/v1/history', '/platform/v1/history']) {
     const op = doc.paths[path].get;
-    t.ok(op.parameters.some((p: { name: string }) => p.name === 'cursor'), `${path} documents cursor`);
+    t.ok(
+      op.parameters.some((p: { name: string }) => p.name === 'cursor'),
+      `${path} documents cursor`,
+    );
     t.match(JSON.stringify(op.responses['200']), /nextCursor/, `${path} documents nextCursor`);
     t.match(JSON.stringify(op.parameters), /10,000/, `${path} documents the page bound`);
   }

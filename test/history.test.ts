@@ -35,7 +35,10 @@ const flush = async () => {
 
 t.test('rows are written for success, 4xx, 5xx, unknown tenant and platform calls', async (t) => {
   const before = app.historyRecorder!.stats.written;
-  const ok = await app.inject({ url: '/api/v1/auth/me?tenant=hist-a&access_token=leaky', headers: { authorization: `Bearer ${tokA.accessToken}`, 'user-agent': 'tap-test/1.0' } });
+  const ok = await app.inject({
+    url: '/api/v1/auth/me?tenant=hist-a&access_token=leaky',
+    headers: { authorization: `Bearer ${tokA.accessToken}`, 'user-agent': 'tap-test/1.0' },
+  });
   t.equal(ok.statusCode, 200);
   const notFound = await app.inject({ url: '/api/v1/companies/424242', headers: { 'x-tenant': 'hist-a', authorization: `Bearer ${tokA.accessToken}` } });
   t.equal(notFound.statusCode, 404);
@@ -53,20 +56,43 @@ t.test('rows are written for success, 4xx, 5xx, unknown tenant and platform call
   const rows = await k('request_history').select('*');
   const byReq = new Map(rows.map((r: any) => [r.request_id, r]));
   const okRow: any = byReq.get(ok.headers['x-request-id'] as string);
-  t.match(okRow, { tenant_id: ta.id, user_kind: 'tenant', user_id: 1, method: 'GET', route: '/api/v1/auth/me', path: '/api/v1/auth/me', status: 200, user_agent: 'tap-test/1.0', error_code: null });
+  t.match(okRow, {
+    tenant_id: ta.id,
+    user_kind: 'tenant',
+    user_id: 1,
+    method: 'GET',
+    route: '/api/v1/auth/me',
+    path: '/api/v1/auth/me',
+    status: 200,
+    user_agent: 'tap-test/1.0',
+    error_code: null,
+  });
   t.equal(okRow.query, 'tenant=hist-a&access_token=%5Bredacted%5D', 'secret-looking query values are redacted');
   t.ok(okRow.duration_ms > 0);
   t.ok(okRow.response_bytes > 0);
   t.ok(okRow.ip);
-  t.match(byReq.get(notFound.headers['x-request-id'] as string), { status: 404, error_code: 'COMPANY_NOT_FOUND', route: '/api/v1/companies/:id', tenant_id: ta.id });
+  t.match(byReq.get(notFound.headers['x-request-id'] as string), {
+    status: 404,
+    error_code: 'COMPANY_NOT_FOUND',
+    route: '/api/v1/companies/:id',
+    tenant_id: ta.id,
+  });
   t.match(byReq.get(unknown.headers['x-request-id'] as string), { status: 404, error_code: 'TENANT_NOT_FOUND', tenant_id: null, user_id: null });
   t.match(byReq.get(boom.headers['x-request-id'] as string), { status: 500, error_code: 'INTERNAL' });
   t.match(byReq.get(plat.headers['x-request-id'] as string), { status: 200, user_kind: 'platform', route: '/platform/v1/tenants' });
-  t.notOk(rows.some((r: any) => r.path === '/health'), '/health is not recorded');
+  t.notOk(
+    rows.some((r: any) => r.path === '/health'),
+    '/health is not recorded',
+  );
 });
 
 t.test('nothing secret appears in any column of any row', async (t) => {
-  await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'hist-a' }, payload: { email: 'admin@hist-a.test', password: PASSWORD } });
+  await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'x-tenant': 'hist-a' },
+    payload: { email: 'admin@hist-a.test', password: PASSWORD },
+  });
   await app.inject({ method: 'POST', url: '/api/v1/auth/refresh', headers: { 'x-tenant': 'hist-a' }, payload: { refreshToken: tokA.refreshToken } });
   await flush();
   const rows = await k('request_history').select('*');
@@ -78,7 +104,9 @@ t.test('nothing secret appears in any column of any row', async (t) => {
 
 t.test('many requests are written in few multi-row inserts', async (t) => {
   const s0 = { ...app.historyRecorder!.stats };
-  await Promise.all(Array.from({ length: 200 }, () => app.inject({ url: '/api/v1/auth/me', headers: { 'x-tenant': 'hist-b', authorization: `Bearer ${tokB.accessToken}` } })));
+  await Promise.all(
+    Array.from({ length: 200 }, () => app.inject({ url: '/api/v1/auth/me', headers: { 'x-tenant': 'hist-b', authorization: `Bearer ${tokB.accessToken}` } })),
+  );
   await flush();
   const s1 = app.historyRecorder!.stats;
   t.equal(s1.written - s0.written, 200);
@@ -86,7 +114,23 @@ t.test('many requests are written in few multi-row inserts', async (t) => {
 });
 
 function row(i: number, at: Date): HistoryRow {
-  return { createdAt: at, requestId: `outage-${i}`, tenantId: null, userId: null, userKind: null, method: 'GET', route: '/x', path: '/x', query: null, status: 200, durationMs: 1, responseBytes: 1, ip: null, userAgent: null, errorCode: null };
+  return {
+    createdAt: at,
+    requestId: `outage-${i}`,
+    tenantId: null,
+    userId: null,
+    userKind: null,
+    method: 'GET',
+    route: '/x',
+    path: '/x',
+    query: null,
+    status: 200,
+    durationMs: 1,
+    responseBytes: 1,
+    ip: null,
+    userAgent: null,
+    errorCode: null,
+  };
 }
 
 t.test('a catalog outage loses nothing under the bound; past it the oldest are dropped and counted', async (t) => {
@@ -126,7 +170,16 @@ t.test('statistics equal figures computed here from the same rows', async (t) =>
     const s = i % 10 === 0 ? 500 : i % 7 === 0 ? 404 : 200;
     durations.push(d);
     statuses.push(s);
-    rows.push({ created_at: new Date(from.getTime() + i * 20_000), request_id: `stat-${i}`, tenant_id: tenantId, method: i % 3 ? 'GET' : 'POST', route: i % 2 ? '/api/v1/a' : '/api/v1/b', path: '/p', status: s, duration_ms: d });
+    rows.push({
+      created_at: new Date(from.getTime() + i * 20_000),
+      request_id: `stat-${i}`,
+      tenant_id: tenantId,
+      method: i % 3 ? 'GET' : 'POST',
+      route: i % 2 ? '/api/v1/a' : '/api/v1/b',
+      path: '/p',
+      status: s,
+      duration_ms: d,
+    });
   }
   await k('request_history').insert(rows);
   const to = new Date(from.getTime() + 3600_000);
@@ -141,17 +194,26 @@ t.test('statistics equal figures computed here from the same rows', async (t) =>
   t.equal(s.latency.p99, nearest(0.99));
   t.equal(s.latency.max, sorted.at(-1));
   t.equal(s.latency.mean, Math.round((durations.reduce((a, b) => a + b, 0) / 137) * 1000) / 1000);
-  t.same(s.byStatus, [200, 404, 500].map((st) => ({ status: st, count: statuses.filter((x) => x === st).length })));
+  t.same(
+    s.byStatus,
+    [200, 404, 500].map((st) => ({ status: st, count: statuses.filter((x) => x === st).length })),
+  );
   const routeA = durations.filter((_, i) => i % 2).sort((a, b) => a - b);
   const a = s.byRoute.find((r) => r.route === '/api/v1/a')!;
   t.equal(a.count, routeA.length);
   t.equal(a.p95, routeA[Math.ceil(0.95 * routeA.length) - 1]);
   t.equal(s.window.bucket, 'minute');
   t.equal(s.series.length, 60, 'one point per minute of the hour, empty ones included');
-  t.equal(s.series.reduce((n, p) => n + p.count, 0), 137);
+  t.equal(
+    s.series.reduce((n, p) => n + p.count, 0),
+    137,
+  );
   const firstMinute = durations.slice(0, 3).sort((x, y) => x - y);
   t.equal(s.series[0]!.p95, firstMinute[Math.ceil(0.95 * 3) - 1]);
-  t.equal(s.byMethod.reduce((n, m) => n + m.count, 0), 137);
+  t.equal(
+    s.byMethod.reduce((n, m) => n + m.count, 0),
+    137,
+  );
 });
 
 t.test('tenant admins see their own tenant only; staff see none; platform sees all', async (t) => {
@@ -159,8 +221,14 @@ t.test('tenant admins see their own tenant only; staff see none; platform sees a
   const mine = await app.inject({ url: '/api/v1/history?pageSize=100', headers: { 'x-tenant': 'hist-a', authorization: `Bearer ${tokA.accessToken}` } });
   t.equal(mine.statusCode, 200);
   t.ok(mine.json().data.length > 0);
-  t.ok(mine.json().data.every((r: any) => r.tenantId === ta.id), 'only tenant A rows');
-  const sneaky = await app.inject({ url: `/api/v1/history/stats?tenant=hist-b`, headers: { 'x-tenant': 'hist-a', authorization: `Bearer ${tokA.accessToken}` } });
+  t.ok(
+    mine.json().data.every((r: any) => r.tenantId === ta.id),
+    'only tenant A rows',
+  );
+  const sneaky = await app.inject({
+    url: `/api/v1/history/stats?tenant=hist-b`,
+    headers: { 'x-tenant': 'hist-a', authorization: `Bearer ${tokA.accessToken}` },
+  });
   t.equal(sneaky.statusCode, 400, 'naming another tenant is a conflict, not a filter');
   const stats = await app.inject({ url: '/api/v1/history/stats', headers: { 'x-tenant': 'hist-a', authorization: `Bearer ${tokA.accessToken}` } });
   t.equal(stats.statusCode, 200);
@@ -177,13 +245,21 @@ t.test('tenant admins see their own tenant only; staff see none; platform sees a
   const one = await app.inject({ url: `/platform/v1/history/${onlyB.json().data[0].id}`, headers: { authorization: `Bearer ${ptoken}` } });
   t.equal(one.json().tenantSlug, 'hist-b');
   t.equal((await app.inject({ url: '/platform/v1/history/999999999', headers: { authorization: `Bearer ${ptoken}` } })).statusCode, 404);
-  t.equal((await app.inject({ url: '/platform/v1/history/stats?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', headers: { authorization: `Bearer ${ptoken}` } })).json().code, 'INVALID_WINDOW');
+  t.equal(
+    (
+      await app.inject({ url: '/platform/v1/history/stats?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', headers: { authorization: `Bearer ${ptoken}` } })
+    ).json().code,
+    'INVALID_WINDOW',
+  );
 });
 
 t.test('graceful close flushes what is buffered', async (t) => {
   const app2 = await buildApp({ ctx });
   await app2.ready();
-  await app2.inject({ url: '/api/v1/auth/me', headers: { 'x-tenant': 'hist-b', authorization: `Bearer ${tokB.accessToken}`, 'x-request-id': 'flush-on-close' } });
+  await app2.inject({
+    url: '/api/v1/auth/me',
+    headers: { 'x-tenant': 'hist-b', authorization: `Bearer ${tokB.accessToken}`, 'x-request-id': 'flush-on-close' },
+  });
   t.equal(app2.historyRecorder!.stats.written, 0, 'still buffered (flush interval is long)');
   await app2.close();
   t.equal((await k('request_history').where({ request_id: 'flush-on-close' })).length, 1);

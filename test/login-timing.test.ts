@@ -70,7 +70,10 @@ for (const kind of ['tenant', 'platform'] as const) {
     const wrong = median(samples.wrong);
     for (const name of ['unknown', 'inactive'] as const) {
       const ratio = median(samples[name]) / wrong;
-      t.ok(ratio > 0.75 && ratio < 1.33, `${name}: median ${median(samples[name]).toFixed(1)} ms vs wrong password ${wrong.toFixed(1)} ms (ratio ${ratio.toFixed(2)}, within 25%)`);
+      t.ok(
+        ratio > 0.75 && ratio < 1.33,
+        `${name}: median ${median(samples[name]).toFixed(1)} ms vs wrong password ${wrong.toFixed(1)} ms (ratio ${ratio.toFixed(2)}, within 25%)`,
+      );
     }
   });
 }

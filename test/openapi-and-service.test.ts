@@ -16,7 +16,14 @@ t.test('health, ready and metrics answer', async (t) => {
   const metrics = await app.inject('/metrics');
   t.equal(metrics.statusCode, 200);
   t.match(metrics.headers['content-type'], /text\/plain/);
-  for (const name of ['silo_tenant_pools_open', 'silo_tenant_connections_open', 'silo_tenant_connections_idle', 'silo_tenant_pool_evictions_total', 'silo_tenant_pool_waits_total', 'silo_http_request_duration_seconds']) {
+  for (const name of [
+    'silo_tenant_pools_open',
+    'silo_tenant_connections_open',
+    'silo_tenant_connections_idle',
+    'silo_tenant_pool_evictions_total',
+    'silo_tenant_pool_waits_total',
+    'silo_http_request_duration_seconds',
+  ]) {
     t.match(metrics.body, new RegExp(`^# TYPE ${name} `, 'm'), name);
   }
 });
@@ -28,7 +35,13 @@ t.test('the OpenAPI document is valid and covers both APIs with both bearer sche
   await t.resolves(SwaggerParser.validate(structuredClone(doc)), 'swagger-parser validates it');
   t.ok(doc.components.securitySchemes.tenantBearer);
   t.ok(doc.components.securitySchemes.platformBearer);
-  for (const path of ['/api/v1/auth/login', '/api/v1/users/{id}', '/platform/v1/tenants', '/platform/v1/tenants/{slug}/migrate', '/platform/v1/operations/{id}']) {
+  for (const path of [
+    '/api/v1/auth/login',
+    '/api/v1/users/{id}',
+    '/platform/v1/tenants',
+    '/platform/v1/tenants/{slug}/migrate',
+    '/platform/v1/operations/{id}',
+  ]) {
     t.ok(doc.paths[path], path);
   }
   t.ok(doc.paths['/api/v1/auth/login'].post.requestBody, 'request bodies come from zod');

@@ -13,7 +13,8 @@ const LATEST = await latestTenantMigration();
 const root = rootKnex();
 t.teardown(() => root.destroy());
 /** Columns of every table of a database (a migration that drops a table or a column lowers it). */
-const columnCount = async (database: string) => Number((await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: database }).count({ n: '*' }).first())?.n);
+const columnCount = async (database: string) =>
+  Number((await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: database }).count({ n: '*' }).first())?.n);
 
 t.test('create provisions database, DML-only user, migrations and the first admin', async (t) => {
   const { result, json } = await runCliJson<any>(['tenants', 'create', 'acme', '--name', 'Acme Inc', '--admin-email', 'Boss@Acme.test'], env);
@@ -36,7 +37,10 @@ t.test('create provisions database, DML-only user, migrations and the first admi
 t.test('list and show', async (t) => {
   await runCliJson(['tenants', 'create', 'globex', '--admin-password', 'correct horse battery'], env);
   const { json: list } = await runCliJson<any[]>(['tenants', 'list'], env);
-  t.same(list.map((x) => x.slug), ['acme', 'globex']);
+  t.same(
+    list.map((x) => x.slug),
+    ['acme', 'globex'],
+  );
   const { json: active } = await runCliJson<any[]>(['tenants', 'list', '--status', 'suspended'], env);
   t.same(active, []);
   const bad = await runCli(['tenants', 'list', '--status', 'bogus'], env);
@@ -172,7 +176,11 @@ t.test('recreate asks for the slug, then wipes data and provisions afresh', asyn
   t.equal(json.tenant.status, 'active');
   t.ok(json.admin.password);
   const users = await ctx.admin.withTenantDatabase(acme, (k) => k('users').select('email'));
-  t.same(users.map((u: any) => u.email), ['boss@acme.test'], 'only the new admin remains');
+  t.same(
+    users.map((u: any) => u.email),
+    ['boss@acme.test'],
+    'only the new admin remains',
+  );
   const typed = await runCli(['tenants', 'recreate', 'globex', '--no-backup'], env, 'globex\n');
   t.equal(typed.code, 0, typed.stderr);
 });
@@ -197,7 +205,11 @@ t.test('delete drops database and user; the slug stays reserved', async (t) => {
   const shown = await runCliJson<any>(['tenants', 'show', 'globex'], env);
   t.equal(shown.json.status, 'deleted');
   const { json: ops } = await runCliJson<any[]>(['operations', 'list', '--tenant', 'globex'], env);
-  t.same(ops.map((o) => `${o.kind}:${o.status}`), ['delete:succeeded', 'recreate:succeeded', 'domain-add:failed', 'create:succeeded'], 'the refused domain is journaled too');
+  t.same(
+    ops.map((o) => `${o.kind}:${o.status}`),
+    ['delete:succeeded', 'recreate:succeeded', 'domain-add:failed', 'create:succeeded'],
+    'the refused domain is journaled too',
+  );
   t.match(ops[2].error, /already in use/);
 });
 
@@ -207,7 +219,10 @@ t.test('repair --all finds orphans and prunes them only when asked', async (t) =
   await sql.ensureUser({ user: `${names.prefix}stray`, host: '%' }, 'x-password-x', 5);
   const { json } = await runCliJson<any>(['tenants', 'repair', '--all'], env);
   t.same(json.orphans.databases, [`${names.prefix}stray`]);
-  t.same(json.orphans.users.map((u: any) => u.user), [`${names.prefix}stray`]);
+  t.same(
+    json.orphans.users.map((u: any) => u.user),
+    [`${names.prefix}stray`],
+  );
   t.same((await prefixedObjects(names.prefix)).databases, [`${names.prefix}acme`, `${names.prefix}stray`], 'nothing pruned');
   const { json: pruned } = await runCliJson<any>(['tenants', 'repair', '--all', '--prune-orphans'], env);
   t.equal(pruned.orphans.pruned, true);

@@ -66,24 +66,27 @@ async function traces(slug: string) {
 }
 
 for (const nodeEnv of [undefined, 'production', 'test']) {
-  t.test(`NODE_ENV=${nodeEnv ?? '(unset)'} without SILO_SECRET_KEY: tenants create exits 2 with one line naming SILO_SECRET_KEY and silo init, and creates nothing`, async (t) => {
-    const slug = `nokey-${nodeEnv ?? 'unset'}`;
-    const before = await traces(slug);
-    const r = await cli(['tenants', 'create', slug], keyless(nodeEnv));
-    t.equal(r.code, 2, `exit code 2 (stderr: ${r.stderr})`);
-    const lines = r.stderr.trim().split('\n');
-    t.equal(lines.length, 1, 'one line on stderr');
-    t.match(lines[0], /SILO_SECRET_KEY/);
-    t.match(lines[0], /silo init/);
-    t.equal(r.stdout, '', 'nothing on stdout');
-    t.same(await traces(slug), { ...before, catalogRows: 0 }, 'no catalog row, no database, no account');
+  t.test(
+    `NODE_ENV=${nodeEnv ?? '(unset)'} without SILO_SECRET_KEY: tenants create exits 2 with one line naming SILO_SECRET_KEY and silo init, and creates nothing`,
+    async (t) => {
+      const slug = `nokey-${nodeEnv ?? 'unset'}`;
+      const before = await traces(slug);
+      const r = await cli(['tenants', 'create', slug], keyless(nodeEnv));
+      t.equal(r.code, 2, `exit code 2 (stderr: ${r.stderr})`);
+      const lines = r.stderr.trim().split('\n');
+      t.equal(lines.length, 1, 'one line on stderr');
+      t.match(lines[0], /SILO_SECRET_KEY/);
+      t.match(lines[0], /silo init/);
+      t.equal(r.stdout, '', 'nothing on stdout');
+      t.same(await traces(slug), { ...before, catalogRows: 0 }, 'no catalog row, no database, no account');
 
-    const j = await cli(['tenants', 'create', slug, '--json'], keyless(nodeEnv));
-    t.equal(j.code, 2);
-    const parsed = JSON.parse(j.stdout) as { error: { code: string; message: string } };
-    t.equal(parsed.error.code, 'INVALID_CONFIGURATION');
-    t.match(parsed.error.message, /SILO_SECRET_KEY.*silo init/);
-  });
+      const j = await cli(['tenants', 'create', slug, '--json'], keyless(nodeEnv));
+      t.equal(j.code, 2);
+      const parsed = JSON.parse(j.stdout) as { error: { code: string; message: string } };
+      t.equal(parsed.error.code, 'INVALID_CONFIGURATION');
+      t.match(parsed.error.message, /SILO_SECRET_KEY.*silo init/);
+    },
+  );
 }
 
 t.test('commands that need no key work without one (NODE_ENV=production)', async (t) => {
@@ -119,7 +122,10 @@ t.test('NODE_ENV=development without a key uses the development key', async (t) 
   const r = await cli(['tenants', 'create', 'devkey-a', '--json'], vars);
   t.equal(r.code, 0, r.stderr);
   const row = await ctx.catalog.knex('tenants').where({ slug: 'devkey-a' }).first('db_password_enc');
-  t.ok(decryptSecret((row as { db_password_enc: string }).db_password_enc, Buffer.from(DEV_SECRET_KEY, 'base64')), 'the stored password opens with the development key');
+  t.ok(
+    decryptSecret((row as { db_password_enc: string }).db_password_enc, Buffer.from(DEV_SECRET_KEY, 'base64')),
+    'the stored password opens with the development key',
+  );
   // Put the default server back under the test's own key for the other tests.
   await ctx.catalog.servers.upsert('default', ctx.config.tenantDb);
 });
@@ -208,5 +214,9 @@ t.test('values of the v1 format (no key id) are still read, with the current or 
   const parts = v2.split('.');
   parts[1] = keyId(a);
   t.throws(() => createKeyring({ current: a }).decrypt(parts.join('.')), { code: 'SECRET_UNREADABLE' }, 'a value whose key id was changed is refused');
-  t.throws(() => loadConfig({ SILO_SECRET_KEY: DEV_SECRET_KEY, NODE_ENV: 'production' }).secrets.encrypt('x'), /development key published/, 'the published key counts as no key outside development');
+  t.throws(
+    () => loadConfig({ SILO_SECRET_KEY: DEV_SECRET_KEY, NODE_ENV: 'production' }).secrets.encrypt('x'),
+    /development key published/,
+    'the published key counts as no key outside development',
+  );
 });

@@ -100,7 +100,10 @@ t.test('secrets rotate: every stored secret moves to the new key, resumably, rea
   const done = [...before.keys()].filter((_, i) => i % 2 === 0);
   for (const k of done) {
     const [, table, column, id] = /^(\w+)\.(\w+)#(\d+)$/.exec(k)!;
-    await ctx.catalog.knex(table!).where({ id: Number(id) }).update({ [column!]: bothConfig.secrets.encrypt(plain.get(k)!) });
+    await ctx.catalog
+      .knex(table!)
+      .where({ id: Number(id) })
+      .update({ [column!]: bothConfig.secrets.encrypt(plain.get(k)!) });
   }
   await serve();
 
@@ -181,10 +184,12 @@ t.test('tenants rotate-credentials under load: zero failed requests; the old pas
   const bursts = async () => {
     while (!stop) {
       const until = Date.now() + 300;
-      await Promise.all(Array.from({ length: 6 }, async (_, i) => {
-        let n = i;
-        while (!stop && Date.now() < until) await request(slugs[n++ % slugs.length]!);
-      }));
+      await Promise.all(
+        Array.from({ length: 6 }, async (_, i) => {
+          let n = i;
+          while (!stop && Date.now() < until) await request(slugs[n++ % slugs.length]!);
+        }),
+      );
       await new Promise((r) => setTimeout(r, 1500));
     }
   };
@@ -223,7 +228,10 @@ t.test('tenants rotate-credentials under load: zero failed requests; the old pas
     t.not(fresh, old, `${tenant.slug} has a new password`);
     for (const out of [rotated.stdout, rotated.stderr]) t.notOk(out.includes(fresh) || out.includes(old), 'no password in the output');
     const ops = await ctx.catalog.operations.list({ tenantId: tenant.id, limit: 5 });
-    t.ok(ops.some((o) => o.kind === 'rotate-credentials' && o.status === 'succeeded'), 'journaled as a succeeded operation');
+    t.ok(
+      ops.some((o) => o.kind === 'rotate-credentials' && o.status === 'succeeded'),
+      'journaled as a succeeded operation',
+    );
     t.notOk(JSON.stringify(ops).includes(fresh), 'no password in the operations');
 
     const connect = async (password: string) => {
@@ -261,7 +269,11 @@ t.test('rotate-credentials killed after each step: the API is never locked out, 
     for (const finish of ['repair', 'rotate-credentials'] as const) {
       const slug = `crash-${i}-${finish === 'repair' ? 'r' : 'c'}`;
       const tenant = await makeTenant(ctx, slug);
-      const killed = await cli(['tenants', 'rotate-credentials', slug], { ...env, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER: `rotate-credentials:${step}` });
+      const killed = await cli(['tenants', 'rotate-credentials', slug], {
+        ...env,
+        SILO_ENABLE_FAULTS: '1',
+        SILO_FAULT_KILL_AFTER: `rotate-credentials:${step}`,
+      });
       t.equal(killed.signal, 'SIGKILL', `killed after ${step} (${killed.stderr.trim()})`);
       const op = (await ctx.catalog.operations.list({ tenantId: tenant.id, limit: 1 }))[0]!;
       t.match(op, { kind: 'rotate-credentials', status: 'running', step }, 'the operation says how far it got');
@@ -275,7 +287,10 @@ t.test('rotate-credentials killed after each step: the API is never locked out, 
 
       const fin = await cli(finish === 'repair' ? ['tenants', 'repair', slug, '--json'] : ['tenants', 'rotate-credentials', slug, '--json'], env);
       t.equal(fin.code, 0, `${finish} after a crash at ${step} succeeds (${fin.stderr}${fin.stdout.slice(0, 300)})`);
-      const row = (await ctx.catalog.knex('tenants').where({ id: tenant.id }).first('db_password_enc', 'db_password_prev_enc')) as { db_password_enc: string; db_password_prev_enc: string | null };
+      const row = (await ctx.catalog.knex('tenants').where({ id: tenant.id }).first('db_password_enc', 'db_password_prev_enc')) as {
+        db_password_enc: string;
+        db_password_prev_enc: string | null;
+      };
       t.equal(row.db_password_prev_enc, null, 'no previous password is kept');
       t.equal(await connect(tenant, ctx.config.secrets.decrypt(row.db_password_enc)), 'ok', 'the server has the catalog password');
       t.equal(await connect(tenant, decryptSecret(tenant.dbPasswordEnc, OLD)), 1045, 'the password before the rotation is refused');

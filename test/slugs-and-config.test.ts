@@ -10,7 +10,24 @@ import { prefixedObjects } from './fixtures/mysql-state.js';
 
 const { env, names, ctx } = await setupSilo(t);
 
-const BAD_SLUGS = ['A', 'ab', 'acme;drop', '../x', 'a'.repeat(64), 'admin', 'ünïcode', 'Acme', 'acme-', '-acme', '1acme', 'ac me', "ac'me", 'ac`me', 'acme\n', ''];
+const BAD_SLUGS = [
+  'A',
+  'ab',
+  'acme;drop',
+  '../x',
+  'a'.repeat(64),
+  'admin',
+  'ünïcode',
+  'Acme',
+  'acme-',
+  '-acme',
+  '1acme',
+  'ac me',
+  "ac'me",
+  'ac`me',
+  'acme\n',
+  '',
+];
 
 t.test('bad slugs are refused with a clear message and create nothing', async (t) => {
   for (const slug of BAD_SLUGS) {

@@ -49,7 +49,11 @@ t.test('concurrent requests right after the kill all succeed', async (t) => {
   await warm();
   t.ok((await killTenantConnections()) > 0);
   const res = await Promise.all(Array.from({ length: 6 }, () => me()));
-  t.same(res.map((r) => r.statusCode), Array(6).fill(200), res.map((r) => r.body).join('\n'));
+  t.same(
+    res.map((r) => r.statusCode),
+    Array(6).fill(200),
+    res.map((r) => r.body).join('\n'),
+  );
 });
 
 t.test('concurrent writes right after the kill all succeed, each exactly once', async (t) => {
@@ -57,11 +61,24 @@ t.test('concurrent writes right after the kill all succeed, each exactly once', 
   t.ok((await killTenantConnections()) > 0);
   const names = Array.from({ length: 4 }, (_, i) => `Burst ${i}`);
   const res = await Promise.all(
-    names.map((name) => app.inject({ method: 'POST', url: '/api/v1/companies', headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` }, payload: { name } })),
+    names.map((name) =>
+      app.inject({ method: 'POST', url: '/api/v1/companies', headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` }, payload: { name } }),
+    ),
   );
-  t.same(res.map((r) => r.statusCode), Array(4).fill(201), res.map((r) => r.body).join('\n'));
+  t.same(
+    res.map((r) => r.statusCode),
+    Array(4).fill(201),
+    res.map((r) => r.body).join('\n'),
+  );
   const list = await app.inject({ url: '/api/v1/companies?pageSize=100&q=Burst', headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` } });
-  t.same(list.json().data.map((c: { name: string }) => c.name).filter((n: string) => n.startsWith('Burst')).sort(), names);
+  t.same(
+    list
+      .json()
+      .data.map((c: { name: string }) => c.name)
+      .filter((n: string) => n.startsWith('Burst'))
+      .sort(),
+    names,
+  );
 });
 
 t.test("the tenant's pool retries reads and unstarted transactions once on a fresh connection", async (t) => {
@@ -101,13 +118,21 @@ t.test('writes and sign-in also recover', async (t) => {
   for (let round = 0; round < 3; round++) {
     await warm();
     t.ok((await killTenantConnections()) > 0);
-    const created = await app.inject({ method: 'POST', url: '/api/v1/companies', headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` }, payload: { name: `Phoenix ${round}` } });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/v1/companies',
+      headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` },
+      payload: { name: `Phoenix ${round}` },
+    });
     t.equal(created.statusCode, 201, `create after kill ${round + 1}: ${created.body}`);
     await warm();
     await killTenantConnections();
     await t.resolves(login(app, 'phoenix'), `sign-in after kill ${round + 1}`);
   }
   const list = await app.inject({ url: '/api/v1/companies?pageSize=100', headers: { 'x-tenant': 'phoenix', authorization: `Bearer ${accessToken}` } });
-  const phoenix = list.json().data.map((c: { name: string }) => c.name).filter((n: string) => n.startsWith('Phoenix'));
+  const phoenix = list
+    .json()
+    .data.map((c: { name: string }) => c.name)
+    .filter((n: string) => n.startsWith('Phoenix'));
   t.same(phoenix.sort(), ['Phoenix 0', 'Phoenix 1', 'Phoenix 2'], 'each write happened exactly once');
 });

@@ -33,7 +33,10 @@ t.test('a tenant account reads and writes its own database', async (t) => {
   const k = connectAs(red, red.databaseName);
   await k('users').insert({ email: 'x@red.test', password_hash: 'h', role: 'staff' });
   const rows = await k('users').select('email').orderBy('email');
-  t.same(rows.map((r: any) => r.email), ['admin@red.localhost', 'x@red.test']);
+  t.same(
+    rows.map((r: any) => r.email),
+    ['admin@red.localhost', 'x@red.test'],
+  );
   await k('users').where({ email: 'x@red.test' }).update({ role: 'manager' });
   t.equal(await k('users').where({ email: 'x@red.test' }).delete(), 1);
 });

@@ -48,8 +48,15 @@ t.test('two concurrent migrate --all runs apply each migration once per tenant',
     const runs = await ctx.admin.withTenantDatabase(tenant, (k) => k('probe_runs').count({ n: '*' }).first());
     t.equal(Number(runs?.n), 1, `${slug}: the probe migration ran exactly once`);
   }
-  const migrated = [...a.json.tenants, ...b.json.tenants].filter((r: any) => r.outcome === 'migrated').map((r: any) => r.slug).sort();
-  t.same(migrated, slugs.filter((s) => s !== 'delta'), 'each healthy tenant migrated by exactly one runner');
+  const migrated = [...a.json.tenants, ...b.json.tenants]
+    .filter((r: any) => r.outcome === 'migrated')
+    .map((r: any) => r.slug)
+    .sort();
+  t.same(
+    migrated,
+    slugs.filter((s) => s !== 'delta'),
+    'each healthy tenant migrated by exactly one runner',
+  );
 });
 
 t.test('a failing tenant stays in maintenance with the reason; the others are active', async (t) => {

@@ -26,7 +26,10 @@ t.teardown(() => root.destroy());
 
 /** Tenant connections open on the server now: in total, and the most held by one account. */
 async function serverConnections(): Promise<{ total: number; perUser: number }> {
-  const [rows] = await root.raw('SELECT USER AS user, COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE LEFT(USER, ?) = ? GROUP BY USER', [names.prefix.length, names.prefix]);
+  const [rows] = await root.raw('SELECT USER AS user, COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE LEFT(USER, ?) = ? GROUP BY USER', [
+    names.prefix.length,
+    names.prefix,
+  ]);
   const counts = (rows as Array<{ n: number | string }>).map((r) => Number(r.n));
   return { total: counts.reduce((a, b) => a + b, 0), perUser: Math.max(0, ...counts) };
 }
@@ -78,7 +81,9 @@ t.test(`${TENANTS} tenants are served with at most ${MAX_TENANTS * MAX_PER_TENAN
   }
   const loadMs = Date.now() - loadStarted;
   const stats = app.tenantConnections.stats();
-  t.comment(`${order.length} requests in ${(loadMs / 1000).toFixed(1)} s; ${seen.samples} PROCESSLIST samples; max ${seen.total} tenant connections (${seen.perUser} for one tenant); ${JSON.stringify(stats)}`);
+  t.comment(
+    `${order.length} requests in ${(loadMs / 1000).toFixed(1)} s; ${seen.samples} PROCESSLIST samples; max ${seen.total} tenant connections (${seen.perUser} for one tenant); ${JSON.stringify(stats)}`,
+  );
 
   t.same(failures.slice(0, 5), [], `all ${order.length} requests answered 200 with their own tenant's user`);
   t.ok(seen.samples >= 5, `PROCESSLIST was sampled during the load (${seen.samples} times)`);

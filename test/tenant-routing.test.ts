@@ -23,7 +23,6 @@ const moodyToken = (await login(app, 'moody')).accessToken;
 const me = (headers: Record<string, string>, query = '', token = acme) =>
   app.inject({ url: `/api/v1/auth/me${query}`, headers: { authorization: `Bearer ${token}`, ...headers } });
 
-
 t.test('each identification source routes to its tenant', async (t) => {
   const ways: Array<[string, Record<string, string>, string]> = [
     ['subdomain', { host: 'acme.localhost' }, ''],
@@ -51,9 +50,19 @@ t.test('sign-in works through every source', async (t) => {
     t.equal(res.statusCode, 200, `${name}: ${res.body}`);
     t.type(res.json().accessToken, 'string');
   }
-  const viaDomain = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { host: 'crm.acme-corp.example' }, payload: { email: 'admin@acme.test', password: PASSWORD } });
+  const viaDomain = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { host: 'crm.acme-corp.example' },
+    payload: { email: 'admin@acme.test', password: PASSWORD },
+  });
   t.equal(viaDomain.statusCode, 200, 'custom domain');
-  const wrongTenant = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'globex' }, payload: { email: 'admin@acme.test', password: PASSWORD } });
+  const wrongTenant = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'x-tenant': 'globex' },
+    payload: { email: 'admin@acme.test', password: PASSWORD },
+  });
   t.equal(wrongTenant.statusCode, 401, "acme's admin does not exist in globex");
 });
 
@@ -82,7 +91,12 @@ t.test('two sources naming different tenants are a 400 TENANT_CONFLICT', async (
     t.comment(`${name}: ${res.json().detail}`);
   }
   // The login route answers the same, before reading any credentials.
-  const login = await app.inject({ method: 'POST', url: '/api/v1/auth/login?tenant=globex', headers: { 'x-tenant': 'acme' }, payload: { email: 'admin@acme.test', password: PASSWORD } });
+  const login = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login?tenant=globex',
+    headers: { 'x-tenant': 'acme' },
+    payload: { email: 'admin@acme.test', password: PASSWORD },
+  });
   isProblem(t, login, 400, 'TENANT_CONFLICT');
 });
 
@@ -114,7 +128,12 @@ t.test('a suspended tenant is a 403 TENANT_SUSPENDED, even with a valid token', 
   await suspendTenant(ctx, 'moody', 'test', 'unpaid');
   isProblem(t, await me({ 'x-tenant': 'moody' }, '', moodyToken), 403, 'TENANT_SUSPENDED');
   isProblem(t, await me({ host: 'moody.localhost' }, '', moodyToken), 403, 'TENANT_SUSPENDED');
-  const signIn = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'moody' }, payload: { email: 'admin@moody.test', password: PASSWORD } });
+  const signIn = await app.inject({
+    method: 'POST',
+    url: '/api/v1/auth/login',
+    headers: { 'x-tenant': 'moody' },
+    payload: { email: 'admin@moody.test', password: PASSWORD },
+  });
   isProblem(t, signIn, 403, 'TENANT_SUSPENDED');
   await ctx.catalog.tenants.update(moody.id, { status: 'active', statusReason: null, suspendedAt: null });
   app.tenantResolver.invalidate('moody');
@@ -164,10 +183,16 @@ t.test('a flood of requests for an unknown tenant reaches the catalog only a few
   const burst = await Promise.all(Array.from({ length: 250 }, (_, i) => me(i % 2 ? { 'x-tenant': 'phantom' } : { host: 'phantom.localhost' })));
   for (let i = 0; i < 250; i++) burst.push(await me({}, '?tenant=phantom'));
   t.equal(burst.length, 500);
-  t.ok(burst.every((r) => r.statusCode === 404 && r.json().code === 'TENANT_NOT_FOUND'), 'all 500 are 404 TENANT_NOT_FOUND');
+  t.ok(
+    burst.every((r) => r.statusCode === 404 && r.json().code === 'TENANT_NOT_FOUND'),
+    'all 500 are 404 TENANT_NOT_FOUND',
+  );
   t.ok(lookups.slug >= 1 && lookups.slug <= 3, `500 requests made ${lookups.slug} catalog lookup(s) by slug`);
 
   const domains = await Promise.all(Array.from({ length: 200 }, () => me({ host: 'crm.phantom.example' })));
-  t.ok(domains.every((r) => r.statusCode === 404), 'all unknown-domain requests are 404');
+  t.ok(
+    domains.every((r) => r.statusCode === 404),
+    'all unknown-domain requests are 404',
+  );
   t.ok(lookups.domain >= 1 && lookups.domain <= 3, `200 requests made ${lookups.domain} catalog lookup(s) by domain`);
 });

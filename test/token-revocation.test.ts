@@ -102,7 +102,11 @@ t.test('silo tenants revoke-tokens refuses every earlier token in every API proc
 
   // The CLI is another process: both apps learn of it through their change watchers.
   for (const on of [app, app2]) {
-    const { res, ms } = await eventually(() => me('tr-revoke-cli', before.accessToken, on), (r) => r.statusCode === 401, 10 * POLL_MS + 2000);
+    const { res, ms } = await eventually(
+      () => me('tr-revoke-cli', before.accessToken, on),
+      (r) => r.statusCode === 401,
+      10 * POLL_MS + 2000,
+    );
     isProblem(t, res, 401, 'TOKEN_REVOKED');
     t.ok(ms < 10 * POLL_MS + 2000, `refused after ${ms} ms`);
   }
@@ -129,7 +133,12 @@ t.test('POST /platform/v1/tenants/{slug}/revoke-tokens (operators only) refuses 
   isProblem(t, await refresh('tr-revoke-api', before.refreshToken), 401, 'TOKEN_REVOKED');
   const after = await login(app, 'tr-revoke-api');
   t.equal((await me('tr-revoke-api', after.accessToken)).statusCode, 200, 'a new sign-in works');
-  isProblem(t, await app.inject({ method: 'POST', url: '/platform/v1/tenants/tr-nobody/revoke-tokens', headers: { authorization: `Bearer ${operator}` } }), 404, 'TENANT_NOT_FOUND');
+  isProblem(
+    t,
+    await app.inject({ method: 'POST', url: '/platform/v1/tenants/tr-nobody/revoke-tokens', headers: { authorization: `Bearer ${operator}` } }),
+    404,
+    'TENANT_NOT_FOUND',
+  );
 });
 
 t.test("a deactivated user's access token is refused within one poll interval by another API process", async (t) => {
@@ -141,7 +150,11 @@ t.test("a deactivated user's access token is refused within one poll interval by
 
   t.equal((await call(app, 'tr-deact', admin, 'DELETE', `/api/v1/users/${id}`)).statusCode, 200);
   isProblem(t, await call(app, 'tr-deact', sam.accessToken, 'GET', '/api/v1/companies'), 401, 'TOKEN_REVOKED');
-  const { res, ms } = await eventually(() => call(app2, 'tr-deact', sam.accessToken, 'GET', '/api/v1/companies'), (r) => r.statusCode === 401, 5000);
+  const { res, ms } = await eventually(
+    () => call(app2, 'tr-deact', sam.accessToken, 'GET', '/api/v1/companies'),
+    (r) => r.statusCode === 401,
+    5000,
+  );
   isProblem(t, res, 401, 'TOKEN_REVOKED');
   t.ok(ms <= 3 * POLL_MS + 500, `refused by the other process after ${ms} ms (poll interval ${POLL_MS} ms)`);
   t.equal((await call(app2, 'tr-deact', admin, 'GET', '/api/v1/companies')).statusCode, 200, "other users' tokens still work");
@@ -164,7 +177,11 @@ t.test('a lowered role applies at once: a manager-only route is refused to the o
 
   t.equal((await call(app, 'tr-role', admin, 'PATCH', `/api/v1/users/${id}`, { role: 'staff' })).statusCode, 200);
   isProblem(t, await rename(mia.accessToken, 'Acme 3'), 401, 'TOKEN_REVOKED');
-  const { res } = await eventually(() => rename(mia.accessToken, 'Acme 4', app2), (r) => r.statusCode === 401, 5000);
+  const { res } = await eventually(
+    () => rename(mia.accessToken, 'Acme 4', app2),
+    (r) => r.statusCode === 401,
+    5000,
+  );
   isProblem(t, res, 401, 'TOKEN_REVOKED');
   const refreshed = await refresh('tr-role', mia.refreshToken);
   t.equal(refreshed.statusCode, 200, 'a role change keeps the sessions: refresh gives a token with the new role');
@@ -181,7 +198,11 @@ t.test('a password reset refuses the old access token', async (t) => {
   const newPassword = 'another long passphrase 42';
   t.equal((await call(app, 'tr-reset', admin, 'PATCH', `/api/v1/users/${id}`, { password: newPassword })).statusCode, 200);
   isProblem(t, await me('tr-reset', pat.accessToken), 401, 'TOKEN_REVOKED');
-  const { res } = await eventually(() => me('tr-reset', pat.accessToken, app2), (r) => r.statusCode === 401, 5000);
+  const { res } = await eventually(
+    () => me('tr-reset', pat.accessToken, app2),
+    (r) => r.statusCode === 401,
+    5000,
+  );
   isProblem(t, res, 401, 'TOKEN_REVOKED');
   isProblem(t, await refresh('tr-reset', pat.refreshToken), 401, 'REFRESH_TOKEN_REUSED');
   const again = await login(app, 'tr-reset', 'pat@tr-reset.test', newPassword);
@@ -241,7 +262,8 @@ t.test("the two migrations' down undoes any prefix of their up (one column per s
   await k.raw('CREATE TABLE ??.users (id BIGINT PRIMARY KEY)', [db]);
   const kdb = createMysqlKnex(parseMysqlUrl(`${MYSQL_URL}/${db}`), { min: 0, max: 1 });
   t.teardown(() => kdb.destroy());
-  const columns = async (table: string) => (await k('information_schema.COLUMNS').where({ TABLE_SCHEMA: db, TABLE_NAME: table }).orderBy('ORDINAL_POSITION').pluck('COLUMN_NAME')) as string[];
+  const columns = async (table: string) =>
+    (await k('information_schema.COLUMNS').where({ TABLE_SCHEMA: db, TABLE_NAME: table }).orderBy('ORDINAL_POSITION').pluck('COLUMN_NAME')) as string[];
   const params = { name: 'test', context: kdb };
   const cases = [
     { m: catalogMigration, table: 'tenants', steps: ['generation INT UNSIGNED NOT NULL DEFAULT 1', 'auth_version INT UNSIGNED NOT NULL DEFAULT 0'] },

@@ -78,7 +78,10 @@ t.test('config: SILO_TRUST_PROXY is off, a hop count, or proxy addresses/CIDRs; 
     } catch (err) {
       caught = err;
     }
-    t.ok(caught instanceof ConfigError && caught.variable === 'SILO_TRUST_PROXY', `${JSON.stringify(bad)} is refused with a ConfigError naming SILO_TRUST_PROXY`);
+    t.ok(
+      caught instanceof ConfigError && caught.variable === 'SILO_TRUST_PROXY',
+      `${JSON.stringify(bad)} is refused with a ConfigError naming SILO_TRUST_PROXY`,
+    );
     t.match((caught as Error | undefined)?.message, /^invalid configuration: SILO_TRUST_PROXY: /);
   }
 });
@@ -113,13 +116,20 @@ t.test('the request history row and the request log line record the address the 
   const reqId = res.headers['x-request-id'];
   await app.historyRecorder!.flush(true);
   const rows: Array<{ ip: string }> = await ctx.catalog.knex('request_history').where({ request_id: reqId }).select('ip');
-  t.same(rows.map((r) => r.ip), ['198.51.100.40'], 'history ip');
+  t.same(
+    rows.map((r) => r.ip),
+    ['198.51.100.40'],
+    'history ip',
+  );
   const logged = lines.filter((l) => l.reqId === reqId && l.msg === 'incoming request');
   t.equal(logged.length, 1);
   t.equal((logged[0]?.req as { remoteAddress?: string } | undefined)?.remoteAddress, '198.51.100.40', 'log remoteAddress');
   const all = await ctx.catalog.knex('request_history').where('path', '/api/v1/auth/login').select('ip');
   t.ok(all.length >= LOGIN_LIMIT + 5, 'every login attempt is recorded');
-  t.ok(all.every((r: { ip: string }) => r.ip === CLIENT || r.ip.startsWith('198.51.100.')), 'no spoofed left-most value in the history');
+  t.ok(
+    all.every((r: { ip: string }) => r.ip === CLIENT || r.ip.startsWith('198.51.100.')),
+    'no spoofed left-most value in the history',
+  );
 });
 
 t.test('with a proxy list, only the listed proxies are believed', async (t) => {

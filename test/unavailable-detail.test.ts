@@ -37,14 +37,32 @@ async function setup(extra: Record<string, string>) {
 const noBucket = await setup({ SILO_S3_BUCKET: 'no-such-bucket-503' });
 const badDump = await setup({ SILO_MYSQLDUMP_PATH: tool, SILO_MYSQL_CLIENT_PATH: tool });
 
-const INTERNALS = [/no-such-bucket/i, /bucket/i, /tenants\/\d+\//, /S3 /, /mysqldump|mariadb-dump/i, /tx_secret_dump_user/, /10\.9\.8\.7/, /Access denied/i, /exited with/];
+const INTERNALS = [
+  /no-such-bucket/i,
+  /bucket/i,
+  /tenants\/\d+\//,
+  /S3 /,
+  /mysqldump|mariadb-dump/i,
+  /tx_secret_dump_user/,
+  /10\.9\.8\.7/,
+  /Access denied/i,
+  /exited with/,
+];
 
 t.test('an S3 failure during an upload answers 503 STORAGE_UNAVAILABLE with a generic detail; the log has the S3 text', async (t) => {
   const { app, token, out } = noBucket;
-  const co = (await app.inject({ method: 'POST', url: '/api/v1/companies', headers: { 'x-tenant': 'five-oh-three', authorization: `Bearer ${token}` }, payload: { name: 'Co' } })).json();
+  const co = (
+    await app.inject({
+      method: 'POST',
+      url: '/api/v1/companies',
+      headers: { 'x-tenant': 'five-oh-three', authorization: `Bearer ${token}` },
+      payload: { name: 'Co' },
+    })
+  ).json();
   const boundary = 'b503';
   const res = await app.inject({
-    method: 'POST', url: `/api/v1/companies/${co.id}/attachments`,
+    method: 'POST',
+    url: `/api/v1/companies/${co.id}/attachments`,
     headers: { 'x-tenant': 'five-oh-three', authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
     payload: `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--\r\n`,
   });
@@ -57,7 +75,11 @@ t.test('an S3 failure during an upload answers 503 STORAGE_UNAVAILABLE with a ge
 t.test('a dump tool failure before a delete answers 503 BACKUP_FAILED with a generic detail; the log has the tool text', async (t) => {
   const { app, ctx, out } = badDump;
   const op = await platformLogin(app, ctx, 'operator');
-  const res = await app.inject({ method: 'DELETE', url: '/platform/v1/tenants/five-oh-three?confirm=five-oh-three', headers: { authorization: `Bearer ${op}` } });
+  const res = await app.inject({
+    method: 'DELETE',
+    url: '/platform/v1/tenants/five-oh-three?confirm=five-oh-three',
+    headers: { authorization: `Bearer ${op}` },
+  });
   const p = isProblem(t, res, 503, 'BACKUP_FAILED');
   for (const re of INTERNALS) t.notMatch(p.detail, re, `the detail (${p.detail}) does not match ${re}`);
   t.match(out.logged, /tx_secret_dump_user/, 'the log has the dump tool text');

@@ -105,7 +105,11 @@ t.test(`${FLOOD} requests naming unknown tenants, spread over addresses below th
   const ms = Date.now() - started;
   const delta = (await comSelect()) - before;
   t.comment(`Com_select delta for ${FLOOD} unknown names: ${delta} (in ${ms} ms, poll interval ${POLL_MS} ms); answers: ${JSON.stringify(statuses)}`);
-  t.same(Object.keys(statuses).sort(), ['404 TENANT_NOT_FOUND', '404 TENANT_REQUIRED'], 'every answer is a 404 (an unknown custom domain names no tenant), none a 429');
+  t.same(
+    Object.keys(statuses).sort(),
+    ['404 TENANT_NOT_FOUND', '404 TENANT_REQUIRED'],
+    'every answer is a 404 (an unknown custom domain names no tenant), none a 429',
+  );
   t.ok(delta < 300, `${delta} SELECTs for ${FLOOD} unknown names (< 300)`);
 });
 
@@ -148,7 +152,14 @@ t.test('a tenant created by the CLI is served within one poll interval, even if 
   const r = await runCli(['tenants', 'create', 'fresh-one', '--admin-email', 'admin@fresh-one.test', '--admin-password', PASSWORD], env);
   t.equal(r.code, 0, r.stderr);
   const { res, ms } = await until(
-    () => app.inject({ method: 'POST', url: '/api/v1/auth/login', remoteAddress: nextIp(), headers: { 'x-tenant': 'fresh-one' }, payload: { email: 'admin@fresh-one.test', password: PASSWORD } }),
+    () =>
+      app.inject({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        remoteAddress: nextIp(),
+        headers: { 'x-tenant': 'fresh-one' },
+        payload: { email: 'admin@fresh-one.test', password: PASSWORD },
+      }),
     (res) => res.statusCode === 200,
   );
   t.equal(res.statusCode, 200, res.body);
@@ -176,7 +187,10 @@ t.test('a tenant deleted by the CLI answers 404 within one poll interval', async
   t.equal((await me({ 'x-tenant': 'doomed' }, nextIp(), token)).statusCode, 200);
   const r = await runCli(['tenants', 'delete', 'doomed', '--no-backup', '--yes'], env, 'doomed\n');
   t.equal(r.code, 0, r.stderr);
-  const { res, ms } = await until(() => me({ 'x-tenant': 'doomed' }, nextIp(), token), (res) => res.statusCode === 404);
+  const { res, ms } = await until(
+    () => me({ 'x-tenant': 'doomed' }, nextIp(), token),
+    (res) => res.statusCode === 404,
+  );
   isProblem(t, res, 404, 'TENANT_NOT_FOUND');
   t.ok(ms <= WITHIN_MS, `404 ${ms} ms after the CLI exited (<= ${WITHIN_MS})`);
 });

@@ -62,7 +62,8 @@ export async function benchEnv(extra: Record<string, string> = {}): Promise<Benc
   const aborter = new AbortController();
   const sweep = async () => {
     const dbs: Array<{ SCHEMA_NAME: string }> = await root('information_schema.SCHEMATA').select('SCHEMA_NAME');
-    for (const d of dbs) if (d.SCHEMA_NAME === `bench_${id}` || d.SCHEMA_NAME.startsWith(`bench_${id}_`)) await root.raw('DROP DATABASE IF EXISTS ??', [d.SCHEMA_NAME]);
+    for (const d of dbs)
+      if (d.SCHEMA_NAME === `bench_${id}` || d.SCHEMA_NAME.startsWith(`bench_${id}_`)) await root.raw('DROP DATABASE IF EXISTS ??', [d.SCHEMA_NAME]);
     const users: Array<{ User: string; Host: string }> = await root('mysql.user').select('User', 'Host');
     for (const u of users) if (u.User.startsWith(`bench_${id}_`)) await root.raw('DROP USER IF EXISTS ?@?', [u.User, u.Host]);
   };
@@ -193,7 +194,10 @@ export function runLoad(url: string, opts: { connections: number; durationS: num
  * Runs autocannon in a separate process (`load.ts`) with headers picked at random per
  * request from `headerSets` (e.g. one tenant and its token each).
  */
-export async function runLoadMulti(url: string, opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>> }): Promise<LoadResult> {
+export async function runLoadMulti(
+  url: string,
+  opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>> },
+): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'silo-load-'));
   const file = join(dir, 'load.json');
   writeFileSync(file, JSON.stringify({ url, ...opts }));
@@ -208,7 +212,14 @@ export async function runLoadMulti(url: string, opts: { connections: number; dur
       child.on('close', (code) => {
         try {
           const j = JSON.parse(out);
-          resolve({ requestsPerSec: Math.round(j.requests.average), p50: j.latency.p50, p99: j.latency.p99, non2xx: j.non2xx, errors: j.errors + j.timeouts, total: j.requests.total });
+          resolve({
+            requestsPerSec: Math.round(j.requests.average),
+            p50: j.latency.p50,
+            p99: j.latency.p99,
+            non2xx: j.non2xx,
+            errors: j.errors + j.timeouts,
+            total: j.requests.total,
+          });
         } catch {
           reject(new Error(`load process failed (${code}): ${out.slice(0, 300)} ${err.slice(0, 500)}`));
         }

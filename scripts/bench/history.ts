@@ -61,14 +61,29 @@ export async function run(argv: string[]): Promise<unknown> {
       ratio: Math.round((on / off) * 1000) / 1000,
       target: 0.95,
       cpuMicrosPerRequest: {
-        serverOn: mean(cpu.on.server), serverOff: mean(cpu.off.server), mysqlOn: mean(cpu.on.mysql), mysqlOff: mean(cpu.off.mysql),
+        serverOn: mean(cpu.on.server),
+        serverOff: mean(cpu.off.server),
+        mysqlOn: mean(cpu.on.mysql),
+        mysqlOff: mean(cpu.off.mysql),
       },
       rowsPerInsert: inserts ? Math.round((written / inserts) * 10) / 10 : null,
       rowsWritten: written,
       failedRequests: failures,
     };
-    printTable(['history', 'req/s (mean)', 'rounds'], [['off', off, results.off.join(', ')], ['on', on, results.on.join(', ')]]);
-    printTable(['CPU µs per request', 'history off', 'history on'], [['API process', out.cpuMicrosPerRequest.serverOff, out.cpuMicrosPerRequest.serverOn], ['MySQL', out.cpuMicrosPerRequest.mysqlOff, out.cpuMicrosPerRequest.mysqlOn]]);
+    printTable(
+      ['history', 'req/s (mean)', 'rounds'],
+      [
+        ['off', off, results.off.join(', ')],
+        ['on', on, results.on.join(', ')],
+      ],
+    );
+    printTable(
+      ['CPU µs per request', 'history off', 'history on'],
+      [
+        ['API process', out.cpuMicrosPerRequest.serverOff, out.cpuMicrosPerRequest.serverOn],
+        ['MySQL', out.cpuMicrosPerRequest.mysqlOff, out.cpuMicrosPerRequest.mysqlOn],
+      ],
+    );
     process.stderr.write(`ratio on/off ${out.ratio} (target >= 0.95); ${out.rowsPerInsert} rows per INSERT; ${failures} failed requests\n`);
     return out;
   } finally {

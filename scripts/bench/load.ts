@@ -8,12 +8,19 @@
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
-const cfg = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { url: string; connections: number; durationS: number; headerSets: Array<Record<string, string>> };
+const cfg = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as {
+  url: string;
+  connections: number;
+  durationS: number;
+  headerSets: Array<Record<string, string>>;
+};
 const sets = cfg.headerSets;
 const result = await autocannon({
   url: cfg.url,
   connections: cfg.connections,
   duration: cfg.durationS,
-  requests: [{ setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { ...(req.headers as object), ...sets[Math.floor(Math.random() * sets.length)] } }) }],
+  requests: [
+    { setupRequest: (req: Record<string, unknown>) => ({ ...req, headers: { ...(req.headers as object), ...sets[Math.floor(Math.random() * sets.length)] } }) },
+  ],
 });
 process.stdout.write(`${JSON.stringify(result)}\n`);

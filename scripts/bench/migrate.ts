@@ -45,7 +45,8 @@ const CREATE_CONCURRENCY = 4;
 export async function run(argv: string[]): Promise<unknown> {
   const opts = parseArgs(argv, { tenants: 1000, concurrencies: '1,8', create: 'clone' });
   const concurrencies = opts.concurrencies.split(',').map(Number);
-  if (!(opts.tenants >= 1) || concurrencies.some((c) => !Number.isInteger(c) || c < 1 || c > 64)) throw new Error('--tenants must be positive, --concurrencies integers from 1 to 64');
+  if (!(opts.tenants >= 1) || concurrencies.some((c) => !Number.isInteger(c) || c < 1 || c > 64))
+    throw new Error('--tenants must be positive, --concurrencies integers from 1 to 64');
   if (opts.create !== 'clone' && opts.create !== 'service') throw new Error('--create is clone or service');
   const dirs: string[] = [];
   const removeDirs = () => dirs.forEach((d) => rmSync(d, { recursive: true, force: true }));
@@ -70,7 +71,12 @@ export async function run(argv: string[]): Promise<unknown> {
     const scaled = Math.round((inProcess.wallMs * 1000) / n);
     const upToDate = {
       inProcess: { wallMs: inProcess.wallMs, outcomes: inProcess.outcomes, msFor1000: scaled },
-      cli: { wallMs: cli.wallMs, exitCode: cli.code, outcomes: cliJson.summary, msFor1000: n === 1000 ? cli.wallMs : Math.max(0, cli.wallMs - inProcess.wallMs) + scaled },
+      cli: {
+        wallMs: cli.wallMs,
+        exitCode: cli.code,
+        outcomes: cliJson.summary,
+        msFor1000: n === 1000 ? cli.wallMs : Math.max(0, cli.wallMs - inProcess.wallMs) + scaled,
+      },
       msFor1000Measured: n === 1000,
       target: { msFor1000: 5000 },
     };
@@ -125,7 +131,16 @@ export async function run(argv: string[]): Promise<unknown> {
     );
     printTable(
       ['new migration', 'conc.', 'wall s', 'tenants/s', 'p50 ms', 'p95 ms', 'max ms', 'failed'],
-      added.map((a) => [a.migration, a.concurrency, round1(a.wallMs / 1000), a.tenantsPerSec, a.perTenantMs.p50, a.perTenantMs.p95, a.perTenantMs.max, a.failures]),
+      added.map((a) => [
+        a.migration,
+        a.concurrency,
+        round1(a.wallMs / 1000),
+        a.tenantsPerSec,
+        a.perTenantMs.p50,
+        a.perTenantMs.p95,
+        a.perTenantMs.max,
+        a.failures,
+      ]),
     );
     return out;
   } finally {
@@ -140,7 +155,12 @@ export async function run(argv: string[]): Promise<unknown> {
  * may add data to it), the others through the service too (`service`) or as plain-SQL
  * replays of the first one's final state, rows included, with real catalog rows (`clone`).
  */
-export async function createFleet(b: BenchEnv, n: number, via: 'clone' | 'service', opts: { slugPrefix?: string; prepareFirst?: (t: Tenant) => Promise<void> } = {}) {
+export async function createFleet(
+  b: BenchEnv,
+  n: number,
+  via: 'clone' | 'service',
+  opts: { slugPrefix?: string; prepareFirst?: (t: Tenant) => Promise<void> } = {},
+) {
   const slug = (i: number) => `${opts.slugPrefix ?? 'm'}-${String(i).padStart(5, '0')}`;
   const t0 = performance.now();
   const first = await createTenant(b.ctx, { slug: slug(0), adminPassword: 'bench-admin-password-123' }, 'bench');
@@ -177,8 +197,14 @@ export async function createFleet(b: BenchEnv, n: number, via: 'clone' | 'servic
               const password = generatePassword();
               const adminEmail = defaultAdminEmail(s);
               const id = await b.ctx.catalog.tenants.insert({
-                slug: s, name: s, plan: 'standard', databaseServerId: first.tenant.databaseServerId,
-                databaseName: database, dbUser: user, dbPasswordEnc: encryptSecret(password, secrets), adminEmail,
+                slug: s,
+                name: s,
+                plan: 'standard',
+                databaseServerId: first.tenant.databaseServerId,
+                databaseName: database,
+                dbUser: user,
+                dbPasswordEnc: encryptSecret(password, secrets),
+                adminEmail,
               });
               await applyTemplate(conn, { database, user, host, password }, template);
               await conn.query("UPDATE users SET email = ? WHERE role = 'admin'", [adminEmail]);
@@ -197,7 +223,14 @@ export async function createFleet(b: BenchEnv, n: number, via: 'clone' | 'servic
   const wallMs = Math.round(performance.now() - t0);
   const active = (await b.ctx.catalog.tenants.list({ statuses: ['active'] })).length;
   if (active !== n) throw new Error(`expected ${n} active tenants, found ${active}`);
-  return { via, concurrency: CREATE_CONCURRENCY, viaService: via === 'service' ? n : 1, cloned: via === 'service' ? 0 : n - 1, wallMs, tenantsPerSec: round1((n * 1000) / wallMs) };
+  return {
+    via,
+    concurrency: CREATE_CONCURRENCY,
+    viaService: via === 'service' ? n : 1,
+    cloned: via === 'service' ? 0 : n - 1,
+    wallMs,
+    tenantsPerSec: round1((n * 1000) / wallMs),
+  };
 }
 
 /** Outcomes of a migrate run, counted. */
@@ -215,7 +248,10 @@ function summarize(results: MigrateResult[], wallMs: number) {
 }
 
 function fmt(outcomes: Record<string, number>): string {
-  return Object.entries(outcomes).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(', ');
+  return Object.entries(outcomes)
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
 }
 
 /** Name of the k-th benchmark migration (0-based): `9100-bench-add-contacts-column-1`, ... */
@@ -245,7 +281,11 @@ export async function down({ context: knex }) {
 }
 
 /** Runs the `silo` CLI with `env` only (in a scratch folder: no `.env` file is read); times the process; killed on `signal`. */
-function runCli(args: string[], env: Record<string, string>, signal: AbortSignal): Promise<{ code: number | null; wallMs: number; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+  signal: AbortSignal,
+): Promise<{ code: number | null; wallMs: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {

@@ -50,7 +50,8 @@ interface Batch {
 export async function run(argv: string[]): Promise<unknown> {
   const opts = parseArgs(argv, { tenants: 100, concurrencies: '1,4' });
   const concurrencies = opts.concurrencies.split(',').map(Number);
-  if (!(opts.tenants >= 1) || concurrencies.some((c) => !Number.isInteger(c) || c < 1)) throw new Error('--tenants and --concurrencies must be positive integers');
+  if (!(opts.tenants >= 1) || concurrencies.some((c) => !Number.isInteger(c) || c < 1))
+    throw new Error('--tenants and --concurrencies must be positive integers');
   const b = await benchEnv();
   try {
     const dbPid = mysqlPid();
@@ -115,12 +116,27 @@ export async function run(argv: string[]): Promise<unknown> {
       argon2HashMs,
       targets: { silo_vs_raw_p50: 3, secondsFor1000AtC4: 60 },
     };
-    const row = (kind: string, x: Batch) => [kind, x.concurrency, x.n, x.p50, x.p95, x.max, x.tenantsPerSec, round1(x.wallMs / 1000), x.failures, x.cpuMsPerTenant.bench, x.cpuMsPerTenant.mysql];
+    const row = (kind: string, x: Batch) => [
+      kind,
+      x.concurrency,
+      x.n,
+      x.p50,
+      x.p95,
+      x.max,
+      x.tenantsPerSec,
+      round1(x.wallMs / 1000),
+      x.failures,
+      x.cpuMsPerTenant.bench,
+      x.cpuMsPerTenant.mysql,
+    ];
     printTable(
       ['kind', 'conc.', 'tenants', 'p50 ms', 'p95 ms', 'max ms', 'tenants/s', 'wall s', 'failed', 'CPU ms/tenant bench', 'CPU ms/tenant MySQL'],
       [...silo.map((x) => row('silo', x)), ...raw.map((x) => row('raw', x))],
     );
-    printTable(['step (p50 ms)', ...Object.keys(steps)], STEPS.map((s) => [s, ...Object.values(steps).map((v) => v[s] ?? null)]));
+    printTable(
+      ['step (p50 ms)', ...Object.keys(steps)],
+      STEPS.map((s) => [s, ...Object.values(steps).map((v) => v[s] ?? null)]),
+    );
     process.stderr.write(
       `silo/raw p50 at c=1: ${ratio ?? 'n/a'} (target <= 3); 1,000 tenants at c=4: ${secondsFor1000AtC4 ?? 'n/a'} s ${measured1000 ? 'measured' : 'projected'} (target < 60); argon2 hash alone: ${argon2HashMs} ms\n`,
     );

@@ -22,7 +22,20 @@
  */
 import pLimit from 'p-limit';
 import type { Tenant } from '../../src/catalog/index.js';
-import { BENCH_JWT_SECRET, benchEnv, machineFacts, parseArgs, printTable, ROOT, runLoad, runLoadMulti, startProcess, startSilo, type LoadResult, type ServerProcess } from './common.js';
+import {
+  BENCH_JWT_SECRET,
+  benchEnv,
+  machineFacts,
+  parseArgs,
+  printTable,
+  ROOT,
+  runLoad,
+  runLoadMulti,
+  startProcess,
+  startSilo,
+  type LoadResult,
+  type ServerProcess,
+} from './common.js';
 import { createSigner } from './sign.js';
 import { createFleet } from './migrate.js';
 
@@ -42,15 +55,34 @@ export async function run(argv: string[]): Promise<unknown> {
     const started = performance.now();
     const fleet = await createFleet(b, opts.tenants, opts.create as 'clone' | 'service', {
       slugPrefix: 'rt',
-      prepareFirst: (t) => b.ctx.admin.withTenantDatabase(t, (k) =>
-        k.batchInsert('contacts', Array.from({ length: opts.contacts }, (_, i) => ({ full_name: `Contact ${i}`, email: `c${i}@bench.test`, job_title: 'Engineer' })), 500)),
+      prepareFirst: (t) =>
+        b.ctx.admin.withTenantDatabase(t, (k) =>
+          k.batchInsert(
+            'contacts',
+            Array.from({ length: opts.contacts }, (_, i) => ({ full_name: `Contact ${i}`, email: `c${i}@bench.test`, job_title: 'Engineer' })),
+            500,
+          ),
+        ),
     });
     const tenants: Tenant[] = (await b.ctx.catalog.tenants.list({ statuses: ['active'] })).sort((x, y) => x.id - y.id);
     if (opts.create === 'service') {
       const first = tenants[0]!;
       const cols = ['id', 'company_id', 'full_name', 'email', 'phone', 'job_title', 'version', 'created_at', 'updated_at', 'deleted_at'];
       const copy = pLimit(4);
-      await Promise.all(tenants.slice(1).map((t) => copy(() => b.root.raw(`INSERT INTO ??.contacts (${cols.map(() => '??').join(', ')}) SELECT ${cols.map(() => '??').join(', ')} FROM ??.contacts`, [t.databaseName, ...cols, ...cols, first.databaseName]))));
+      await Promise.all(
+        tenants
+          .slice(1)
+          .map((t) =>
+            copy(() =>
+              b.root.raw(`INSERT INTO ??.contacts (${cols.map(() => '??').join(', ')}) SELECT ${cols.map(() => '??').join(', ')} FROM ??.contacts`, [
+                t.databaseName,
+                ...cols,
+                ...cols,
+                first.databaseName,
+              ]),
+            ),
+          ),
+      );
     }
     const first = tenants[0]!;
     const setupS = Math.round((performance.now() - started) / 100) / 10;
@@ -79,8 +111,18 @@ export async function run(argv: string[]): Promise<unknown> {
         await poller;
       }
     }
-    const tenantConnections = async () => Number((await b.root('information_schema.PROCESSLIST').where('USER', 'like', `${prefix.replace(/_/g, '\\_')}%`).count({ n: '*' }).first())?.n ?? 0);
-    const baseConnections = async () => Number((await b.root('information_schema.PROCESSLIST').where({ DB: first.databaseName, USER: 'root' }).count({ n: '*' }).first())?.n ?? 0);
+    const tenantConnections = async () =>
+      Number(
+        (
+          await b
+            .root('information_schema.PROCESSLIST')
+            .where('USER', 'like', `${prefix.replace(/_/g, '\\_')}%`)
+            .count({ n: '*' })
+            .first()
+        )?.n ?? 0,
+      );
+    const baseConnections = async () =>
+      Number((await b.root('information_schema.PROCESSLIST').where({ DB: first.databaseName, USER: 'root' }).count({ n: '*' }).first())?.n ?? 0);
 
     const figures: ServerFigures[] = [];
     async function measure(name: string, server: ServerProcess, count: () => Promise<number>, load: (durationS: number) => Promise<LoadResult>): Promise<void> {
@@ -88,7 +130,9 @@ export async function run(argv: string[]): Promise<unknown> {
         await load(opts.warmup);
         const { load: r, peak } = await withPeak(count, () => load(opts.duration));
         figures.push({ server: name, ...r, peakConnections: peak, rssMb: server.rssMb() });
-        process.stderr.write(`${name}: ${r.requestsPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, peak connections ${peak}, RSS ${server.rssMb()} MB\n`);
+        process.stderr.write(
+          `${name}: ${r.requestsPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, peak connections ${peak}, RSS ${server.rssMb()} MB\n`,
+        );
       } finally {
         await server.stop();
       }
@@ -97,11 +141,18 @@ export async function run(argv: string[]): Promise<unknown> {
     // --profile <dir>: Silo servers write V8 CPU profiles there (open in Chrome DevTools or speedscope).
     const serverEnv = { ...b.env, SILO_LOGIN_RATE_LIMIT: '100000' };
     const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}`] : [];
-    const baseline = await startProcess(process.execPath, [`${ROOT}dist/scripts/bench/servers/baseline.js`], { PORT: String(opts.port), BASE_DB_NAME: first.databaseName, BASE_DB_USER: 'root', BASE_DB_PASSWORD: '' }, opts.port);
+    const baseline = await startProcess(
+      process.execPath,
+      [`${ROOT}dist/scripts/bench/servers/baseline.js`],
+      { PORT: String(opts.port), BASE_DB_NAME: first.databaseName, BASE_DB_USER: 'root', BASE_DB_PASSWORD: '' },
+      opts.port,
+    );
     await measure('baseline', baseline, baseConnections, (d) => runLoad(`${baseline.url}${path}`, { connections: opts.connections, durationS: d }));
 
     const silo1 = await startSilo(serverEnv, opts.port, nodeArgs);
-    await measure('silo-1', silo1, tenantConnections, (d) => runLoad(`${silo1.url}${path}`, { connections: opts.connections, durationS: d, headers: headerSets[0]! }));
+    await measure('silo-1', silo1, tenantConnections, (d) =>
+      runLoad(`${silo1.url}${path}`, { connections: opts.connections, durationS: d, headers: headerSets[0]! }),
+    );
 
     const silon = await startSilo(serverEnv, opts.port, nodeArgs);
     await measure('silo-n', silon, tenantConnections, (d) => runLoadMulti(`${silon.url}${path}`, { connections: opts.connections, durationS: d, headerSets }));
@@ -119,9 +170,17 @@ export async function run(argv: string[]): Promise<unknown> {
       setupSeconds: setupS,
       fleet,
       servers: figures,
-      ratios: { silo1_vs_baseline: ratio(by['silo-1']!.requestsPerSec, by.baseline!.requestsPerSec), silon_vs_baseline: ratio(by['silo-n']!.requestsPerSec, by.baseline!.requestsPerSec), naiven_vs_baseline: ratio(by['naive-n']!.requestsPerSec, by.baseline!.requestsPerSec) },
+      ratios: {
+        silo1_vs_baseline: ratio(by['silo-1']!.requestsPerSec, by.baseline!.requestsPerSec),
+        silon_vs_baseline: ratio(by['silo-n']!.requestsPerSec, by.baseline!.requestsPerSec),
+        naiven_vs_baseline: ratio(by['naive-n']!.requestsPerSec, by.baseline!.requestsPerSec),
+      },
       targets: {
-        silo1_vs_baseline: '>= 0.85', silon_vs_baseline: '>= 0.75', siloErrorsAndNon2xx: 0, peakConnectionsAtMost: cap, rssMbUnder: 300,
+        silo1_vs_baseline: '>= 0.85',
+        silon_vs_baseline: '>= 0.75',
+        siloErrorsAndNon2xx: 0,
+        peakConnectionsAtMost: cap,
+        rssMbUnder: 300,
         met: {
           silo1_vs_baseline: by['silo-1']!.requestsPerSec / by.baseline!.requestsPerSec >= 0.85,
           silon_vs_baseline: by['silo-n']!.requestsPerSec / by.baseline!.requestsPerSec >= 0.75,
@@ -131,8 +190,13 @@ export async function run(argv: string[]): Promise<unknown> {
         },
       },
     };
-    printTable(['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak conns', 'RSS MB'], figures.map((f) => [f.server, f.requestsPerSec, f.p50, f.p99, f.non2xx, f.errors, f.peakConnections, f.rssMb]));
-    process.stderr.write(`silo-1/baseline ${out.ratios.silo1_vs_baseline} (>= 0.85), silo-n/baseline ${out.ratios.silon_vs_baseline} (>= 0.75), connection cap ${cap}\n`);
+    printTable(
+      ['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak conns', 'RSS MB'],
+      figures.map((f) => [f.server, f.requestsPerSec, f.p50, f.p99, f.non2xx, f.errors, f.peakConnections, f.rssMb]),
+    );
+    process.stderr.write(
+      `silo-1/baseline ${out.ratios.silo1_vs_baseline} (>= 0.85), silo-n/baseline ${out.ratios.silon_vs_baseline} (>= 0.75), connection cap ${cap}\n`,
+    );
     return out;
   } finally {
     await b.cleanup();

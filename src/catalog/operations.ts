@@ -6,8 +6,16 @@ import type { Knex } from 'knex';
 import type { Operation, OperationKind } from './types.js';
 
 interface OperationRow {
-  id: number; kind: OperationKind; tenant_id: number | null; actor: string; step: string | null;
-  status: Operation['status']; error: string | null; details: unknown; started_at: Date; finished_at: Date | null;
+  id: number;
+  kind: OperationKind;
+  tenant_id: number | null;
+  actor: string;
+  step: string | null;
+  status: Operation['status'];
+  error: string | null;
+  details: unknown;
+  started_at: Date;
+  finished_at: Date | null;
   slug?: string | null;
 }
 
@@ -25,8 +33,17 @@ function parseDetails(v: unknown): Record<string, unknown> | null {
 
 function toOperation(r: OperationRow): Operation {
   return {
-    id: Number(r.id), kind: r.kind, tenantId: r.tenant_id, tenantSlug: r.slug ?? null, actor: r.actor, step: r.step,
-    status: r.status, error: r.error, details: parseDetails(r.details), startedAt: r.started_at, finishedAt: r.finished_at,
+    id: Number(r.id),
+    kind: r.kind,
+    tenantId: r.tenant_id,
+    tenantSlug: r.slug ?? null,
+    actor: r.actor,
+    step: r.step,
+    status: r.status,
+    error: r.error,
+    details: parseDetails(r.details),
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
   };
 }
 
@@ -34,9 +51,15 @@ function toOperation(r: OperationRow): Operation {
 export function createOperationsRepository(knex: Knex) {
   return {
     /** Opens an operation in status `running`. @returns its id */
-    async start(op: { kind: OperationKind; tenantId: number | null; actor: string; details?: Record<string, unknown> }, trx?: Knex.Transaction): Promise<number> {
+    async start(
+      op: { kind: OperationKind; tenantId: number | null; actor: string; details?: Record<string, unknown> },
+      trx?: Knex.Transaction,
+    ): Promise<number> {
       const [id] = await (trx ?? knex)('operations').insert({
-        kind: op.kind, tenant_id: op.tenantId, actor: op.actor, status: 'running',
+        kind: op.kind,
+        tenant_id: op.tenantId,
+        actor: op.actor,
+        status: 'running',
         details: op.details ? JSON.stringify(op.details) : null,
       });
       return Number(id);
@@ -56,18 +79,24 @@ export function createOperationsRepository(knex: Knex) {
     async mergeDetails(id: number, details: Record<string, unknown>, trx?: Knex.Transaction): Promise<void> {
       const row = await (trx ?? knex)<OperationRow>('operations').where({ id }).first('details');
       const merged = { ...(parseDetails(row?.details) ?? {}), ...details };
-      await (trx ?? knex)('operations').where({ id }).update({ details: JSON.stringify(merged) });
+      await (trx ?? knex)('operations')
+        .where({ id })
+        .update({ details: JSON.stringify(merged) });
     },
 
     /** Closes an operation as succeeded. */
     async succeed(id: number, details?: Record<string, unknown>, trx?: Knex.Transaction): Promise<void> {
       if (details) await this.mergeDetails(id, details, trx);
-      await (trx ?? knex)('operations').where({ id }).update({ status: 'succeeded', error: null, finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
+      await (trx ?? knex)('operations')
+        .where({ id })
+        .update({ status: 'succeeded', error: null, finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
     },
 
     /** Closes an operation as failed with the error message (the step stays the last completed one). */
     async fail(id: number, error: string, trx?: Knex.Transaction): Promise<void> {
-      await (trx ?? knex)('operations').where({ id }).update({ status: 'failed', error: error.slice(0, 60_000), finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
+      await (trx ?? knex)('operations')
+        .where({ id })
+        .update({ status: 'failed', error: error.slice(0, 60_000), finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
     },
 
     /**
@@ -80,8 +109,15 @@ export function createOperationsRepository(knex: Knex) {
       const rows: Array<{ id: number }> = await db('operations').where({ tenant_id: tenantId, status: 'running' }).whereNot('id', byOperationId).select('id');
       if (rows.length) {
         await db('operations')
-          .whereIn('id', rows.map((r) => r.id))
-          .update({ status: 'failed', error: `interrupted: its process stopped before it finished (closed by operation ${byOperationId})`, finished_at: knex.raw('CURRENT_TIMESTAMP(3)') });
+          .whereIn(
+            'id',
+            rows.map((r) => r.id),
+          )
+          .update({
+            status: 'failed',
+            error: `interrupted: its process stopped before it finished (closed by operation ${byOperationId})`,
+            finished_at: knex.raw('CURRENT_TIMESTAMP(3)'),
+          });
       }
       return rows.map((r) => Number(r.id));
     },
@@ -98,8 +134,15 @@ export function createOperationsRepository(knex: Knex) {
     },
 
     /** Newest operations first, optionally of one tenant. `limit` rows at most (default 50). */
-    async list(filter: { tenantId?: number; kind?: OperationKind; status?: Operation['status']; limit?: number; beforeId?: number } = {}, trx?: Knex.Transaction): Promise<Operation[]> {
-      const q = (trx ?? knex)<OperationRow>('operations as o').leftJoin('tenants as t', 't.id', 'o.tenant_id').select('o.*', 't.slug').orderBy('o.id', 'desc').limit(filter.limit ?? 50);
+    async list(
+      filter: { tenantId?: number; kind?: OperationKind; status?: Operation['status']; limit?: number; beforeId?: number } = {},
+      trx?: Knex.Transaction,
+    ): Promise<Operation[]> {
+      const q = (trx ?? knex)<OperationRow>('operations as o')
+        .leftJoin('tenants as t', 't.id', 'o.tenant_id')
+        .select('o.*', 't.slug')
+        .orderBy('o.id', 'desc')
+        .limit(filter.limit ?? 50);
       if (filter.tenantId !== undefined) q.where('o.tenant_id', filter.tenantId);
       if (filter.kind) q.where('o.kind', filter.kind);
       if (filter.status) q.where('o.status', filter.status);
@@ -109,7 +152,11 @@ export function createOperationsRepository(knex: Knex) {
 
     /** The newest operation of a kind for a tenant, or undefined. */
     async latest(tenantId: number, kinds: readonly OperationKind[], trx?: Knex.Transaction): Promise<Operation | undefined> {
-      const row = await (trx ?? knex)<OperationRow>('operations').where({ tenant_id: tenantId }).whereIn('kind', kinds as OperationKind[]).orderBy('id', 'desc').first();
+      const row = await (trx ?? knex)<OperationRow>('operations')
+        .where({ tenant_id: tenantId })
+        .whereIn('kind', kinds as OperationKind[])
+        .orderBy('id', 'desc')
+        .first();
       return row && toOperation(row);
     },
   };

@@ -6,7 +6,14 @@ import { ConflictError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import type { PlatformRole, PlatformUser } from './types.js';
 
-interface Row { id: number; email: string; password_hash: string; role: PlatformRole; active: number | boolean; created_at: Date }
+interface Row {
+  id: number;
+  email: string;
+  password_hash: string;
+  role: PlatformRole;
+  active: number | boolean;
+  created_at: Date;
+}
 
 const toUser = (r: Row): PlatformUser => ({ id: r.id, email: r.email, role: r.role, active: Boolean(r.active), createdAt: r.created_at });
 

@@ -69,7 +69,9 @@ export async function rotateStoredSecrets(knex: Knex, database: string, secrets:
     const c: ColumnRotation = { table, column, rows: 0, current: 0, rotate: 0, rotated: 0, unreadable: 0, unreadableIds: [] };
     let after = 0;
     for (;;) {
-      const rows = (await knex(table).whereNotNull(column).where('id', '>', after).orderBy('id').limit(BATCH).select('id', column)) as Array<Record<string, unknown>>;
+      const rows = (await knex(table).whereNotNull(column).where('id', '>', after).orderBy('id').limit(BATCH).select('id', column)) as Array<
+        Record<string, unknown>
+      >;
       if (!rows.length) break;
       for (const row of rows) {
         const id = Number(row.id);
@@ -121,7 +123,10 @@ async function rotateOne(
       return 'unreadable';
     }
     if (dryRun) return 'rotate';
-    const changed = await knex(table).where({ id }).where(column, value).update({ [column]: secrets.encrypt(plain) });
+    const changed = await knex(table)
+      .where({ id })
+      .where(column, value)
+      .update({ [column]: secrets.encrypt(plain) });
     if (changed > 0) return 'rotated';
     const now = (await knex(table).where({ id }).first(column)) as Record<string, unknown> | undefined;
     if (!now || now[column] === null || now[column] === undefined) return 'current';

@@ -7,10 +7,24 @@ import { SiloError } from '../lib/errors.js';
 import { decryptSecret, encryptSecret, type SecretKeyring } from '../lib/secrets.js';
 import type { DatabaseServer } from './types.js';
 
-interface ServerRow { id: number; name: string; host: string; port: number; admin_user: string; admin_password_enc: string; status: DatabaseServer['status'] }
+interface ServerRow {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  admin_user: string;
+  admin_password_enc: string;
+  status: DatabaseServer['status'];
+}
 
 const toServer = (r: ServerRow): DatabaseServer => ({
-  id: r.id, name: r.name, host: r.host, port: r.port, adminUser: r.admin_user, adminPasswordEnc: r.admin_password_enc, status: r.status,
+  id: r.id,
+  name: r.name,
+  host: r.host,
+  port: r.port,
+  adminUser: r.admin_user,
+  adminPasswordEnc: r.admin_password_enc,
+  status: r.status,
 });
 
 /** Name under which `SILO_TENANT_DB_URL` is registered. */

@@ -19,8 +19,7 @@ export function createTenantCredentialsRepository(knex: Knex) {
     /** The stored passwords of a tenant, or undefined when the tenant does not exist. */
     async get(tenantId: number, trx?: Knex.Transaction): Promise<StoredCredentials | undefined> {
       const row = (await (trx ?? knex)('tenants').where({ id: tenantId }).first('db_password_enc', 'db_password_prev_enc')) as
-        | { db_password_enc: string; db_password_prev_enc: string | null }
-        | undefined;
+        { db_password_enc: string; db_password_prev_enc: string | null } | undefined;
       return row && { dbPasswordEnc: row.db_password_enc, dbPasswordPrevEnc: row.db_password_prev_enc ?? null };
     },
 
@@ -31,7 +30,9 @@ export function createTenantCredentialsRepository(knex: Knex) {
      * @returns true when the row changed
      */
     async begin(tenantId: number, currentEnc: string, nextEnc: string, trx?: Knex.Transaction): Promise<boolean> {
-      const n = await (trx ?? knex)('tenants').where({ id: tenantId, db_password_enc: currentEnc }).update({ db_password_prev_enc: currentEnc, db_password_enc: nextEnc });
+      const n = await (trx ?? knex)('tenants')
+        .where({ id: tenantId, db_password_enc: currentEnc })
+        .update({ db_password_prev_enc: currentEnc, db_password_enc: nextEnc });
       return n > 0;
     },
 

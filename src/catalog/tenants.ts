@@ -7,19 +7,46 @@ import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import type { Tenant, TenantDomain, TenantStatus } from './types.js';
 
 interface TenantRow {
-  id: number; slug: string; name: string; plan: string; status: TenantStatus; status_reason: string | null;
-  database_server_id: number; database_name: string; db_user: string; db_password_enc: string;
-  schema_version: string | null; admin_email: string | null; generation: number; auth_version: number; created_at: Date; updated_at: Date;
-  suspended_at: Date | null; deleted_at: Date | null;
+  id: number;
+  slug: string;
+  name: string;
+  plan: string;
+  status: TenantStatus;
+  status_reason: string | null;
+  database_server_id: number;
+  database_name: string;
+  db_user: string;
+  db_password_enc: string;
+  schema_version: string | null;
+  admin_email: string | null;
+  generation: number;
+  auth_version: number;
+  created_at: Date;
+  updated_at: Date;
+  suspended_at: Date | null;
+  deleted_at: Date | null;
 }
 
 function toTenant(r: TenantRow): Tenant {
   return {
-    id: r.id, slug: r.slug, name: r.name, plan: r.plan, status: r.status, statusReason: r.status_reason,
-    databaseServerId: r.database_server_id, databaseName: r.database_name, dbUser: r.db_user,
-    dbPasswordEnc: r.db_password_enc, schemaVersion: r.schema_version, adminEmail: r.admin_email,
-    generation: Number(r.generation), authVersion: Number(r.auth_version),
-    createdAt: r.created_at, updatedAt: r.updated_at, suspendedAt: r.suspended_at, deletedAt: r.deleted_at,
+    id: r.id,
+    slug: r.slug,
+    name: r.name,
+    plan: r.plan,
+    status: r.status,
+    statusReason: r.status_reason,
+    databaseServerId: r.database_server_id,
+    databaseName: r.database_name,
+    dbUser: r.db_user,
+    dbPasswordEnc: r.db_password_enc,
+    schemaVersion: r.schema_version,
+    adminEmail: r.admin_email,
+    generation: Number(r.generation),
+    authVersion: Number(r.auth_version),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    suspendedAt: r.suspended_at,
+    deletedAt: r.deleted_at,
   };
 }
 
@@ -36,11 +63,20 @@ export interface NewTenant {
 }
 
 /** Fields a lifecycle step may change. */
-export type TenantPatch = Partial<Pick<Tenant, 'name' | 'plan' | 'status' | 'statusReason' | 'schemaVersion' | 'adminEmail' | 'suspendedAt' | 'deletedAt' | 'dbPasswordEnc'>>;
+export type TenantPatch = Partial<
+  Pick<Tenant, 'name' | 'plan' | 'status' | 'statusReason' | 'schemaVersion' | 'adminEmail' | 'suspendedAt' | 'deletedAt' | 'dbPasswordEnc'>
+>;
 
 const COLUMN: Record<keyof TenantPatch, string> = {
-  name: 'name', plan: 'plan', status: 'status', statusReason: 'status_reason', schemaVersion: 'schema_version',
-  adminEmail: 'admin_email', suspendedAt: 'suspended_at', deletedAt: 'deleted_at', dbPasswordEnc: 'db_password_enc',
+  name: 'name',
+  plan: 'plan',
+  status: 'status',
+  statusReason: 'status_reason',
+  schemaVersion: 'schema_version',
+  adminEmail: 'admin_email',
+  suspendedAt: 'suspended_at',
+  deletedAt: 'deleted_at',
+  dbPasswordEnc: 'db_password_enc',
 };
 
 /** Repository over `tenants` and `tenant_domains`. */
@@ -74,8 +110,15 @@ export function createTenantsRepository(knex: Knex) {
     async insert(t: NewTenant, trx?: Knex.Transaction): Promise<number> {
       try {
         const [id] = await (trx ?? knex)('tenants').insert({
-          slug: t.slug, name: t.name, plan: t.plan, status: 'provisioning', database_server_id: t.databaseServerId,
-          database_name: t.databaseName, db_user: t.dbUser, db_password_enc: t.dbPasswordEnc, admin_email: t.adminEmail,
+          slug: t.slug,
+          name: t.name,
+          plan: t.plan,
+          status: 'provisioning',
+          database_server_id: t.databaseServerId,
+          database_name: t.databaseName,
+          db_user: t.dbUser,
+          db_password_enc: t.dbPasswordEnc,
+          admin_email: t.adminEmail,
         });
         return Number(id);
       } catch (err) {
@@ -100,7 +143,10 @@ export function createTenantsRepository(knex: Knex) {
      * @returns true when the row changed
      */
     async transition(id: number, from: readonly TenantStatus[], to: TenantStatus, reason: string | null = null, trx?: Knex.Transaction): Promise<boolean> {
-      const n = await (trx ?? knex)('tenants').where({ id }).whereIn('status', from as TenantStatus[]).update({ status: to, status_reason: reason });
+      const n = await (trx ?? knex)('tenants')
+        .where({ id })
+        .whereIn('status', from as TenantStatus[])
+        .update({ status: to, status_reason: reason });
       return n > 0;
     },
 
@@ -178,7 +224,9 @@ function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, fn: (t:
 
 /** Sets a tenant's `updated_at` to now: the change watcher of every API process reports the tenant. */
 async function touch(t: Knex.Transaction, tenantId: number): Promise<void> {
-  await t('tenants').where({ id: tenantId }).update({ updated_at: t.raw('CURRENT_TIMESTAMP(3)') });
+  await t('tenants')
+    .where({ id: tenantId })
+    .update({ updated_at: t.raw('CURRENT_TIMESTAMP(3)') });
 }
 
 /** The tenants repository type. */

@@ -44,8 +44,20 @@ export interface DatabaseServer {
 
 /** Lifecycle actions recorded as operations. */
 export type OperationKind =
-  | 'create' | 'migrate' | 'rollback' | 'repair' | 'suspend' | 'resume' | 'recreate' | 'delete'
-  | 'backup' | 'restore' | 'domain-add' | 'domain-remove' | 'revoke-tokens' | 'rotate-credentials';
+  | 'create'
+  | 'migrate'
+  | 'rollback'
+  | 'repair'
+  | 'suspend'
+  | 'resume'
+  | 'recreate'
+  | 'delete'
+  | 'backup'
+  | 'restore'
+  | 'domain-add'
+  | 'domain-remove'
+  | 'revoke-tokens'
+  | 'rotate-credentials';
 
 /** A row of `operations`. */
 export interface Operation {

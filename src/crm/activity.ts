@@ -78,7 +78,7 @@ export async function listActivity(
       action: r.action as ActivityAction,
       entity: r.entity as ActivityEntity,
       entityId: Number(r.entity_id),
-      changes: (typeof r.changes === 'string' ? JSON.parse(r.changes) : r.changes ?? {}) as Changes,
+      changes: (typeof r.changes === 'string' ? JSON.parse(r.changes) : (r.changes ?? {})) as Changes,
       createdAt: r.created_at as Date,
     })),
   };

@@ -115,8 +115,15 @@ export function isAllowedContentType(type: string, allowed: readonly string[]): 
 /** Maps a row to the API view. */
 export function toAttachment(r: Record<string, any>): Attachment {
   return {
-    id: Number(r.id), entityType: r.entity_type, entityId: Number(r.entity_id), fileName: r.file_name, contentType: r.content_type,
-    sizeBytes: Number(r.size_bytes), sha256: r.sha256, isLogo: Boolean(r.is_logo), uploadedBy: r.uploaded_by === null ? null : Number(r.uploaded_by),
+    id: Number(r.id),
+    entityType: r.entity_type,
+    entityId: Number(r.entity_id),
+    fileName: r.file_name,
+    contentType: r.content_type,
+    sizeBytes: Number(r.size_bytes),
+    sha256: r.sha256,
+    isLogo: Boolean(r.is_logo),
+    uploadedBy: r.uploaded_by === null ? null : Number(r.uploaded_by),
     createdAt: r.created_at,
   };
 }
@@ -133,12 +140,20 @@ function summary(a: Attachment) {
  * logged), so a company answer never fails for its logo.
  * @returns company id -> URL, for companies that have a logo
  */
-export async function companyLogoUrls(knex: Knex, store: ObjectStore | undefined, tenantId: number | undefined, companyIds: number[], log?: WarnLogger): Promise<Map<number, string>> {
+export async function companyLogoUrls(
+  knex: Knex,
+  store: ObjectStore | undefined,
+  tenantId: number | undefined,
+  companyIds: number[],
+  log?: WarnLogger,
+): Promise<Map<number, string>> {
   const out = new Map<number, string>();
   if (!store || tenantId === undefined || companyIds.length === 0) return out;
   let rows: Array<{ logo_company_id: number; storage_key: string; file_name: string; content_type: string }>;
   try {
-    rows = await knex('attachments').whereIn('logo_company_id', [...new Set(companyIds)]).select('logo_company_id', 'storage_key', 'file_name', 'content_type');
+    rows = await knex('attachments')
+      .whereIn('logo_company_id', [...new Set(companyIds)])
+      .select('logo_company_id', 'storage_key', 'file_name', 'content_type');
   } catch (err) {
     if (mysqlErrno(err) === MysqlErrno.NO_SUCH_TABLE) return out;
     throw err;
@@ -146,7 +161,10 @@ export async function companyLogoUrls(knex: Knex, store: ObjectStore | undefined
   await Promise.all(
     rows.map(async (r) => {
       try {
-        out.set(Number(r.logo_company_id), (await store.presignTenantFile(tenantId, r.storage_key, { fileName: r.file_name, contentType: r.content_type })).url);
+        out.set(
+          Number(r.logo_company_id),
+          (await store.presignTenantFile(tenantId, r.storage_key, { fileName: r.file_name, contentType: r.content_type })).url,
+        );
       } catch (err) {
         log?.warn({ err, companyId: Number(r.logo_company_id) }, 'could not sign the company logo URL');
       }
@@ -177,7 +195,10 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
     if (lock) q.forUpdate();
     const row = await q.first();
     if (row) {
-      const parent = await db(TABLES[row.entity_type as AttachmentEntity]).where({ id: row.entity_id }).whereNull('deleted_at').first('id');
+      const parent = await db(TABLES[row.entity_type as AttachmentEntity])
+        .where({ id: row.entity_id })
+        .whereNull('deleted_at')
+        .first('id');
       if (parent && keys.isTenantFile(settings.tenantId, row.storage_key)) return row;
       if (parent) settings.log?.warn({ attachmentId: id }, 'attachment row points outside the tenant files prefix: refused');
     }
@@ -200,16 +221,21 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
      */
     check(meta: UploadMeta): void {
       const length = [...meta.fileName].length;
-      if (length === 0 || length > FILE_NAME_MAX) throw new ValidationError(`the file name must have 1 to ${FILE_NAME_MAX} characters`, { field: 'file' }, 'INVALID_FILE_NAME');
-      if (/[\u0000-\u001f\u007f]/.test(meta.fileName)) throw new ValidationError('the file name must not contain control characters', { field: 'file' }, 'INVALID_FILE_NAME');
+      if (length === 0 || length > FILE_NAME_MAX)
+        throw new ValidationError(`the file name must have 1 to ${FILE_NAME_MAX} characters`, { field: 'file' }, 'INVALID_FILE_NAME');
+      if (/[\u0000-\u001f\u007f]/.test(meta.fileName))
+        throw new ValidationError('the file name must not contain control characters', { field: 'file' }, 'INVALID_FILE_NAME');
       const type = normalizeContentType(meta.contentType);
       if (!isAllowedContentType(type, settings.contentTypes)) {
         throw new SiloError(`files of type ${JSON.stringify(type || 'unknown')} are not accepted; accepted: ${settings.contentTypes.join(', ')}`, {
-          code: 'CONTENT_TYPE_NOT_ALLOWED', status: 415, details: { accepted: settings.contentTypes },
+          code: 'CONTENT_TYPE_NOT_ALLOWED',
+          status: 415,
+          details: { accepted: settings.contentTypes },
         });
       }
       if (meta.logo && meta.entity !== 'company') throw new ValidationError('only a company has a logo', { field: 'logo' }, 'INVALID_LOGO');
-      if (meta.logo && !type.startsWith('image/')) throw new ValidationError(`a logo must be an image (image/*), not ${type}`, { field: 'logo' }, 'INVALID_LOGO');
+      if (meta.logo && !type.startsWith('image/'))
+        throw new ValidationError(`a logo must be an image (image/*), not ${type}`, { field: 'logo' }, 'INVALID_LOGO');
     },
 
     /**
@@ -244,7 +270,11 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
       } catch (err) {
         await discardKey(key);
         if (err instanceof SiloError) throw err;
-        throw new SiloError(`the file could not be read to its end: ${(err as Error)?.message ?? String(err)}`, { code: 'UPLOAD_INCOMPLETE', status: 400, cause: err });
+        throw new SiloError(`the file could not be read to its end: ${(err as Error)?.message ?? String(err)}`, {
+          code: 'UPLOAD_INCOMPLETE',
+          status: 400,
+          cause: err,
+        });
       }
       return { key, sizeBytes: size, sha256: hash.digest('hex'), contentType };
     },
@@ -269,12 +299,22 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
             }
           }
           const [id] = await trx('attachments').insert({
-            entity_type: meta.entity, entity_id: meta.entityId, file_name: meta.fileName, content_type: staged.contentType,
-            size_bytes: staged.sizeBytes, sha256: staged.sha256, storage_key: staged.key, is_logo: meta.logo, uploaded_by: actor.userId,
+            entity_type: meta.entity,
+            entity_id: meta.entityId,
+            file_name: meta.fileName,
+            content_type: staged.contentType,
+            size_bytes: staged.sizeBytes,
+            sha256: staged.sha256,
+            storage_key: staged.key,
+            is_logo: meta.logo,
+            uploaded_by: actor.userId,
           });
           const created = toAttachment(await trx('attachments').where({ id }).first());
           await logActivity(trx, {
-            userId: actor.userId, action: 'update', entity: meta.entity, entityId: meta.entityId,
+            userId: actor.userId,
+            action: 'update',
+            entity: meta.entity,
+            entityId: meta.entityId,
             changes: { attachment: { old: null, new: summary(created) }, ...(meta.logo ? { logo: { old: previousLogo, new: created.id } } : {}) },
           });
           return created;
@@ -296,7 +336,15 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
       await assertParent(entity, entityId);
       const base = knex('attachments').where({ entity_type: entity, entity_id: entityId });
       const [rows, count] = await Promise.all([
-        base.clone().orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(p.pageSize).offset(pageOffset(p.page, p.pageSize)).select('*'),
+        base
+          .clone()
+          .orderBy([
+            { column: 'created_at', order: 'desc' },
+            { column: 'id', order: 'desc' },
+          ])
+          .limit(p.pageSize)
+          .offset(pageOffset(p.page, p.pageSize))
+          .select('*'),
         base.clone().count({ n: '*' }).first(),
       ]);
       return { data: rows.map(toAttachment), total: Number((count as { n?: number } | undefined)?.n ?? 0) };
@@ -328,7 +376,10 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
         const a = toAttachment(row);
         await trx('attachments').where({ id }).delete();
         await logActivity(trx, {
-          userId: actor.userId, action: 'update', entity: a.entityType, entityId: a.entityId,
+          userId: actor.userId,
+          action: 'update',
+          entity: a.entityType,
+          entityId: a.entityId,
           changes: { attachment: { old: summary(a), new: null }, ...(a.isLogo ? { logo: { old: a.id, new: null } } : {}) },
         });
         await store.delete(row.storage_key);

@@ -71,29 +71,36 @@ export function createAuthService(knex: Knex, generation = 1) {
      */
     async refresh(token: string): Promise<{ user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }> {
       if (refreshTokenGeneration(token) !== generation) throw new UnauthorizedError('this refresh token was revoked: sign in again', 'TOKEN_REVOKED');
-      return knex.transaction(async (trx) => {
-        const row = await trx('refresh_tokens').where({ token_hash: sha256(token) }).forUpdate().first();
-        if (!row) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
-        if (row.rotated_at || row.revoked_at) {
-          await trx('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
-          // Commit the revocation, then refuse: the throw below would roll it back.
-          return { reused: true } as never;
-        }
-        if (new Date(row.expires_at).getTime() <= Date.now()) throw new UnauthorizedError('refresh token has expired', 'INVALID_REFRESH_TOKEN');
-        const user = await users.findById(Number(row.user_id), trx);
-        const state = user && (await users.findTokenState(user.id, trx));
-        if (!user || !state || !user.active) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
-        await trx('refresh_tokens').where({ id: row.id }).update({ rotated_at: new Date() });
-        return { user, tokenVersion: state.tokenVersion, refresh: await issue(user.id, row.family_id, trx) };
-      }).then((r: { reused?: boolean } & { user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }) => {
-        if (r.reused) throw new UnauthorizedError('refresh token was already used: every session of this sign-in is revoked', 'REFRESH_TOKEN_REUSED');
-        return r;
-      });
+      return knex
+        .transaction(async (trx) => {
+          const row = await trx('refresh_tokens')
+            .where({ token_hash: sha256(token) })
+            .forUpdate()
+            .first();
+          if (!row) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
+          if (row.rotated_at || row.revoked_at) {
+            await trx('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
+            // Commit the revocation, then refuse: the throw below would roll it back.
+            return { reused: true } as never;
+          }
+          if (new Date(row.expires_at).getTime() <= Date.now()) throw new UnauthorizedError('refresh token has expired', 'INVALID_REFRESH_TOKEN');
+          const user = await users.findById(Number(row.user_id), trx);
+          const state = user && (await users.findTokenState(user.id, trx));
+          if (!user || !state || !user.active) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
+          await trx('refresh_tokens').where({ id: row.id }).update({ rotated_at: new Date() });
+          return { user, tokenVersion: state.tokenVersion, refresh: await issue(user.id, row.family_id, trx) };
+        })
+        .then((r: { reused?: boolean } & { user: TenantUser; tokenVersion: number; refresh: IssuedRefreshToken }) => {
+          if (r.reused) throw new UnauthorizedError('refresh token was already used: every session of this sign-in is revoked', 'REFRESH_TOKEN_REUSED');
+          return r;
+        });
     },
 
     /** Revokes the family of a refresh token (logout). Unknown tokens are ignored. */
     async logout(token: string): Promise<void> {
-      const row = await knex('refresh_tokens').where({ token_hash: sha256(token) }).first('family_id');
+      const row = await knex('refresh_tokens')
+        .where({ token_hash: sha256(token) })
+        .first('family_id');
       if (row) await knex('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
     },
 

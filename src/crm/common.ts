@@ -29,14 +29,22 @@ export interface ListParams {
  * @throws ValidationError `INVALID_SORT` naming the allowed fields
  */
 export function applySort(q: Knex.QueryBuilder, sort: string | undefined, allowed: Record<string, string>, fallback = '-createdAt'): void {
-  const parts = (sort ?? fallback).split(',').map((s) => s.trim()).filter(Boolean);
+  const parts = (sort ?? fallback)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (parts.length > 5) throw new ValidationError('sort takes at most 5 fields', { field: 'sort' }, 'INVALID_SORT');
   for (const p of parts) {
     const desc = p.startsWith('-');
     const field = desc ? p.slice(1) : p;
     // Own properties only: `__proto__`, `constructor` and friends are not sort fields.
     const column = Object.hasOwn(allowed, field) ? allowed[field] : undefined;
-    if (!column) throw new ValidationError(`cannot sort by ${JSON.stringify(field)}; use ${Object.keys(allowed).join(', ')}`, { field: 'sort', allowed: Object.keys(allowed) }, 'INVALID_SORT');
+    if (!column)
+      throw new ValidationError(
+        `cannot sort by ${JSON.stringify(field)}; use ${Object.keys(allowed).join(', ')}`,
+        { field: 'sort', allowed: Object.keys(allowed) },
+        'INVALID_SORT',
+      );
     q.orderBy(column, desc ? 'desc' : 'asc');
   }
   q.orderBy('id', 'desc');
@@ -48,7 +56,12 @@ export function likeContains(term: string): string {
 }
 
 /** Runs a count and a page of a query. @throws ValidationError `PAGE_TOO_DEEP` past 10,000 rows (see `pageOffset`) */
-export async function paginate<T>(base: Knex.QueryBuilder, p: { page: number; pageSize: number }, sort: (q: Knex.QueryBuilder) => void, map: (row: any) => T): Promise<{ data: T[]; total: number }> {
+export async function paginate<T>(
+  base: Knex.QueryBuilder,
+  p: { page: number; pageSize: number },
+  sort: (q: Knex.QueryBuilder) => void,
+  map: (row: any) => T,
+): Promise<{ data: T[]; total: number }> {
   const pageQ = base.clone().limit(p.pageSize).offset(pageOffset(p.page, p.pageSize)).select('*');
   sort(pageQ);
   const [rows, count] = await Promise.all([pageQ, base.clone().clearSelect().clearOrder().count({ n: '*' }).first()]);
@@ -60,8 +73,10 @@ export async function paginate<T>(base: Knex.QueryBuilder, p: { page: number; pa
  * @throws SiloError 428 `VERSION_REQUIRED` when none was sent (RFC 6585 §3); ConflictError `VERSION_CONFLICT`
  */
 export function assertVersion(sent: number | undefined, current: number, what: string): void {
-  if (sent === undefined) throw new SiloError(`send the ${what}'s current version (body field "version" or If-Match)`, { code: 'VERSION_REQUIRED', status: 428 });
-  if (sent !== current) throw new ConflictError(`the ${what} was changed meanwhile: current version is ${current}`, 'VERSION_CONFLICT', { currentVersion: current });
+  if (sent === undefined)
+    throw new SiloError(`send the ${what}'s current version (body field "version" or If-Match)`, { code: 'VERSION_REQUIRED', status: 428 });
+  if (sent !== current)
+    throw new ConflictError(`the ${what} was changed meanwhile: current version is ${current}`, 'VERSION_CONFLICT', { currentVersion: current });
 }
 
 /** 404 for a missing row. */
@@ -92,7 +107,13 @@ export function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, 
  * @param opts.includeDeleted also return a soft-deleted row; `lock` takes `FOR UPDATE`
  * @throws NotFoundError `<WHAT>_NOT_FOUND` when missing (or soft-deleted without includeDeleted)
  */
-export async function loadRow(db: Knex | Knex.Transaction, table: string, what: string, id: number, opts: { includeDeleted?: boolean; lock?: boolean } = {}): Promise<Record<string, any>> {
+export async function loadRow(
+  db: Knex | Knex.Transaction,
+  table: string,
+  what: string,
+  id: number,
+  opts: { includeDeleted?: boolean; lock?: boolean } = {},
+): Promise<Record<string, any>> {
   const q = db(table).where({ id });
   if (opts.lock) q.forUpdate();
   const row = await q.first();
@@ -111,13 +132,29 @@ export interface SoftRecord {
 /** Soft-deletes a record (bumping its version) and logs it, in `trx`. @returns the deletion time */
 export async function markDeleted(trx: Knex.Transaction, r: SoftRecord, userId: number, extra: Changes = {}): Promise<Date> {
   const now = new Date();
-  await trx(r.table).where({ id: r.id }).update({ deleted_at: now, version: r.version + 1 });
-  await logActivity(trx, { userId, action: 'delete', entity: r.entity, entityId: r.id, changes: { deletedAt: { old: null, new: now.toISOString() }, ...extra } });
+  await trx(r.table)
+    .where({ id: r.id })
+    .update({ deleted_at: now, version: r.version + 1 });
+  await logActivity(trx, {
+    userId,
+    action: 'delete',
+    entity: r.entity,
+    entityId: r.id,
+    changes: { deletedAt: { old: null, new: now.toISOString() }, ...extra },
+  });
   return now;
 }
 
 /** Restores a soft-deleted record (bumping its version) and logs it, in `trx`. */
 export async function markRestored(trx: Knex.Transaction, r: SoftRecord & { deletedAt: Date }, userId: number): Promise<void> {
-  await trx(r.table).where({ id: r.id }).update({ deleted_at: null, version: r.version + 1 });
-  await logActivity(trx, { userId, action: 'restore', entity: r.entity, entityId: r.id, changes: { deletedAt: { old: r.deletedAt.toISOString(), new: null } } });
+  await trx(r.table)
+    .where({ id: r.id })
+    .update({ deleted_at: null, version: r.version + 1 });
+  await logActivity(trx, {
+    userId,
+    action: 'restore',
+    entity: r.entity,
+    entityId: r.id,
+    changes: { deletedAt: { old: r.deletedAt.toISOString(), new: null } },
+  });
 }

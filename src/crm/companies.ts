@@ -10,12 +10,32 @@ import { z } from 'zod';
 import type { ObjectStore } from '../storage/s3.js';
 import { diff, logActivity } from './activity.js';
 import { companyLogoUrls, type WarnLogger } from './attachments.js';
-import { applySort, assertVersion, inTransaction, likeContains, loadRow, mapUniqueViolation, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
+import {
+  applySort,
+  assertVersion,
+  inTransaction,
+  likeContains,
+  loadRow,
+  mapUniqueViolation,
+  markDeleted,
+  markRestored,
+  paginate,
+  type Actor,
+  type ListParams,
+} from './common.js';
 
 /** A company as stored (what the activity log compares). */
 export interface Company {
-  id: number; name: string; industry: string | null; country: string | null; website: string | null; phone: string | null;
-  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+  id: number;
+  name: string;
+  industry: string | null;
+  country: string | null;
+  website: string | null;
+  phone: string | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
 }
 
 /** A company as the API shows it: with the pre-signed URL of its logo, or null. */
@@ -42,12 +62,32 @@ const phone = z
 export const companyFields = {
   name: z.string().trim().min(1).max(200),
   industry: z.string().trim().min(1).max(100).nullable(),
-  country: z.string().regex(/^[A-Za-z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code such as DE').transform((c) => c.toUpperCase()).nullable(),
-  website: z.url({ protocol: /^https?$/, message: 'website must be an http(s) URL' }).max(2048).nullable(),
+  country: z
+    .string()
+    .regex(/^[A-Za-z]{2}$/, 'country must be an ISO 3166-1 alpha-2 code such as DE')
+    .transform((c) => c.toUpperCase())
+    .nullable(),
+  website: z
+    .url({ protocol: /^https?$/, message: 'website must be an http(s) URL' })
+    .max(2048)
+    .nullable(),
   phone: phone.nullable(),
 };
-export const createCompanyBody = z.strictObject({ name: companyFields.name, industry: companyFields.industry.optional(), country: companyFields.country.optional(), website: companyFields.website.optional(), phone: companyFields.phone.optional() });
-export const updateCompanyBody = z.strictObject({ name: companyFields.name.optional(), industry: companyFields.industry.optional(), country: companyFields.country.optional(), website: companyFields.website.optional(), phone: companyFields.phone.optional(), version: z.number().int().positive().optional() });
+export const createCompanyBody = z.strictObject({
+  name: companyFields.name,
+  industry: companyFields.industry.optional(),
+  country: companyFields.country.optional(),
+  website: companyFields.website.optional(),
+  phone: companyFields.phone.optional(),
+});
+export const updateCompanyBody = z.strictObject({
+  name: companyFields.name.optional(),
+  industry: companyFields.industry.optional(),
+  country: companyFields.country.optional(),
+  website: companyFields.website.optional(),
+  phone: companyFields.phone.optional(),
+  version: z.number().int().positive().optional(),
+});
 
 /** Filters of the list. */
 export interface CompanyFilters extends ListParams {
@@ -61,8 +101,16 @@ const UNIQUE = { companies_live_name_uq: ['COMPANY_NAME_TAKEN', 'a live company 
 /** Maps a row to the API view. */
 export function toCompany(r: Record<string, any>): Company {
   return {
-    id: Number(r.id), name: r.name, industry: r.industry, country: r.country, website: r.website, phone: r.phone,
-    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+    id: Number(r.id),
+    name: r.name,
+    industry: r.industry,
+    country: r.country,
+    website: r.website,
+    phone: r.phone,
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
   };
 }
 
@@ -70,7 +118,13 @@ export function toCompany(r: Record<string, any>): Company {
 export function createCompaniesService(knex: Knex, actor: Actor, opts: CompaniesServiceOptions = {}) {
   /** Adds `logoUrl` to each company (one query for all of them). */
   const withLogos = async (companies: Company[]): Promise<CompanyView[]> => {
-    const urls = await companyLogoUrls(knex, opts.store, opts.tenantId, companies.map((c) => c.id), opts.log);
+    const urls = await companyLogoUrls(
+      knex,
+      opts.store,
+      opts.tenantId,
+      companies.map((c) => c.id),
+      opts.log,
+    );
     return companies.map((c) => ({ ...c, logoUrl: urls.get(c.id) ?? null }));
   };
   const withLogo = async (c: Company): Promise<CompanyView> => (await withLogos([c]))[0]!;
@@ -80,7 +134,10 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
     if (!f.includeDeleted) q.whereNull('deleted_at');
     if (f.industry) q.where('industry', f.industry);
     if (f.country) q.where('country', f.country.toUpperCase());
-    if (f.q) q.where((w) => w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)));
+    if (f.q)
+      q.where((w) =>
+        w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)),
+      );
     return q;
   };
 
@@ -108,9 +165,21 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
     async create(input: z.output<typeof createCompanyBody>, outer?: Knex.Transaction): Promise<CompanyView> {
       try {
         return await inTransaction(knex, outer, async (trx) => {
-          const [id] = await trx('companies').insert({ name: input.name, industry: input.industry ?? null, country: input.country ?? null, website: input.website ?? null, phone: input.phone ?? null });
+          const [id] = await trx('companies').insert({
+            name: input.name,
+            industry: input.industry ?? null,
+            country: input.country ?? null,
+            website: input.website ?? null,
+            phone: input.phone ?? null,
+          });
           const created = await load(Number(id), trx);
-          await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'company', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+          await logActivity(trx, {
+            userId: actor.userId,
+            action: 'create',
+            entity: 'company',
+            entityId: created.id,
+            changes: diff(null, { ...created, deletedAt: undefined }),
+          });
           return { ...created, logoUrl: null };
         });
       } catch (err) {
@@ -121,16 +190,20 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
     /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `COMPANY_NAME_TAKEN` */
     async update(id: number, input: z.output<typeof updateCompanyBody>, version: number | undefined): Promise<CompanyView> {
       try {
-        return await withLogo(await knex.transaction(async (trx) => {
-          const before = await load(id, trx, { lock: true });
-          assertVersion(version ?? input.version, before.version, 'company');
-          const patch: Record<string, unknown> = {};
-          for (const k of ['name', 'industry', 'country', 'website', 'phone'] as const) if (input[k] !== undefined) patch[k] = input[k];
-          await trx('companies').where({ id }).update({ ...patch, version: before.version + 1 });
-          const after = await load(id, trx);
-          await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
-          return after;
-        }));
+        return await withLogo(
+          await knex.transaction(async (trx) => {
+            const before = await load(id, trx, { lock: true });
+            assertVersion(version ?? input.version, before.version, 'company');
+            const patch: Record<string, unknown> = {};
+            for (const k of ['name', 'industry', 'country', 'website', 'phone'] as const) if (input[k] !== undefined) patch[k] = input[k];
+            await trx('companies')
+              .where({ id })
+              .update({ ...patch, version: before.version + 1 });
+            const after = await load(id, trx);
+            await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
+            return after;
+          }),
+        );
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);
       }
@@ -141,11 +214,26 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
         const now = await markDeleted(trx, { table: 'companies', entity: 'company', id, version: before.version }, actor.userId);
-        const contacts: Array<{ id: number; version: number }> = await trx('contacts').where({ company_id: id }).whereNull('deleted_at').forUpdate().select('id', 'version');
+        const contacts: Array<{ id: number; version: number }> = await trx('contacts')
+          .where({ company_id: id })
+          .whereNull('deleted_at')
+          .forUpdate()
+          .select('id', 'version');
         if (contacts.length) {
-          await trx('contacts').whereIn('id', contacts.map((c) => c.id)).update({ deleted_at: now, version: trx.raw('version + 1') });
+          await trx('contacts')
+            .whereIn(
+              'id',
+              contacts.map((c) => c.id),
+            )
+            .update({ deleted_at: now, version: trx.raw('version + 1') });
           for (const c of contacts) {
-            await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'contact', entityId: Number(c.id), changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } } });
+            await logActivity(trx, {
+              userId: actor.userId,
+              action: 'delete',
+              entity: 'contact',
+              entityId: Number(c.id),
+              changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } },
+            });
           }
         }
       });
@@ -154,12 +242,14 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
     /** Restores a deleted company (not its contacts). @throws NotFoundError; ConflictError `COMPANY_NAME_TAKEN` */
     async restore(id: number): Promise<CompanyView> {
       try {
-        return await withLogo(await knex.transaction(async (trx) => {
-          const before = await load(id, trx, { includeDeleted: true, lock: true });
-          if (!before.deletedAt) return before;
-          await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-          return load(id, trx);
-        }));
+        return await withLogo(
+          await knex.transaction(async (trx) => {
+            const before = await load(id, trx, { includeDeleted: true, lock: true });
+            if (!before.deletedAt) return before;
+            await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+            return load(id, trx);
+          }),
+        );
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);
       }

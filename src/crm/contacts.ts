@@ -8,13 +8,33 @@ import { z } from 'zod';
 import { ConflictError, UnprocessableError } from '../lib/errors.js';
 import { emailSchema } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
-import { applySort, assertVersion, inTransaction, likeContains, loadRow, mapUniqueViolation, markDeleted, markRestored, paginate, type Actor, type ListParams } from './common.js';
+import {
+  applySort,
+  assertVersion,
+  inTransaction,
+  likeContains,
+  loadRow,
+  mapUniqueViolation,
+  markDeleted,
+  markRestored,
+  paginate,
+  type Actor,
+  type ListParams,
+} from './common.js';
 import { companyFields } from './companies.js';
 
 /** A contact as the API shows it. */
 export interface Contact {
-  id: number; companyId: number | null; fullName: string; email: string | null; phone: string | null; jobTitle: string | null;
-  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+  id: number;
+  companyId: number | null;
+  fullName: string;
+  email: string | null;
+  phone: string | null;
+  jobTitle: string | null;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
 }
 
 const fields = {
@@ -24,8 +44,21 @@ const fields = {
   phone: companyFields.phone,
   jobTitle: z.string().trim().min(1).max(200).nullable(),
 };
-export const createContactBody = z.strictObject({ companyId: fields.companyId.optional(), fullName: fields.fullName, email: fields.email.optional(), phone: fields.phone.optional(), jobTitle: fields.jobTitle.optional() });
-export const updateContactBody = z.strictObject({ companyId: fields.companyId.optional(), fullName: fields.fullName.optional(), email: fields.email.optional(), phone: fields.phone.optional(), jobTitle: fields.jobTitle.optional(), version: z.number().int().positive().optional() });
+export const createContactBody = z.strictObject({
+  companyId: fields.companyId.optional(),
+  fullName: fields.fullName,
+  email: fields.email.optional(),
+  phone: fields.phone.optional(),
+  jobTitle: fields.jobTitle.optional(),
+});
+export const updateContactBody = z.strictObject({
+  companyId: fields.companyId.optional(),
+  fullName: fields.fullName.optional(),
+  email: fields.email.optional(),
+  phone: fields.phone.optional(),
+  jobTitle: fields.jobTitle.optional(),
+  version: z.number().int().positive().optional(),
+});
 
 /** Filters of the list. */
 export interface ContactFilters extends ListParams {
@@ -39,8 +72,16 @@ const UNIQUE = { contacts_live_email_uq: ['CONTACT_EMAIL_TAKEN', 'a live contact
 /** Maps a row to the API view. */
 export function toContact(r: Record<string, any>): Contact {
   return {
-    id: Number(r.id), companyId: r.company_id === null ? null : Number(r.company_id), fullName: r.full_name, email: r.email, phone: r.phone,
-    jobTitle: r.job_title, version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+    id: Number(r.id),
+    companyId: r.company_id === null ? null : Number(r.company_id),
+    fullName: r.full_name,
+    email: r.email,
+    phone: r.phone,
+    jobTitle: r.job_title,
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
   };
 }
 
@@ -58,7 +99,10 @@ export function createContactsService(knex: Knex, actor: Actor) {
     if (!f.includeDeleted) q.whereNull('deleted_at');
     if (f.companyId) q.where('company_id', f.companyId);
     if (f.email) q.where('email', f.email.trim().toLowerCase());
-    if (f.q) q.where((w) => w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)));
+    if (f.q)
+      q.where((w) =>
+        w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)),
+      );
     return q;
   };
 
@@ -97,7 +141,13 @@ export function createContactsService(knex: Knex, actor: Actor) {
           await assertLiveCompany(trx, input.companyId);
           const [id] = await trx('contacts').insert(columns(input));
           const created = await load(Number(id), trx);
-          await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'contact', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+          await logActivity(trx, {
+            userId: actor.userId,
+            action: 'create',
+            entity: 'contact',
+            entityId: created.id,
+            changes: diff(null, { ...created, deletedAt: undefined }),
+          });
           return created;
         });
       } catch (err) {
@@ -112,7 +162,9 @@ export function createContactsService(knex: Knex, actor: Actor) {
           const before = await load(id, trx, { lock: true });
           assertVersion(version ?? input.version, before.version, 'contact');
           await assertLiveCompany(trx, input.companyId);
-          await trx('contacts').where({ id }).update({ ...columns(input), version: before.version + 1 });
+          await trx('contacts')
+            .where({ id })
+            .update({ ...columns(input), version: before.version + 1 });
           const after = await load(id, trx);
           await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'contact', entityId: id, changes: diff(before, after) });
           return after;

@@ -15,9 +15,21 @@ export type DealStatus = (typeof DEAL_STATUSES)[number];
 
 /** A deal as the API shows it. `amount` and `expectedRevenue` are decimal strings with 2 places. */
 export interface Deal {
-  id: number; title: string; amount: string; currency: string; stageId: number; companyId: number | null; contactId: number | null;
-  ownerId: number | null; expectedCloseDate: string | null; status: DealStatus; expectedRevenue: string;
-  version: number; createdAt: Date; updatedAt: Date; deletedAt: Date | null;
+  id: number;
+  title: string;
+  amount: string;
+  currency: string;
+  stageId: number;
+  companyId: number | null;
+  contactId: number | null;
+  ownerId: number | null;
+  expectedCloseDate: string | null;
+  status: DealStatus;
+  expectedRevenue: string;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
 }
 
 /** A non-negative amount that fits DECIMAL(15,2). */
@@ -43,7 +55,11 @@ export function expectedRevenue(amount: string, probability: number): string {
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const CURRENCY_PATTERN = /^[A-Z]{3}$/;
-const ref = z.number().int().positive().max(2 ** 53 - 1);
+const ref = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 53 - 1);
 /** `YYYY-MM-DD`, a real calendar day in MySQL's DATE range. */
 export const isoDay = z.iso.date({ message: 'expected a date as YYYY-MM-DD' }).refine((d) => d >= '1000-01-01', 'dates start at 1000-01-01');
 /** An amount as a client sends it, normalised to 2 places (`"1200"` -> `"1200.00"`). */
@@ -70,24 +86,48 @@ export const dealFields = {
 const f = dealFields;
 const version = z.number().int().positive().optional();
 export const createDealBody = z.strictObject({
-  title: f.title, amount: f.amount, currency: f.currency, stageId: f.stageId, companyId: f.companyId.optional(), contactId: f.contactId.optional(),
-  ownerId: f.ownerId.optional().describe('default: the creating user; null for none'), expectedCloseDate: f.expectedCloseDate.optional(), status: f.status.optional().describe('default: open'),
+  title: f.title,
+  amount: f.amount,
+  currency: f.currency,
+  stageId: f.stageId,
+  companyId: f.companyId.optional(),
+  contactId: f.contactId.optional(),
+  ownerId: f.ownerId.optional().describe('default: the creating user; null for none'),
+  expectedCloseDate: f.expectedCloseDate.optional(),
+  status: f.status.optional().describe('default: open'),
 });
 export const updateDealBody = z.strictObject({
-  title: f.title.optional(), amount: f.amount.optional(), currency: f.currency.optional(), stageId: f.stageId.optional(), companyId: f.companyId.optional(),
-  contactId: f.contactId.optional(), ownerId: f.ownerId.optional(), expectedCloseDate: f.expectedCloseDate.optional(), status: f.status.optional(), version,
+  title: f.title.optional(),
+  amount: f.amount.optional(),
+  currency: f.currency.optional(),
+  stageId: f.stageId.optional(),
+  companyId: f.companyId.optional(),
+  contactId: f.contactId.optional(),
+  ownerId: f.ownerId.optional(),
+  expectedCloseDate: f.expectedCloseDate.optional(),
+  status: f.status.optional(),
+  version,
 });
 export const moveDealBody = z.strictObject({ stageId: f.stageId, version });
 export const versionBody = z.strictObject({ version });
 
 /** Filters of the list. Amount and date bounds are inclusive. */
 export interface DealFilters extends ListParams {
-  stageId?: number; status?: DealStatus; ownerId?: number; companyId?: number;
-  minAmount?: string; maxAmount?: string; closeBefore?: string; closeAfter?: string;
+  stageId?: number;
+  status?: DealStatus;
+  ownerId?: number;
+  companyId?: number;
+  minAmount?: string;
+  maxAmount?: string;
+  closeBefore?: string;
+  closeAfter?: string;
 }
 
 /** Counts and per-currency amount sums (never summed across currencies). */
-export interface DealBucket { count: number; amountSum: Record<string, string> }
+export interface DealBucket {
+  count: number;
+  amountSum: Record<string, string>;
+}
 export interface DealStats {
   byStage: Array<{ stageId: number; name: string; position: number } & DealBucket>;
   byStatus: Array<{ status: DealStatus } & DealBucket>;
@@ -102,9 +142,21 @@ const day = (v: unknown) => (v instanceof Date ? v.toISOString().slice(0, 10) : 
 export function toDeal(r: Record<string, any>): Deal {
   const amount = formatCents(toCents(String(r.amount)));
   return {
-    id: Number(r.id), title: r.title, amount, currency: r.currency, stageId: Number(r.stage_id), companyId: id(r.company_id), contactId: id(r.contact_id),
-    ownerId: id(r.owner_id), expectedCloseDate: day(r.expected_close_date), status: r.status, expectedRevenue: expectedRevenue(amount, Number(r.stage_probability)),
-    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+    id: Number(r.id),
+    title: r.title,
+    amount,
+    currency: r.currency,
+    stageId: Number(r.stage_id),
+    companyId: id(r.company_id),
+    contactId: id(r.contact_id),
+    ownerId: id(r.owner_id),
+    expectedCloseDate: day(r.expected_close_date),
+    status: r.status,
+    expectedRevenue: expectedRevenue(amount, Number(r.stage_probability)),
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
   };
 }
 
@@ -134,8 +186,8 @@ async function assertReferences(trx: Knex.Transaction, set: References, current?
     throw invalidReference('ownerId', `ownerId ${set.ownerId} is not an active user of this tenant`);
   }
   if (set.contactId === undefined && set.companyId === undefined) return;
-  const contactId = set.contactId !== undefined ? set.contactId : current?.contactId ?? null;
-  const companyId = set.companyId !== undefined ? set.companyId : current?.companyId ?? null;
+  const contactId = set.contactId !== undefined ? set.contactId : (current?.contactId ?? null);
+  const companyId = set.companyId !== undefined ? set.companyId : (current?.companyId ?? null);
   if (contactId === null || companyId === null) return;
   const contact = await trx('contacts').where({ id: contactId }).first('company_id');
   if (contact && contact.company_id !== null && Number(contact.company_id) !== companyId) {
@@ -145,7 +197,17 @@ async function assertReferences(trx: Knex.Transaction, set: References, current?
 }
 
 function columns(input: Partial<z.output<typeof updateDealBody>>): Record<string, unknown> {
-  const map = { title: 'title', amount: 'amount', currency: 'currency', stageId: 'stage_id', companyId: 'company_id', contactId: 'contact_id', ownerId: 'owner_id', expectedCloseDate: 'expected_close_date', status: 'status' } as const;
+  const map = {
+    title: 'title',
+    amount: 'amount',
+    currency: 'currency',
+    stageId: 'stage_id',
+    companyId: 'company_id',
+    contactId: 'contact_id',
+    ownerId: 'owner_id',
+    expectedCloseDate: 'expected_close_date',
+    status: 'status',
+  } as const;
   const row: Record<string, unknown> = {};
   for (const [k, column] of Object.entries(map)) {
     const v = input[k as keyof typeof map];
@@ -160,7 +222,10 @@ function add(bucket: { count: number; cents: Map<string, bigint> }, count: numbe
   bucket.cents.set(currency, (bucket.cents.get(currency) ?? 0n) + cents);
 }
 const bucket = () => ({ count: 0, cents: new Map<string, bigint>() });
-const out = (b: ReturnType<typeof bucket>): DealBucket => ({ count: b.count, amountSum: Object.fromEntries([...b.cents].sort(([a], [c]) => a.localeCompare(c)).map(([k, v]) => [k, formatCents(v)])) });
+const out = (b: ReturnType<typeof bucket>): DealBucket => ({
+  count: b.count,
+  amountSum: Object.fromEntries([...b.cents].sort(([a], [c]) => a.localeCompare(c)).map(([k, v]) => [k, formatCents(v)])),
+});
 
 /** The deals service over a tenant's Knex, acting as `actor`. */
 export function createDealsService(knex: Knex, actor: Actor) {
@@ -188,13 +253,19 @@ export function createDealsService(knex: Knex, actor: Actor) {
   }
 
   /** Locks the live deal, checks its version, applies `patchOf`'s columns and logs the change. */
-  function change(dealId: number, sentVersion: number | undefined, patchOf: (before: Deal, trx: Knex.Transaction) => Promise<Record<string, unknown>>): Promise<Deal> {
+  function change(
+    dealId: number,
+    sentVersion: number | undefined,
+    patchOf: (before: Deal, trx: Knex.Transaction) => Promise<Record<string, unknown>>,
+  ): Promise<Deal> {
     return knex.transaction(async (trx) => {
       const before = await load(dealId, trx, { lock: true });
       assertVersion(sentVersion, before.version, 'deal');
       const patch = await patchOf(before, trx);
       if (!Object.keys(patch).length) return before;
-      await trx('deals').where({ id: dealId }).update({ ...patch, version: before.version + 1 });
+      await trx('deals')
+        .where({ id: dealId })
+        .update({ ...patch, version: before.version + 1 });
       const after = await load(dealId, trx);
       await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'deal', entityId: dealId, changes: diff(before, after) });
       return after;
@@ -227,7 +298,13 @@ export function createDealsService(knex: Knex, actor: Actor) {
         await assertReferences(trx, values);
         const [newId] = await trx('deals').insert(columns(values));
         const created = await load(Number(newId), trx);
-        await logActivity(trx, { userId: actor.userId, action: 'create', entity: 'deal', entityId: created.id, changes: diff(null, { ...created, deletedAt: undefined }) });
+        await logActivity(trx, {
+          userId: actor.userId,
+          action: 'create',
+          entity: 'deal',
+          entityId: created.id,
+          changes: diff(null, { ...created, deletedAt: undefined }),
+        });
         return created;
       });
     },
@@ -274,7 +351,15 @@ export function createDealsService(knex: Knex, actor: Actor) {
 
     /** Live deals counted and summed (per currency) by stage, in pipeline order, and by status; from one query. */
     async stats(): Promise<DealStats> {
-      const rows: Array<{ stage_id: number; name: string; position: number; status: DealStatus | null; currency: string | null; n: number; total: string | null }> = await knex('pipeline_stages as s')
+      const rows: Array<{
+        stage_id: number;
+        name: string;
+        position: number;
+        status: DealStatus | null;
+        currency: string | null;
+        n: number;
+        total: string | null;
+      }> = await knex('pipeline_stages as s')
         .leftJoin('deals as d', (j) => j.on('d.stage_id', 's.id').onNull('d.deleted_at'))
         .groupBy('s.id', 's.name', 's.position', 'd.status', 'd.currency')
         .orderBy([{ column: 's.position' }, { column: 's.id' }])

@@ -15,7 +15,13 @@ export type IdempotentResult<T> = { replayed: false; status: number; value: T } 
 /** JSON text of `v` with object keys sorted (the same body always hashes the same); no recursion of our own. */
 function stable(v: unknown): string {
   const sorted = (_key: string, x: unknown) =>
-    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, (x as Record<string, unknown>)[k]])) : x;
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, (x as Record<string, unknown>)[k]]),
+        )
+      : x;
   return JSON.stringify(v ?? null, sorted) ?? 'null';
 }
 
@@ -29,15 +35,20 @@ export async function withIdempotency<T>(
   opts: { userId: number; key: string; route: string; body: unknown; status?: number },
   create: (trx: Knex.Transaction) => Promise<T>,
 ): Promise<IdempotentResult<T>> {
-  if (!/^[\x21-\x7e]{1,255}$/.test(opts.key)) throw new ValidationError('Idempotency-Key must be 1-255 visible ASCII characters', { field: 'Idempotency-Key' }, 'INVALID_IDEMPOTENCY_KEY');
+  if (!/^[\x21-\x7e]{1,255}$/.test(opts.key))
+    throw new ValidationError('Idempotency-Key must be 1-255 visible ASCII characters', { field: 'Idempotency-Key' }, 'INVALID_IDEMPOTENCY_KEY');
   const status = opts.status ?? 201;
-  const hash = createHash('sha256').update(`${opts.route}\n${stable(opts.body)}`).digest('hex');
+  const hash = createHash('sha256')
+    .update(`${opts.route}\n${stable(opts.body)}`)
+    .digest('hex');
   const where = { user_id: opts.userId, idem_key: opts.key };
   try {
     return await knex.transaction(async (trx) => {
       await trx('idempotency_keys').insert({ ...where, route: opts.route, request_hash: hash, response_status: status, response_body: '' });
       const value = await create(trx);
-      await trx('idempotency_keys').where(where).update({ response_body: JSON.stringify(value) });
+      await trx('idempotency_keys')
+        .where(where)
+        .update({ response_body: JSON.stringify(value) });
       return { replayed: false as const, status, value };
     });
   } catch (err) {

@@ -13,8 +13,13 @@ import { assertVersion, inTransaction, mapUniqueViolation, notFound, paginate, t
 
 /** A pipeline stage as the API shows it. */
 export interface PipelineStage {
-  id: number; name: string; position: number; probability: number;
-  version: number; createdAt: Date; updatedAt: Date;
+  id: number;
+  name: string;
+  position: number;
+  probability: number;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 /** Fields of a stage a client may write. */
@@ -23,8 +28,17 @@ export const stageFields = {
   position: z.number().int().min(0).max(1_000_000),
   probability: z.number().int().min(0).max(100).describe('chance of winning a deal in this stage, in percent'),
 };
-export const createStageBody = z.strictObject({ name: stageFields.name, position: stageFields.position.optional().describe('default: after the last stage'), probability: stageFields.probability });
-export const updateStageBody = z.strictObject({ name: stageFields.name.optional(), position: stageFields.position.optional(), probability: stageFields.probability.optional(), version: z.number().int().positive().optional() });
+export const createStageBody = z.strictObject({
+  name: stageFields.name,
+  position: stageFields.position.optional().describe('default: after the last stage'),
+  probability: stageFields.probability,
+});
+export const updateStageBody = z.strictObject({
+  name: stageFields.name.optional(),
+  position: stageFields.position.optional(),
+  probability: stageFields.probability.optional(),
+  version: z.number().int().positive().optional(),
+});
 
 const UNIQUE = { pipeline_stages_name_uq: ['STAGE_NAME_TAKEN', 'a pipeline stage already has this name'] as [string, string] };
 /** ER_ROW_IS_REFERENCED_2: a foreign key still points at the row. */
@@ -33,8 +47,13 @@ const ROW_IS_REFERENCED = 1451;
 /** Maps a row to the API view. */
 export function toStage(r: Record<string, any>): PipelineStage {
   return {
-    id: Number(r.id), name: r.name, position: r.position, probability: r.probability,
-    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at,
+    id: Number(r.id),
+    name: r.name,
+    position: r.position,
+    probability: r.probability,
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
   };
 }
 
@@ -84,7 +103,9 @@ export function createPipelineStagesService(knex: Knex, actor: Actor) {
           assertVersion(version ?? input.version, before.version, 'stage');
           const patch: Record<string, unknown> = {};
           for (const k of ['name', 'position', 'probability'] as const) if (input[k] !== undefined) patch[k] = input[k];
-          await trx('pipeline_stages').where({ id }).update({ ...patch, version: before.version + 1 });
+          await trx('pipeline_stages')
+            .where({ id })
+            .update({ ...patch, version: before.version + 1 });
           const after = await load(id, trx);
           await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'pipeline_stage', entityId: id, changes: diff(before, after) });
           return after;
@@ -104,11 +125,23 @@ export function createPipelineStagesService(knex: Knex, actor: Actor) {
         await knex.transaction(async (trx) => {
           // The exclusive lock waits for deal writes that hold a shared lock on the stage.
           const before = await load(id, trx, true);
-          const rows: Array<{ live: number; n: number }> = await trx('deals').where({ stage_id: id }).select(trx.raw('deleted_at IS NULL AS live')).count({ n: '*' }).groupByRaw('deleted_at IS NULL');
+          const rows: Array<{ live: number; n: number }> = await trx('deals')
+            .where({ stage_id: id })
+            .select(trx.raw('deleted_at IS NULL AS live'))
+            .count({ n: '*' })
+            .groupByRaw('deleted_at IS NULL');
           const live = Number(rows.find((r) => Number(r.live) === 1)?.n ?? 0);
           const deleted = Number(rows.find((r) => Number(r.live) === 0)?.n ?? 0);
-          if (live) throw new ConflictError(`stage ${id} is used by ${live} live deal(s): move them to another stage first`, 'STAGE_IN_USE', { liveDeals: live, deletedDeals: deleted });
-          if (deleted) throw new ConflictError(`stage ${id} is still referred to by ${deleted} deleted deal(s), which keep it for a restore`, 'STAGE_IN_USE', { liveDeals: 0, deletedDeals: deleted });
+          if (live)
+            throw new ConflictError(`stage ${id} is used by ${live} live deal(s): move them to another stage first`, 'STAGE_IN_USE', {
+              liveDeals: live,
+              deletedDeals: deleted,
+            });
+          if (deleted)
+            throw new ConflictError(`stage ${id} is still referred to by ${deleted} deleted deal(s), which keep it for a restore`, 'STAGE_IN_USE', {
+              liveDeals: 0,
+              deletedDeals: deleted,
+            });
           await trx('pipeline_stages').where({ id }).delete();
           await logActivity(trx, { userId: actor.userId, action: 'delete', entity: 'pipeline_stage', entityId: id, changes: diff(before, null) });
         });

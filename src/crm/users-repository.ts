@@ -34,13 +34,29 @@ export interface UserTokenState {
 }
 
 interface Row {
-  id: number; email: string; full_name: string | null; password_hash: string; role: TenantRole; active: number | boolean;
-  version: number; token_version: number; created_at: Date; updated_at: Date; last_login_at: Date | null;
+  id: number;
+  email: string;
+  full_name: string | null;
+  password_hash: string;
+  role: TenantRole;
+  active: number | boolean;
+  version: number;
+  token_version: number;
+  created_at: Date;
+  updated_at: Date;
+  last_login_at: Date | null;
 }
 
 const toUser = (r: Row): TenantUser => ({
-  id: Number(r.id), email: r.email, fullName: r.full_name, role: r.role, active: Boolean(r.active), version: r.version,
-  createdAt: r.created_at, updatedAt: r.updated_at, lastLoginAt: r.last_login_at,
+  id: Number(r.id),
+  email: r.email,
+  fullName: r.full_name,
+  role: r.role,
+  active: Boolean(r.active),
+  version: r.version,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  lastLoginAt: r.last_login_at,
 });
 
 /** Repository over a tenant's `users`. */

@@ -114,7 +114,8 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
         if (input.role) patch.role = input.role;
         if (input.active !== undefined) patch.active = input.active;
         if (passwordHash) patch.password_hash = passwordHash;
-        tokensChanged = (input.role !== undefined && input.role !== current.role) || (input.active === false && Boolean(current.active)) || passwordHash !== undefined;
+        tokensChanged =
+          (input.role !== undefined && input.role !== current.role) || (input.active === false && Boolean(current.active)) || passwordHash !== undefined;
         if (tokensChanged) patch.token_version = trx.raw('token_version + 1');
         await trx('users').where({ id }).update(patch);
         if (input.active === false || passwordHash) await createAuthService(knex).revokeUser(id, trx);

@@ -50,7 +50,9 @@ class ByteCounter extends Transform {
  * @throws UnavailableError `STORAGE_UNAVAILABLE` when an upload fails (nothing is deleted by this function)
  */
 export async function archiveHistory(knex: Knex, store: ObjectStore, cutoff: Date, now = new Date()): Promise<HistoryArchive[]> {
-  const months: Array<{ m: string }> = (await knex.raw("SELECT DISTINCT DATE_FORMAT(created_at, '%Y-%m') AS m FROM request_history WHERE created_at < ? ORDER BY m", [cutoff]))[0];
+  const months: Array<{ m: string }> = (
+    await knex.raw("SELECT DISTINCT DATE_FORMAT(created_at, '%Y-%m') AS m FROM request_history WHERE created_at < ? ORDER BY m", [cutoff])
+  )[0];
   const out: HistoryArchive[] = [];
   for (const { m } of months) {
     const [year, month] = m.split('-').map(Number) as [number, number];
@@ -58,7 +60,12 @@ export async function archiveHistory(knex: Knex, store: ObjectStore, cutoff: Dat
     const next = monthStart(from, 1);
     const until = next < cutoff ? next : cutoff;
     const key = keys.history(year, month, `request_history-${m.replace('-', '')}-before-${keyTimestamp(cutoff)}-${keyTimestamp(now)}`);
-    const rows = knex('request_history').where('created_at', '>=', from).andWhere('created_at', '<', until).orderBy([{ column: 'created_at' }, { column: 'id' }]).select('*').stream();
+    const rows = knex('request_history')
+      .where('created_at', '>=', from)
+      .andWhere('created_at', '<', until)
+      .orderBy([{ column: 'created_at' }, { column: 'id' }])
+      .select('*')
+      .stream();
     const lines = new NdjsonLines();
     const counter = new ByteCounter();
     const piped = new Promise<void>((resolve, reject) => pipeline(rows, lines, createGzip(), counter, (err) => (err ? reject(err) : resolve())));

@@ -21,9 +21,23 @@ export interface HistoryFilter {
 
 /** A history row as the API shows it. */
 export interface HistoryEntry {
-  id: number; createdAt: Date; requestId: string; tenantId: number | null; tenantSlug: string | null; userId: number | null;
-  userKind: 'tenant' | 'platform' | null; method: string; route: string | null; path: string; query: string | null; status: number;
-  durationMs: number; responseBytes: number | null; ip: string | null; userAgent: string | null; errorCode: string | null;
+  id: number;
+  createdAt: Date;
+  requestId: string;
+  tenantId: number | null;
+  tenantSlug: string | null;
+  userId: number | null;
+  userKind: 'tenant' | 'platform' | null;
+  method: string;
+  route: string | null;
+  path: string;
+  query: string | null;
+  status: number;
+  durationMs: number;
+  responseBytes: number | null;
+  ip: string | null;
+  userAgent: string | null;
+  errorCode: string | null;
 }
 
 /** Default window: the last 24 h. */
@@ -34,7 +48,8 @@ export function defaultWindow(now = new Date()): { from: Date; to: Date } {
 /** @throws ValidationError when `from` is not before `to`, or the window exceeds 400 days */
 export function checkWindow(f: { from: Date; to: Date }): void {
   if (!(f.from < f.to)) throw new ValidationError('from must be before to', { field: 'from' }, 'INVALID_WINDOW');
-  if (f.to.getTime() - f.from.getTime() > 400 * 24 * 3600 * 1000) throw new ValidationError('the window may span at most 400 days', { field: 'from' }, 'INVALID_WINDOW');
+  if (f.to.getTime() - f.from.getTime() > 400 * 24 * 3600 * 1000)
+    throw new ValidationError('the window may span at most 400 days', { field: 'from' }, 'INVALID_WINDOW');
 }
 
 /** Applies a filter to a query on `request_history` (alias `h`). */
@@ -51,9 +66,23 @@ export function applyFilter(q: Knex.QueryBuilder, f: HistoryFilter): Knex.QueryB
 
 function toEntry(r: Record<string, any>): HistoryEntry {
   return {
-    id: Number(r.id), createdAt: r.created_at, requestId: r.request_id, tenantId: r.tenant_id, tenantSlug: r.slug ?? null,
-    userId: r.user_id === null ? null : Number(r.user_id), userKind: r.user_kind, method: r.method, route: r.route, path: r.path,
-    query: r.query, status: r.status, durationMs: Number(r.duration_ms), responseBytes: r.response_bytes, ip: r.ip, userAgent: r.user_agent, errorCode: r.error_code,
+    id: Number(r.id),
+    createdAt: r.created_at,
+    requestId: r.request_id,
+    tenantId: r.tenant_id,
+    tenantSlug: r.slug ?? null,
+    userId: r.user_id === null ? null : Number(r.user_id),
+    userKind: r.user_kind,
+    method: r.method,
+    route: r.route,
+    path: r.path,
+    query: r.query,
+    status: r.status,
+    durationMs: Number(r.duration_ms),
+    responseBytes: r.response_bytes,
+    ip: r.ip,
+    userAgent: r.user_agent,
+    errorCode: r.error_code,
   };
 }
 
@@ -84,12 +113,24 @@ export function decodeHistoryCursor(s: string): HistoryCursor | undefined {
  * @throws ValidationError `PAGE_TOO_DEEP`
  */
 export async function listHistory(
-  knex: Knex, f: HistoryFilter, page: number, pageSize: number, cursor?: HistoryCursor,
+  knex: Knex,
+  f: HistoryFilter,
+  page: number,
+  pageSize: number,
+  cursor?: HistoryCursor,
 ): Promise<{ data: HistoryEntry[]; total: number; nextCursor: string | null }> {
   const base = applyFilter(knex('request_history as h'), f);
-  const rowsQ = base.clone().leftJoin('tenants as t', 't.id', 'h.tenant_id').select('h.*', 't.slug').orderBy('h.created_at', 'desc').orderBy('h.id', 'desc').limit(pageSize);
+  const rowsQ = base
+    .clone()
+    .leftJoin('tenants as t', 't.id', 'h.tenant_id')
+    .select('h.*', 't.slug')
+    .orderBy('h.created_at', 'desc')
+    .orderBy('h.id', 'desc')
+    .limit(pageSize);
   if (cursor) {
-    rowsQ.where((w) => w.where('h.created_at', '<', cursor.createdAt).orWhere((x) => x.where('h.created_at', '=', cursor.createdAt).andWhere('h.id', '<', cursor.id)));
+    rowsQ.where((w) =>
+      w.where('h.created_at', '<', cursor.createdAt).orWhere((x) => x.where('h.created_at', '=', cursor.createdAt).andWhere('h.id', '<', cursor.id)),
+    );
   } else {
     rowsQ.offset(pageOffset(page, pageSize));
   }
@@ -101,7 +142,12 @@ export async function listHistory(
 
 /** Rows with `id` greater than `afterId` (oldest first, at most `limit`), for `silo history tail`. */
 export async function historyAfter(knex: Knex, afterId: number, opts: { tenantId?: number; limit?: number } = {}): Promise<HistoryEntry[]> {
-  const q = knex('request_history as h').leftJoin('tenants as t', 't.id', 'h.tenant_id').where('h.id', '>', afterId).select('h.*', 't.slug').orderBy('h.id').limit(opts.limit ?? 500);
+  const q = knex('request_history as h')
+    .leftJoin('tenants as t', 't.id', 'h.tenant_id')
+    .where('h.id', '>', afterId)
+    .select('h.*', 't.slug')
+    .orderBy('h.id')
+    .limit(opts.limit ?? 500);
   if (opts.tenantId !== undefined) q.where('h.tenant_id', opts.tenantId);
   return (await q).map(toEntry);
 }

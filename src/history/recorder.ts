@@ -49,13 +49,42 @@ export interface RecorderStats {
 const cut = (s: string | null, n: number) => (s === null ? null : s.length > n ? s.slice(0, n) : s);
 
 /** Columns of `request_history` in the order {@link toValues} gives them. */
-const COLUMNS = ['created_at', 'request_id', 'tenant_id', 'user_id', 'user_kind', 'method', 'route', 'path', 'query', 'status', 'duration_ms', 'response_bytes', 'ip', 'user_agent', 'error_code'];
+const COLUMNS = [
+  'created_at',
+  'request_id',
+  'tenant_id',
+  'user_id',
+  'user_kind',
+  'method',
+  'route',
+  'path',
+  'query',
+  'status',
+  'duration_ms',
+  'response_bytes',
+  'ip',
+  'user_agent',
+  'error_code',
+];
 const ROW_PLACEHOLDERS = `(${COLUMNS.map(() => '?').join(',')})`;
 
 function toValues(r: HistoryRow): unknown[] {
   return [
-    r.createdAt, cut(r.requestId, 64), r.tenantId, r.userId, r.userKind, cut(r.method, 10), cut(r.route, 255), cut(r.path, 2048), cut(r.query, 2048),
-    r.status, r.durationMs, r.responseBytes, cut(r.ip, 45), cut(r.userAgent, 512), cut(r.errorCode, 64),
+    r.createdAt,
+    cut(r.requestId, 64),
+    r.tenantId,
+    r.userId,
+    r.userKind,
+    cut(r.method, 10),
+    cut(r.route, 255),
+    cut(r.path, 2048),
+    cut(r.query, 2048),
+    r.status,
+    r.durationMs,
+    r.responseBytes,
+    cut(r.ip, 45),
+    cut(r.userAgent, 512),
+    cut(r.errorCode, 64),
   ];
 }
 

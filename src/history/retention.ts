@@ -29,7 +29,11 @@ const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 } as
 export function parseDuration(value: string, field = 'duration'): number {
   const m = /^([1-9]\d{0,5})([mhdw])$/.exec(value.trim());
   if (!m) {
-    throw new ValidationError(`${field}: "${value}" is not a duration; use a whole number and a unit m, h, d or w (e.g. 30m, 24h, 90d, 2w)`, { field, value }, 'INVALID_DURATION');
+    throw new ValidationError(
+      `${field}: "${value}" is not a duration; use a whole number and a unit m, h, d or w (e.g. 30m, 24h, 90d, 2w)`,
+      { field, value },
+      'INVALID_DURATION',
+    );
   }
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }

@@ -68,7 +68,13 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
     knex
       .from(
         base()
-          .select('h.route', 'h.status', { d: 'h.duration_ms' }, knex.raw('ROW_NUMBER() OVER (PARTITION BY h.route ORDER BY h.duration_ms) AS rn'), knex.raw('COUNT(*) OVER (PARTITION BY h.route) AS cnt'))
+          .select(
+            'h.route',
+            'h.status',
+            { d: 'h.duration_ms' },
+            knex.raw('ROW_NUMBER() OVER (PARTITION BY h.route ORDER BY h.duration_ms) AS rn'),
+            knex.raw('COUNT(*) OVER (PARTITION BY h.route) AS cnt'),
+          )
           .as('x'),
       )
       .select('route', knex.raw('COUNT(*) AS n'), knex.raw('SUM(status >= 400) AS errors'), { p95: pct(0.95) })
@@ -83,7 +89,15 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
       .orderBy('n', 'desc')
       .orderBy('h.tenant_id')
       .limit(top),
-    base().select('h.user_kind', 'h.user_id', 'h.tenant_id', knex.raw('COUNT(*) AS n')).whereNotNull('h.user_id').groupBy('h.user_kind', 'h.user_id', 'h.tenant_id').orderBy('n', 'desc').orderBy('h.user_kind').orderBy('h.user_id').orderBy('h.tenant_id').limit(top),
+    base()
+      .select('h.user_kind', 'h.user_id', 'h.tenant_id', knex.raw('COUNT(*) AS n'))
+      .whereNotNull('h.user_id')
+      .groupBy('h.user_kind', 'h.user_id', 'h.tenant_id')
+      .orderBy('n', 'desc')
+      .orderBy('h.user_kind')
+      .orderBy('h.user_id')
+      .orderBy('h.tenant_id')
+      .limit(top),
     knex
       .from(
         base()
@@ -112,8 +126,18 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
     byMethod: byMethod.map((r: any) => ({ method: r.method, count: Number(r.n) })),
     byRoute: byRoute.map((r: any) => ({ route: r.route, count: Number(r.n), errorRate: rate(r.errors, r.n), p95: num(r.p95) })),
     byTenant: byTenant.map((r: any) => ({ tenantId: r.tenant_id, slug: r.slug ?? null, count: Number(r.n), errorRate: rate(r.errors, r.n) })),
-    byUser: byUser.map((r: any) => ({ userKind: r.user_kind, userId: r.user_id === null ? null : Number(r.user_id), tenantId: r.tenant_id, count: Number(r.n) })),
-    series: fillSeries(series.map((r: any) => ({ start: utc(r.b), count: Number(r.n), errors: Number(r.errors), p95: num(r.p95) })), f.from, f.to, bucket),
+    byUser: byUser.map((r: any) => ({
+      userKind: r.user_kind,
+      userId: r.user_id === null ? null : Number(r.user_id),
+      tenantId: r.tenant_id,
+      count: Number(r.n),
+    })),
+    series: fillSeries(
+      series.map((r: any) => ({ start: utc(r.b), count: Number(r.n), errors: Number(r.errors), p95: num(r.p95) })),
+      f.from,
+      f.to,
+      bucket,
+    ),
   };
 }
 

@@ -102,7 +102,10 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   };
   const onLocalChange = (slug: string) => {
     resolver.invalidate(slug);
-    void ctx.catalog.tenants.findBySlug(slug).then((t) => t && applyChange(t)).catch(() => undefined);
+    void ctx.catalog.tenants
+      .findBySlug(slug)
+      .then((t) => t && applyChange(t))
+      .catch(() => undefined);
   };
   ctx.events.on('tenantChanged', onLocalChange);
   const watcher = new TenantChangeWatcher(ctx.catalog, config.tenantChangePollMs, applyChange, ctx.log);
@@ -131,7 +134,11 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(authPlugin, { secret: config.jwtSecret });
   await app.register(rateLimit, {
     global: false,
-    errorResponseBuilder: (_req, context) => ({ statusCode: 429, code: 'RATE_LIMITED', message: `too many attempts; retry in ${Math.ceil(context.ttl / 1000)} s` }),
+    errorResponseBuilder: (_req, context) => ({
+      statusCode: 429,
+      code: 'RATE_LIMITED',
+      message: `too many attempts; retry in ${Math.ceil(context.ttl / 1000)} s`,
+    }),
   });
 
   await app.register(serviceRoutes, { ctx });

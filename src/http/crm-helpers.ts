@@ -44,13 +44,22 @@ export function checkIncludeDeleted(request: FastifyRequest, includeDeleted: boo
 }
 
 /** `?includeDeleted=true|false` */
-export const includeDeletedParam = z.enum(['true', 'false']).transform((v) => v === 'true').optional();
+export const includeDeletedParam = z
+  .enum(['true', 'false'])
+  .transform((v) => v === 'true')
+  .optional();
 
 /** Query of `GET /:id`. */
 export const getQuery = tenantQuery.extend({ includeDeleted: includeDeletedParam });
 
 /** `:id` path parameter. */
-export const idParams = z.strictObject({ id: z.coerce.number().int().positive().max(2 ** 53 - 1) });
+export const idParams = z.strictObject({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 53 - 1),
+});
 
 /**
  * Sends a create's answer: 201 with the value, or the stored first answer of an
@@ -64,10 +73,19 @@ export async function createWithIdempotency<T>(
 ): Promise<FastifyReply> {
   const key = request.headers['idempotency-key'];
   if (key === undefined) return reply.code(201).send(await create());
-  const r = await withIdempotency(knex, { userId: actorOf(request).userId, key: String(key), route: `${request.method} ${request.routeOptions.url}`, body: request.body }, (trx) => create(trx));
+  const r = await withIdempotency(
+    knex,
+    { userId: actorOf(request).userId, key: String(key), route: `${request.method} ${request.routeOptions.url}`, body: request.body },
+    (trx) => create(trx),
+  );
   if (!r.replayed) return reply.code(201).send(r.value);
   // A replay is the stored JSON: send it as it is.
-  return reply.code(r.status).header('idempotent-replayed', 'true').type('application/json; charset=utf-8').serializer((p: unknown) => JSON.stringify(p)).send(r.value);
+  return reply
+    .code(r.status)
+    .header('idempotent-replayed', 'true')
+    .type('application/json; charset=utf-8')
+    .serializer((p: unknown) => JSON.stringify(p))
+    .send(r.value);
 }
 
 /**
@@ -83,7 +101,12 @@ export const CSV_OPTIONS = { record_delimiter: '\r\n', escape_formulas: true, ca
  * where needed; formulas defused, see {@link CSV_OPTIONS}).
  * @param columns header -> function of a row
  */
-export async function sendCsv(reply: FastifyReply, query: Knex.QueryBuilder, filename: string, columns: Record<string, (row: Record<string, any>) => unknown>): Promise<FastifyReply> {
+export async function sendCsv(
+  reply: FastifyReply,
+  query: Knex.QueryBuilder,
+  filename: string,
+  columns: Record<string, (row: Record<string, any>) => unknown>,
+): Promise<FastifyReply> {
   const csv = stringify({ ...CSV_OPTIONS, header: true, columns: Object.keys(columns) });
   const out = new PassThrough();
   const rows = query.stream();

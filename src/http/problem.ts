@@ -95,11 +95,17 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
     const hidden = err instanceof UnavailableError && !PUBLIC_503_CODES.has(err.code);
     const detail = hidden
       ? (GENERIC_503[err.code] ?? GENERIC_503_DEFAULT)
-      : err.status >= 500 && !(err instanceof UnavailableError) ? 'the server could not complete the request' : err.message;
+      : err.status >= 500 && !(err instanceof UnavailableError)
+        ? 'the server could not complete the request'
+        : err.message;
     const extra: Partial<Problem> = fields ? { errors: fields } : {};
     if (retryAfterS !== undefined) extra.retryAfter = retryAfterS;
     // A hidden text is logged with the error (plugins/errors.ts logs `unexpected` causes).
-    return { problem: make(err.status, err.code, detail, requestId, extra), headers, unexpected: hidden || (err.status >= 500 && !(err instanceof UnavailableError)) };
+    return {
+      problem: make(err.status, err.code, detail, requestId, extra),
+      headers,
+      unexpected: hidden || (err.status >= 500 && !(err instanceof UnavailableError)),
+    };
   }
   const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown; validationContext?: string };
   if (hasZodFastifySchemaValidationErrors(err)) {
@@ -107,7 +113,11 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
       path: [err.validationContext, ...(v.instancePath ? v.instancePath.split('/').filter(Boolean) : [])].filter(Boolean).join('.'),
       message: v.message ?? 'invalid',
     }));
-    return { problem: make(400, 'VALIDATION_FAILED', `request ${errors[0]?.path ?? ''}: ${errors[0]?.message ?? 'invalid'}`, requestId, { errors }), headers: {}, unexpected: false };
+    return {
+      problem: make(400, 'VALIDATION_FAILED', `request ${errors[0]?.path ?? ''}: ${errors[0]?.message ?? 'invalid'}`, requestId, { errors }),
+      headers: {},
+      unexpected: false,
+    };
   }
   if (e?.validation) {
     return { problem: make(400, 'VALIDATION_FAILED', e.message ?? 'invalid request', requestId), headers: {}, unexpected: false };
@@ -118,10 +128,18 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
     return { problem: make(429, 'RATE_LIMITED', e.message ?? 'too many requests', requestId), headers: {}, unexpected: false };
   }
   if (isConnectionError(err)) {
-    return { problem: make(503, 'DATABASE_UNAVAILABLE', 'a database is not reachable right now; retry shortly', requestId, { retryAfter: 2 }), headers: { 'retry-after': '2' }, unexpected: false };
+    return {
+      problem: make(503, 'DATABASE_UNAVAILABLE', 'a database is not reachable right now; retry shortly', requestId, { retryAfter: 2 }),
+      headers: { 'retry-after': '2' },
+      unexpected: false,
+    };
   }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return { problem: make(e.statusCode, (e.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, ''), e.message ?? 'bad request', requestId), headers: {}, unexpected: false };
+    return {
+      problem: make(e.statusCode, (e.code ?? 'BAD_REQUEST').replace(/^FST_ERR_/, ''), e.message ?? 'bad request', requestId),
+      headers: {},
+      unexpected: false,
+    };
   }
   return { problem: make(500, 'INTERNAL', 'the server could not complete the request', requestId), headers: {}, unexpected: true };
 }

@@ -33,12 +33,19 @@ export const tenantQuery = z.strictObject({
 
 /** `page` from 1 and `pageSize` 1-100 (default 20), plus `tenant`. */
 export const paginationQuery = tenantQuery.extend({
-  page: z.coerce.number().int().min(1).max(1_000_000).default(1).describe('page number from 1; a page may start at most 10,000 rows deep ((page - 1) x pageSize), else 400 PAGE_TOO_DEEP'),
+  page: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(1)
+    .describe('page number from 1; a page may start at most 10,000 rows deep ((page - 1) x pageSize), else 400 PAGE_TOO_DEEP'),
   pageSize: z.coerce.number().int().min(1).max(100).default(20),
 });
 
 /** A page of results. */
-export const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), page: z.number().int(), pageSize: z.number().int(), total: z.number().int() });
+export const page = <T extends z.ZodType>(item: T) =>
+  z.object({ data: z.array(item), page: z.number().int(), pageSize: z.number().int(), total: z.number().int() });
 
 /** Dates are `Date` in handlers and ISO-8601 UTC strings on the wire. */
 const date = z.date();
@@ -47,29 +54,57 @@ const nullableDate = date.nullable();
 /** A tenant as the platform API shows it (never the encrypted password). */
 export const tenantSchema = z
   .object({
-    id: z.number().int(), slug: z.string(), name: z.string(), plan: z.string(),
+    id: z.number().int(),
+    slug: z.string(),
+    name: z.string(),
+    plan: z.string(),
     status: z.enum(['provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted']),
-    statusReason: z.string().nullable(), databaseName: z.string(), schemaVersion: z.string().nullable(),
-    adminEmail: z.string().nullable(), domains: z.array(z.string()).optional(),
-    createdAt: date, updatedAt: date, suspendedAt: nullableDate, deletedAt: nullableDate,
+    statusReason: z.string().nullable(),
+    databaseName: z.string(),
+    schemaVersion: z.string().nullable(),
+    adminEmail: z.string().nullable(),
+    domains: z.array(z.string()).optional(),
+    createdAt: date,
+    updatedAt: date,
+    suspendedAt: nullableDate,
+    deletedAt: nullableDate,
   })
   .meta({ id: 'Tenant' });
 
 /** Picks the public fields of a tenant. */
 export function tenantOut(t: Tenant, domains?: string[]) {
   return {
-    id: t.id, slug: t.slug, name: t.name, plan: t.plan, status: t.status, statusReason: t.statusReason, databaseName: t.databaseName,
-    schemaVersion: t.schemaVersion, adminEmail: t.adminEmail, createdAt: t.createdAt, updatedAt: t.updatedAt,
-    suspendedAt: t.suspendedAt, deletedAt: t.deletedAt, ...(domains ? { domains } : {}),
+    id: t.id,
+    slug: t.slug,
+    name: t.name,
+    plan: t.plan,
+    status: t.status,
+    statusReason: t.statusReason,
+    databaseName: t.databaseName,
+    schemaVersion: t.schemaVersion,
+    adminEmail: t.adminEmail,
+    createdAt: t.createdAt,
+    updatedAt: t.updatedAt,
+    suspendedAt: t.suspendedAt,
+    deletedAt: t.deletedAt,
+    ...(domains ? { domains } : {}),
   };
 }
 
 /** An operation of the journal. */
 export const operationSchema = z
   .object({
-    id: z.number().int(), kind: z.string(), tenantId: z.number().int().nullable(), tenantSlug: z.string().nullable().optional(),
-    actor: z.string(), step: z.string().nullable(), status: z.enum(['running', 'succeeded', 'failed']), error: z.string().nullable(),
-    details: z.record(z.string(), z.unknown()).nullable(), startedAt: date, finishedAt: nullableDate,
+    id: z.number().int(),
+    kind: z.string(),
+    tenantId: z.number().int().nullable(),
+    tenantSlug: z.string().nullable().optional(),
+    actor: z.string(),
+    step: z.string().nullable(),
+    status: z.enum(['running', 'succeeded', 'failed']),
+    error: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()).nullable(),
+    startedAt: date,
+    finishedAt: nullableDate,
   })
   .meta({ id: 'Operation' });
 
@@ -79,8 +114,15 @@ export const operationOut = (o: Operation) => o;
 /** A tenant user (never the hash). */
 export const userSchema = z
   .object({
-    id: z.number().int(), email: z.string(), fullName: z.string().nullable(), role: z.enum(['admin', 'manager', 'staff']),
-    active: z.boolean(), version: z.number().int(), createdAt: date, updatedAt: date, lastLoginAt: nullableDate,
+    id: z.number().int(),
+    email: z.string(),
+    fullName: z.string().nullable(),
+    role: z.enum(['admin', 'manager', 'staff']),
+    active: z.boolean(),
+    version: z.number().int(),
+    createdAt: date,
+    updatedAt: date,
+    lastLoginAt: nullableDate,
   })
   .meta({ id: 'User' });
 
@@ -90,7 +132,10 @@ export const userOut = (u: TenantUser) => u;
 /** Tokens answered by login and refresh. */
 export const tokenPairSchema = z
   .object({
-    accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number().int().describe('seconds'),
-    refreshToken: z.string(), refreshExpiresAt: date,
+    accessToken: z.string(),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int().describe('seconds'),
+    refreshToken: z.string(),
+    refreshExpiresAt: date,
   })
   .meta({ id: 'TokenPair' });

@@ -48,6 +48,7 @@ export async function startServer(config: Config, opts: { graceMs?: number; hand
     });
   }
   const url = await app.listen({ host: config.host, port: config.port });
-  if (config.secrets.isDevelopmentKey) log.warn('NODE_ENV=development: the development key published in the repository encrypts secrets (run `silo init` for a key of your own)');
+  if (config.secrets.isDevelopmentKey)
+    log.warn('NODE_ENV=development: the development key published in the repository encrypts secrets (run `silo init` for a key of your own)');
   return { app, ctx, url, close };
 }

@@ -13,9 +13,35 @@ export const SLUG_PATTERN = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
 
 /** Slugs that would collide with the platform's own host names or paths. */
 export const RESERVED_SLUGS: ReadonlySet<string> = new Set([
-  'www', 'api', 'admin', 'platform', 'docs', 'static', 'assets', 'mail', 'app', 'auth', 'health', 'ready',
-  'metrics', 'status', 'support', 'help', 'root', 'system', 'silo', 'catalog', 'internal', 'dashboard',
-  'smtp', 'ftp', 'ns1', 'ns2', 'cdn', 'test', 'localhost',
+  'www',
+  'api',
+  'admin',
+  'platform',
+  'docs',
+  'static',
+  'assets',
+  'mail',
+  'app',
+  'auth',
+  'health',
+  'ready',
+  'metrics',
+  'status',
+  'support',
+  'help',
+  'root',
+  'system',
+  'silo',
+  'catalog',
+  'internal',
+  'dashboard',
+  'smtp',
+  'ftp',
+  'ns1',
+  'ns2',
+  'cdn',
+  'test',
+  'localhost',
 ]);
 
 /** MySQL identifier limit (database names), in characters. */

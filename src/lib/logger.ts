@@ -8,11 +8,34 @@ import { pino, type Logger, type LoggerOptions } from 'pino';
 
 /** Paths pino censors in every log object (see pino docs, "Redaction"). */
 export const REDACT_PATHS = [
-  'password', '*.password', 'adminPassword', '*.adminPassword', 'newPassword', '*.newPassword',
-  'token', '*.token', 'accessToken', '*.accessToken', 'refreshToken', '*.refreshToken',
-  'secret', '*.secret', 'secretKey', '*.secretKey', 'key', 'connection.password', '*.connection.password',
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie',
-  'res.headers["set-cookie"]', 'dbPassword', '*.dbPassword', 'db_password_enc', '*.db_password_enc',
+  'password',
+  '*.password',
+  'adminPassword',
+  '*.adminPassword',
+  'newPassword',
+  '*.newPassword',
+  'token',
+  '*.token',
+  'accessToken',
+  '*.accessToken',
+  'refreshToken',
+  '*.refreshToken',
+  'secret',
+  '*.secret',
+  'secretKey',
+  '*.secretKey',
+  'key',
+  'connection.password',
+  '*.connection.password',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.cookie',
+  'res.headers["set-cookie"]',
+  'dbPassword',
+  '*.dbPassword',
+  'db_password_enc',
+  '*.db_password_enc',
 ];
 
 /** Query parameters whose values are never logged nor stored (`?access_token=`, RFC 6750 §2.3; `?password=`, ...). */
@@ -53,8 +76,12 @@ export function loggerOptions(level: string, tty: boolean): LoggerOptions {
     // Fastify's request serializer (it takes this one over its own), with secret query values redacted.
     serializers: {
       req: (req: LoggedRequest) => ({
-        method: req.method, url: typeof req.url === 'string' ? redactUrl(req.url) : req.url, version: req.headers?.['accept-version'],
-        host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort,
+        method: req.method,
+        url: typeof req.url === 'string' ? redactUrl(req.url) : req.url,
+        version: req.headers?.['accept-version'],
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
       }),
     },
     ...(tty ? { transport: { target: 'pino-pretty', options: { destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),

@@ -80,7 +80,8 @@ export function jsonDepthExceeds(text: string, max = MAX_JSON_DEPTH): boolean {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
@@ -101,7 +102,11 @@ export const MAX_PAGE_OFFSET = 10_000;
 export function pageOffset(page: number, pageSize: number): number {
   const offset = (page - 1) * pageSize;
   if (offset > MAX_PAGE_OFFSET) {
-    throw new ValidationError(`pages may start at most ${MAX_PAGE_OFFSET.toLocaleString('en-US')} rows deep (page x pageSize); narrow the filter`, { field: 'page', maxOffset: MAX_PAGE_OFFSET }, 'PAGE_TOO_DEEP');
+    throw new ValidationError(
+      `pages may start at most ${MAX_PAGE_OFFSET.toLocaleString('en-US')} rows deep (page x pageSize); narrow the filter`,
+      { field: 'page', maxOffset: MAX_PAGE_OFFSET },
+      'PAGE_TOO_DEEP',
+    );
   }
   return offset;
 }

@@ -53,11 +53,14 @@ async function accountStatement(knex: Knex, what: string, a: Account, sql: strin
   } catch (err) {
     const e = err as { code?: unknown };
     const errno = mysqlErrno(err);
-    throw new SiloError(`${what} for account ${a.user}@${a.host} failed: ${typeof e.code === 'string' ? e.code : 'error'}${errno ? ` (MySQL error ${errno})` : ''}`, {
-      code: 'ACCOUNT_PASSWORD_FAILED',
-      status: 500,
-      details: { errno },
-    });
+    throw new SiloError(
+      `${what} for account ${a.user}@${a.host} failed: ${typeof e.code === 'string' ? e.code : 'error'}${errno ? ` (MySQL error ${errno})` : ''}`,
+      {
+        code: 'ACCOUNT_PASSWORD_FAILED',
+        status: 500,
+        details: { errno },
+      },
+    );
   }
 }
 

@@ -61,9 +61,8 @@ export async function takeBackup(ctx: SiloContext, tenant: Tenant, kind: BackupK
   if (!(await sql.databaseExists(tenant.databaseName))) {
     throw new BackupFailedError(`${kind} backup of tenant "${tenant.slug}" failed: database ${tenant.databaseName} does not exist`);
   }
-  const backup = await ctx.catalog.backups.start(
-    { tenantId: tenant.id, operationId, kind, schemaVersion: tenant.schemaVersion },
-    (id, at) => keys.backup(tenant.id, id, at),
+  const backup = await ctx.catalog.backups.start({ tenantId: tenant.id, operationId, kind, schemaVersion: tenant.schemaVersion }, (id, at) =>
+    keys.backup(tenant.id, id, at),
   );
   const started = performance.now();
   const dump = dumpDatabase(tools, url, tenant.databaseName);
@@ -77,7 +76,12 @@ export async function takeBackup(ctx: SiloContext, tenant: Tenant, kind: BackupK
   try {
     await store.upload(backup.storageKey, meter, {
       contentType: 'application/gzip',
-      metadata: { 'silo-tenant-id': String(tenant.id), 'silo-backup-id': String(backup.id), 'silo-kind': kind, 'silo-schema-version': tenant.schemaVersion ?? '' },
+      metadata: {
+        'silo-tenant-id': String(tenant.id),
+        'silo-backup-id': String(backup.id),
+        'silo-kind': kind,
+        'silo-schema-version': tenant.schemaVersion ?? '',
+      },
     });
     // The upload only proves bytes arrived: the dump must also have ended well.
     await Promise.all([dump.done, piped]);
@@ -117,7 +121,11 @@ export async function backupTenant(ctx: SiloContext, slug: string, actor: string
   const tenant = await getTenant(ctx, slug);
   requireStore(ctx.storage, 'a backup');
   if (!BACKUPABLE.includes(tenant.status)) {
-    throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only active or suspended tenants can be backed up (a tenant in maintenance: finish or repair it first)`, 'INVALID_STATE', { status: tenant.status });
+    throw new ConflictError(
+      `tenant "${slug}" is ${tenant.status}; only active or suspended tenants can be backed up (a tenant in maintenance: finish or repair it first)`,
+      'INVALID_STATE',
+      { status: tenant.status },
+    );
   }
   return ctx.locks.withLock(tenant, async () => {
     const operationId = await ctx.catalog.operations.start({ kind: 'backup', tenantId: tenant.id, actor, details: { slug, kind: 'manual' } });
@@ -176,10 +184,23 @@ export async function backupTenants(
         let result: FleetBackupResult;
         try {
           const r = await backupTenant(ctx, slug, actor);
-          result = { slug, outcome: 'completed', backupId: r.backup.id, sizeBytes: r.backup.sizeBytes, operationId: r.operationId, durationMs: Math.round(performance.now() - started) };
+          result = {
+            slug,
+            outcome: 'completed',
+            backupId: r.backup.id,
+            sizeBytes: r.backup.sizeBytes,
+            operationId: r.operationId,
+            durationMs: Math.round(performance.now() - started),
+          };
         } catch (err) {
           const operationId = (err as SiloError).details?.operationId as number | undefined;
-          result = { slug, outcome: 'failed', error: safeErrorText(err), ...(operationId ? { operationId } : {}), durationMs: Math.round(performance.now() - started) };
+          result = {
+            slug,
+            outcome: 'failed',
+            error: safeErrorText(err),
+            ...(operationId ? { operationId } : {}),
+            durationMs: Math.round(performance.now() - started),
+          };
         }
         opts.onResult?.(result);
         return result;
@@ -203,13 +224,19 @@ export async function listBackups(ctx: SiloContext, slug: string, limit = 100): 
  */
 export async function findRestorableBackup(ctx: SiloContext, tenant: Tenant, which: { backupId?: number; latest?: boolean }): Promise<Backup> {
   if (which.backupId !== undefined && which.latest) throw new ValidationError('give either a backup id or latest, not both');
-  if (which.backupId === undefined && !which.latest) throw new ValidationError('name the backup to restore (--backup <id>) or use --latest', { field: 'backup' }, 'BACKUP_REQUIRED');
+  if (which.backupId === undefined && !which.latest)
+    throw new ValidationError('name the backup to restore (--backup <id>) or use --latest', { field: 'backup' }, 'BACKUP_REQUIRED');
   const backup = which.backupId !== undefined ? await ctx.catalog.backups.get(which.backupId) : await ctx.catalog.backups.latestCompleted(tenant.id);
   if (!backup || backup.tenantId !== tenant.id) {
-    throw new NotFoundError(which.backupId !== undefined ? `tenant "${tenant.slug}" has no backup ${which.backupId}` : `tenant "${tenant.slug}" has no completed backup`, 'BACKUP_NOT_FOUND');
+    throw new NotFoundError(
+      which.backupId !== undefined ? `tenant "${tenant.slug}" has no backup ${which.backupId}` : `tenant "${tenant.slug}" has no completed backup`,
+      'BACKUP_NOT_FOUND',
+    );
   }
   if (backup.status !== 'completed' || !backup.sha256) {
-    throw new ConflictError(`backup ${backup.id} is ${backup.status}; only completed backups can be restored`, 'BACKUP_NOT_RESTORABLE', { status: backup.status });
+    throw new ConflictError(`backup ${backup.id} is ${backup.status}; only completed backups can be restored`, 'BACKUP_NOT_RESTORABLE', {
+      status: backup.status,
+    });
   }
   return backup;
 }

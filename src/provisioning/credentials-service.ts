@@ -54,7 +54,11 @@ export async function rotateTenantCredentials(ctx: SiloContext, slug: string, ac
   return ctx.locks.withLock(tenant, async () => {
     const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
     if (!ROTATABLE.has(fresh.status)) {
-      throw new ConflictError(`tenant "${slug}" is ${fresh.status}; only an active or suspended tenant's credentials are rotated (run \`silo tenants repair ${slug}\` first)`, 'INVALID_STATE', { status: fresh.status });
+      throw new ConflictError(
+        `tenant "${slug}" is ${fresh.status}; only an active or suspended tenant's credentials are rotated (run \`silo tenants repair ${slug}\` first)`,
+        'INVALID_STATE',
+        { status: fresh.status },
+      );
     }
     const operationId = await ctx.catalog.operations.start({ kind: 'rotate-credentials', tenantId: tenant.id, actor, details: { slug } });
     const dualPasswords = await runOperation(ctx, { existingId: operationId, kind: 'rotate-credentials' }, async (op) => {
@@ -109,14 +113,16 @@ export async function rotateTenantCredentials(ctx: SiloContext, slug: string, ac
  * @throws ValidationError when neither slugs nor `all` are given, or both
  * @throws NotFoundError `TENANT_NOT_FOUND` for an unknown slug (before anything changes)
  */
-export async function rotateCredentials(ctx: SiloContext, actor: string, opts: { slugs?: string[]; all?: boolean }): Promise<{ tenants: CredentialRotation[] }> {
+export async function rotateCredentials(
+  ctx: SiloContext,
+  actor: string,
+  opts: { slugs?: string[]; all?: boolean },
+): Promise<{ tenants: CredentialRotation[] }> {
   if (!opts.all && !opts.slugs?.length) throw new ValidationError('name at least one tenant, or use --all');
   if (opts.all && opts.slugs?.length) throw new ValidationError('name tenants or use --all, not both');
   // Fails before anything changes without a key (ConfigError naming SILO_SECRET_KEY).
   void ctx.config.secrets.currentKeyId;
-  const slugs = opts.all
-    ? (await ctx.catalog.tenants.list({ statuses: ['active', 'suspended'] })).map((t) => t.slug)
-    : [...new Set(opts.slugs)];
+  const slugs = opts.all ? (await ctx.catalog.tenants.list({ statuses: ['active', 'suspended'] })).map((t) => t.slug) : [...new Set(opts.slugs)];
   if (!opts.all) for (const s of slugs) await getTenant(ctx, s);
   const tenants: CredentialRotation[] = [];
   for (const slug of slugs) {
@@ -126,7 +132,12 @@ export async function rotateCredentials(ctx: SiloContext, actor: string, opts: {
     } catch (err) {
       const skipped = err instanceof ConflictError && err.code === 'INVALID_STATE';
       const operationId = (err as { details?: { operationId?: unknown } }).details?.operationId;
-      tenants.push({ slug, outcome: skipped ? 'skipped' : 'failed', reason: (err as Error).message, ...(typeof operationId === 'number' ? { operationId } : {}) });
+      tenants.push({
+        slug,
+        outcome: skipped ? 'skipped' : 'failed',
+        reason: (err as Error).message,
+        ...(typeof operationId === 'number' ? { operationId } : {}),
+      });
     }
   }
   return { tenants };

@@ -69,7 +69,14 @@ function optionValue(v: string | number): string {
 function optionFile(url: MysqlUrl): { path: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'silo-my-'));
   const path = join(dir, 'client.cnf');
-  const lines = ['[client]', `user=${optionValue(url.user)}`, `password=${optionValue(url.password)}`, `host=${optionValue(url.host)}`, `port=${url.port}`, 'protocol=TCP'];
+  const lines = [
+    '[client]',
+    `user=${optionValue(url.user)}`,
+    `password=${optionValue(url.password)}`,
+    `host=${optionValue(url.host)}`,
+    `port=${url.port}`,
+    'protocol=TCP',
+  ];
   writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -97,7 +104,10 @@ function run(program: string, args: string[], url: MysqlUrl, stdio: Array<'pipe'
     child.once('close', (code, signal) => {
       file.remove();
       if (code === 0) resolve();
-      else reject(new Error(`${program.split('/').at(-1)} exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' ') || '(no message)'}`));
+      else
+        reject(
+          new Error(`${program.split('/').at(-1)} exited with ${signal ?? `code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' ') || '(no message)'}`),
+        );
     });
   });
   done.catch(() => undefined);
@@ -112,7 +122,17 @@ function run(program: string, args: string[], url: MysqlUrl, stdio: Array<'pipe'
  * by row, not buffered), `--hex-blob`, `--skip-dump-date`, utf8mb4.
  */
 export function dumpDatabase(tools: MysqlTools, url: MysqlUrl, database: string): ToolRun & { stdout: Readable } {
-  const args = ['--single-transaction', '--skip-lock-tables', '--quick', '--hex-blob', '--triggers', '--skip-dump-date', '--default-character-set=utf8mb4', '--', assertSafeIdentifier(database)];
+  const args = [
+    '--single-transaction',
+    '--skip-lock-tables',
+    '--quick',
+    '--hex-blob',
+    '--triggers',
+    '--skip-dump-date',
+    '--default-character-set=utf8mb4',
+    '--',
+    assertSafeIdentifier(database),
+  ];
   const r = run(tools.dump, args, url, ['ignore', 'pipe', 'pipe']);
   return { ...r, stdout: r.child.stdout! };
 }
@@ -123,7 +143,11 @@ export function dumpDatabase(tools: MysqlTools, url: MysqlUrl, database: string)
  * @throws Error with the client's message when a statement fails (the client stops there)
  */
 export async function loadDatabase(tools: MysqlTools, url: MysqlUrl, database: string, input: Readable): Promise<void> {
-  const r = run(tools.client, ['--batch', '--binary-mode', '--default-character-set=utf8mb4', `--database=${assertSafeIdentifier(database)}`], url, ['pipe', 'ignore', 'pipe']);
+  const r = run(tools.client, ['--batch', '--binary-mode', '--default-character-set=utf8mb4', `--database=${assertSafeIdentifier(database)}`], url, [
+    'pipe',
+    'ignore',
+    'pipe',
+  ]);
   const stdin = r.child.stdin!;
   // The client closing its stdin early (it failed) must not crash the process with EPIPE.
   stdin.on('error', () => undefined);

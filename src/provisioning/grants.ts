@@ -121,7 +121,11 @@ export async function inspectTenantGrants(
     // Its own database, spelt without wildcards: keep DML on the canonical pattern only.
     const extra = pattern === own ? [...privileges].filter((p) => !dml.includes(p)) : [...privileges];
     if (extra.length) {
-      fixes.push({ problem: `schema ${pattern} ${extra.join(', ')}`, sql: `REVOKE ${extra.map(privilegeKeyword).join(', ')} ON ${target} FROM ?@?`, bindings: who });
+      fixes.push({
+        problem: `schema ${pattern} ${extra.join(', ')}`,
+        sql: `REVOKE ${extra.map(privilegeKeyword).join(', ')} ON ${target} FROM ?@?`,
+        bindings: who,
+      });
     }
     if (grantable) fixes.push({ problem: `schema ${pattern} GRANT OPTION`, sql: `REVOKE GRANT OPTION ON ${target} FROM ?@?`, bindings: who });
   }
@@ -137,11 +141,15 @@ export async function inspectTenantGrants(
   const revokedTables = new Set<string>();
   for (const r of tables) {
     const target = tableKey(r);
-    if (!revokedTables.has(target)) fixes.push({ problem: `table ${r.TABLE_SCHEMA}.${r.TABLE_NAME}`, sql: `REVOKE ALL PRIVILEGES ON ${target} FROM ?@?`, bindings: who });
+    if (!revokedTables.has(target))
+      fixes.push({ problem: `table ${r.TABLE_SCHEMA}.${r.TABLE_NAME}`, sql: `REVOKE ALL PRIVILEGES ON ${target} FROM ?@?`, bindings: who });
     revokedTables.add(target);
-    if (r.IS_GRANTABLE === 'YES') fixes.push({ problem: `table ${r.TABLE_SCHEMA}.${r.TABLE_NAME} GRANT OPTION`, sql: `REVOKE GRANT OPTION ON ${target} FROM ?@?`, bindings: who });
+    if (r.IS_GRANTABLE === 'YES')
+      fixes.push({ problem: `table ${r.TABLE_SCHEMA}.${r.TABLE_NAME} GRANT OPTION`, sql: `REVOKE GRANT OPTION ON ${target} FROM ?@?`, bindings: who });
   }
-  const columns: Array<{ TABLE_SCHEMA: string; TABLE_NAME: string; COLUMN_NAME: string; PRIVILEGE_TYPE: string }> = await knex('information_schema.COLUMN_PRIVILEGES')
+  const columns: Array<{ TABLE_SCHEMA: string; TABLE_NAME: string; COLUMN_NAME: string; PRIVILEGE_TYPE: string }> = await knex(
+    'information_schema.COLUMN_PRIVILEGES',
+  )
     .where({ GRANTEE: grantee })
     .select('TABLE_SCHEMA', 'TABLE_NAME', 'COLUMN_NAME', 'PRIVILEGE_TYPE');
   for (const r of columns) {

@@ -80,61 +80,74 @@ export async function migrateTenants(ctx: SiloContext, actor: string, opts: Migr
 async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | null, actor: string, dryRun: boolean): Promise<MigrateResult> {
   const started = performance.now();
   const base = { slug: tenant.slug, applied: [] as string[], pending: [] as string[], schemaVersion: tenant.schemaVersion };
-  const done = (r: Partial<MigrateResult> & Pick<MigrateResult, 'outcome'>): MigrateResult => ({ ...base, ...r, durationMs: Math.round(performance.now() - started) });
+  const done = (r: Partial<MigrateResult> & Pick<MigrateResult, 'outcome'>): MigrateResult => ({
+    ...base,
+    ...r,
+    durationMs: Math.round(performance.now() - started),
+  });
   if (!MIGRATABLE.includes(tenant.status)) {
     return done({ outcome: 'skipped', error: `tenant is ${tenant.status}; run \`silo tenants repair ${tenant.slug}\`` });
   }
   if (tenant.status !== 'maintenance' && tenant.schemaVersion === latest) return done({ outcome: 'up-to-date' });
   try {
-    return await ctx.locks.withLock(tenant, () => ctx.admin.withTenantDatabase(tenant, (knex) =>
-      withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
-        const migrator = await tenantMigrator(knex, ctx.config);
-        const pending = (await migrator.pending()).map((m) => m.name);
-        // Re-read under the lock: another runner may have finished this tenant meanwhile.
-        const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
-        // A restore that stopped after dropping the database left it empty or half-loaded:
-        // migrating and reopening it would serve that. Only repair loads the backup again.
-        if (fresh.status === 'maintenance' && (await interruptedRestore(ctx, fresh))) {
-          return done({ outcome: 'skipped', pending, error: `a restore stopped after replacing the database; run \`silo tenants repair ${tenant.slug}\` to load its backup again` });
-        }
-        if (!pending.length && fresh.status !== 'maintenance') {
-          const version = await recordSchemaVersion(ctx, tenant, knex);
-          return done({ outcome: 'up-to-date', schemaVersion: version });
-        }
-        if (dryRun) return done({ outcome: 'would-migrate', pending });
-        const operationId = await ctx.catalog.operations.start({ kind: 'migrate', tenantId: tenant.id, actor, details: { slug: tenant.slug, pending } });
-        const applied: string[] = [];
-        try {
-          await runOperation(
-            ctx,
-            { existingId: operationId, kind: 'migrate' },
-            async (op) => {
-              await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'migrating');
-              ctx.events.emit('tenantChanged', tenant.slug);
-              await op.step('maintenance');
-              migrator.on('migrated', ({ name }) => {
-                applied.push(name);
+    return await ctx.locks.withLock(
+      tenant,
+      () =>
+        ctx.admin.withTenantDatabase(tenant, (knex) =>
+          withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+            const migrator = await tenantMigrator(knex, ctx.config);
+            const pending = (await migrator.pending()).map((m) => m.name);
+            // Re-read under the lock: another runner may have finished this tenant meanwhile.
+            const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
+            // A restore that stopped after dropping the database left it empty or half-loaded:
+            // migrating and reopening it would serve that. Only repair loads the backup again.
+            if (fresh.status === 'maintenance' && (await interruptedRestore(ctx, fresh))) {
+              return done({
+                outcome: 'skipped',
+                pending,
+                error: `a restore stopped after replacing the database; run \`silo tenants repair ${tenant.slug}\` to load its backup again`,
               });
-              await migrator.up();
-              await recordSchemaVersion(ctx, tenant, knex);
-              await op.note({ applied, schemaVersion: tenant.schemaVersion });
-              await op.step('migrations');
-              await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(fresh), null);
-              ctx.events.emit('tenantChanged', tenant.slug);
-              await op.step('activate');
-            },
-            async (err) => {
-              // The tenant stays in maintenance with the reason; `migrate` or `repair` resumes it.
-              await recordSchemaVersion(ctx, tenant, knex).catch(() => undefined);
-              await ctx.catalog.tenants.update(tenant.id, { statusReason: `migration failed: ${safeErrorText(err)}`.slice(0, MAX_ERROR_TEXT) });
-            },
-          );
-        } catch (err) {
-          return done({ outcome: 'failed', applied, pending, operationId, schemaVersion: tenant.schemaVersion, error: safeErrorText(err) });
-        }
-        return done({ outcome: 'migrated', applied, pending, operationId, schemaVersion: tenant.schemaVersion });
-      }),
-    ), ctx.config.migrationLockTimeoutS);
+            }
+            if (!pending.length && fresh.status !== 'maintenance') {
+              const version = await recordSchemaVersion(ctx, tenant, knex);
+              return done({ outcome: 'up-to-date', schemaVersion: version });
+            }
+            if (dryRun) return done({ outcome: 'would-migrate', pending });
+            const operationId = await ctx.catalog.operations.start({ kind: 'migrate', tenantId: tenant.id, actor, details: { slug: tenant.slug, pending } });
+            const applied: string[] = [];
+            try {
+              await runOperation(
+                ctx,
+                { existingId: operationId, kind: 'migrate' },
+                async (op) => {
+                  await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'migrating');
+                  ctx.events.emit('tenantChanged', tenant.slug);
+                  await op.step('maintenance');
+                  migrator.on('migrated', ({ name }) => {
+                    applied.push(name);
+                  });
+                  await migrator.up();
+                  await recordSchemaVersion(ctx, tenant, knex);
+                  await op.note({ applied, schemaVersion: tenant.schemaVersion });
+                  await op.step('migrations');
+                  await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(fresh), null);
+                  ctx.events.emit('tenantChanged', tenant.slug);
+                  await op.step('activate');
+                },
+                async (err) => {
+                  // The tenant stays in maintenance with the reason; `migrate` or `repair` resumes it.
+                  await recordSchemaVersion(ctx, tenant, knex).catch(() => undefined);
+                  await ctx.catalog.tenants.update(tenant.id, { statusReason: `migration failed: ${safeErrorText(err)}`.slice(0, MAX_ERROR_TEXT) });
+                },
+              );
+            } catch (err) {
+              return done({ outcome: 'failed', applied, pending, operationId, schemaVersion: tenant.schemaVersion, error: safeErrorText(err) });
+            }
+            return done({ outcome: 'migrated', applied, pending, operationId, schemaVersion: tenant.schemaVersion });
+          }),
+        ),
+      ctx.config.migrationLockTimeoutS,
+    );
   } catch (err) {
     return done({ outcome: 'failed', error: safeErrorText(err) });
   }
@@ -145,33 +158,38 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
  * @returns names reverted, newest first
  * @throws ValidationError for a bad step count; ConflictError when the tenant cannot be migrated now
  */
-export async function rollbackTenant(ctx: SiloContext, slug: string, actor: string, step = 1): Promise<{ reverted: string[]; schemaVersion: string | null; operationId: number }> {
+export async function rollbackTenant(
+  ctx: SiloContext,
+  slug: string,
+  actor: string,
+  step = 1,
+): Promise<{ reverted: string[]; schemaVersion: string | null; operationId: number }> {
   if (!Number.isInteger(step) || step < 1) throw new ValidationError('--step must be a positive integer');
   const tenant = await getTenant(ctx, slug);
   if (!MIGRATABLE.includes(tenant.status)) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
   let operationId = 0;
   const reverted = await ctx.locks.withLock(tenant, async () => {
-  operationId = await ctx.catalog.operations.start({ kind: 'rollback', tenantId: tenant.id, actor, details: { slug, step } });
-  return runOperation(ctx, { existingId: operationId, kind: 'rollback' }, (op) =>
-    ctx.admin.withTenantDatabase(tenant, (knex) =>
-      withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
-        const migrator = await tenantMigrator(knex, ctx.config);
-        const executed = await migrator.executed();
-        if (step > executed.length) throw new ValidationError(`--step ${step} is more than the ${executed.length} applied migrations`);
-        await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'rolling back');
-        ctx.events.emit('tenantChanged', slug);
-        await op.step('maintenance');
-        const names = (await migrator.down({ step })).map((m) => m.name);
-        await recordSchemaVersion(ctx, tenant, knex);
-        await op.note({ reverted: names, schemaVersion: tenant.schemaVersion });
-        await op.step('migrations');
-        await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(tenant), null);
-        ctx.events.emit('tenantChanged', slug);
-        await op.step('activate');
-        return names;
-      }),
-    ),
-  );
+    operationId = await ctx.catalog.operations.start({ kind: 'rollback', tenantId: tenant.id, actor, details: { slug, step } });
+    return runOperation(ctx, { existingId: operationId, kind: 'rollback' }, (op) =>
+      ctx.admin.withTenantDatabase(tenant, (knex) =>
+        withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+          const migrator = await tenantMigrator(knex, ctx.config);
+          const executed = await migrator.executed();
+          if (step > executed.length) throw new ValidationError(`--step ${step} is more than the ${executed.length} applied migrations`);
+          await ctx.catalog.tenants.transition(tenant.id, ['active'], 'maintenance', 'rolling back');
+          ctx.events.emit('tenantChanged', slug);
+          await op.step('maintenance');
+          const names = (await migrator.down({ step })).map((m) => m.name);
+          await recordSchemaVersion(ctx, tenant, knex);
+          await op.note({ reverted: names, schemaVersion: tenant.schemaVersion });
+          await op.step('migrations');
+          await ctx.catalog.tenants.transition(tenant.id, ['maintenance'], settledStatus(tenant), null);
+          ctx.events.emit('tenantChanged', slug);
+          await op.step('activate');
+          return names;
+        }),
+      ),
+    );
   });
   return { reverted, schemaVersion: tenant.schemaVersion, operationId };
 }

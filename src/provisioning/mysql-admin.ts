@@ -104,7 +104,10 @@ export function createMysqlAdmin(knex: Knex) {
     /** Databases whose names start with `prefix` (compared in JS: `_` is a LIKE wildcard). */
     async listDatabases(prefix: string): Promise<string[]> {
       const rows: Array<{ SCHEMA_NAME: string }> = await knex('information_schema.SCHEMATA').select('SCHEMA_NAME');
-      return rows.map((r) => r.SCHEMA_NAME).filter((n) => n.startsWith(prefix)).sort();
+      return rows
+        .map((r) => r.SCHEMA_NAME)
+        .filter((n) => n.startsWith(prefix))
+        .sort();
     },
 
     /** Accounts whose user names start with `prefix`. */

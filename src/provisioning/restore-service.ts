@@ -71,7 +71,11 @@ async function assertKnownSchema(ctx: SiloContext, backup: Backup): Promise<void
   if (!backup.schemaVersion) return;
   const names = (await tenantMigrations(ctx.config)).map((m) => m.name);
   if (!names.includes(backup.schemaVersion)) {
-    throw new ConflictError(`backup ${backup.id} was made at schema ${backup.schemaVersion}, which this version of Silo does not know: restore it with a newer Silo`, 'BACKUP_SCHEMA_NEWER', { schemaVersion: backup.schemaVersion });
+    throw new ConflictError(
+      `backup ${backup.id} was made at schema ${backup.schemaVersion}, which this version of Silo does not know: restore it with a newer Silo`,
+      'BACKUP_SCHEMA_NEWER',
+      { schemaVersion: backup.schemaVersion },
+    );
   }
 }
 
@@ -118,7 +122,10 @@ export async function loadBackupInto(ctx: SiloContext, tenant: Tenant, backup: B
   await Promise.all([loadDatabase(tools, url, tenant.databaseName, gunzip), piped]);
   const sha256 = meter.digest();
   if (sha256 !== backup.sha256) {
-    throw new BackupCorruptedError(`backup ${backup.id} changed while it was being restored (SHA-256 ${sha256}); the database holds what was read`, { backupId: backup.id, actual: sha256 });
+    throw new BackupCorruptedError(`backup ${backup.id} changed while it was being restored (SHA-256 ${sha256}); the database holds what was read`, {
+      backupId: backup.id,
+      actual: sha256,
+    });
   }
   await op.step('load');
 
@@ -154,7 +161,10 @@ export async function restoreTenant(ctx: SiloContext, slug: string, actor: strin
     const fresh = (await ctx.catalog.tenants.findById(tenant.id))!;
     Object.assign(tenant, fresh);
     const operationId = await ctx.catalog.operations.start({
-      kind: 'restore', tenantId: tenant.id, actor, details: { slug, backupId: backup.id, backupKind: backup.kind, backupCreatedAt: backup.createdAt, statusBefore: tenant.status },
+      kind: 'restore',
+      tenantId: tenant.id,
+      actor,
+      details: { slug, backupId: backup.id, backupKind: backup.kind, backupCreatedAt: backup.createdAt, statusBefore: tenant.status },
     });
     opts.onOperation?.(operationId);
     let preRestore: Backup | undefined;
@@ -185,7 +195,13 @@ export async function restoreTenant(ctx: SiloContext, slug: string, actor: strin
         ctx.events.emit('tenantChanged', slug);
       },
     );
-    return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId, backup, ...(preRestore ? { preRestoreBackup: preRestore } : {}), migrationsApplied };
+    return {
+      tenant: (await ctx.catalog.tenants.findById(tenant.id))!,
+      operationId,
+      backup,
+      ...(preRestore ? { preRestoreBackup: preRestore } : {}),
+      migrationsApplied,
+    };
   });
 }
 

@@ -78,9 +78,7 @@ export interface SeedOutcome {
 export async function seed(ctx: SiloContext, tenant: Tenant, adminEmail: string, password?: string): Promise<SeedOutcome> {
   const generated = password ? undefined : generatePassword(18);
   const result = await ctx.admin.withTenantDatabase(tenant, (knex) => seedTenant(knex, { email: adminEmail, password: password ?? generated! }));
-  return result.adminCreated
-    ? { adminEmail, adminCreated: true, ...(generated ? { generatedPassword: generated } : {}) }
-    : { adminEmail, adminCreated: false };
+  return result.adminCreated ? { adminEmail, adminCreated: true, ...(generated ? { generatedPassword: generated } : {}) } : { adminEmail, adminCreated: false };
 }
 
 /** Default admin email of a tenant created without one. */
@@ -97,12 +95,7 @@ export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | '
  * Runs the provisioning steps from `database` to `activate` on a tenant whose catalog
  * row exists. Each step is recorded on the operation.
  */
-export async function provision(
-  ctx: SiloContext,
-  op: OperationHandle,
-  tenant: Tenant,
-  admin: { email: string; password?: string },
-): Promise<SeedOutcome> {
+export async function provision(ctx: SiloContext, op: OperationHandle, tenant: Tenant, admin: { email: string; password?: string }): Promise<SeedOutcome> {
   await ensureDatabase(ctx, tenant);
   await op.step('database');
   await ensureAccount(ctx, tenant);

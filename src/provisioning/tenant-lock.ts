@@ -48,7 +48,11 @@ export class TenantLocks {
     try {
       const [rows] = await trx.raw('SELECT GET_LOCK(?, ?) AS ok', [name, waitS]);
       if (Number(rows[0]?.ok) !== 1) {
-        throw new ConflictError(`another operation is running on tenant "${tenant.slug}"; wait for it to finish (silo operations list --tenant ${tenant.slug})`, 'TENANT_BUSY', { slug: tenant.slug });
+        throw new ConflictError(
+          `another operation is running on tenant "${tenant.slug}"; wait for it to finish (silo operations list --tenant ${tenant.slug})`,
+          'TENANT_BUSY',
+          { slug: tenant.slug },
+        );
       }
       try {
         return await fn();

@@ -25,7 +25,10 @@ export const createTenantInput = z
   .object({
     slug: z.string(),
     name: z.string().trim().min(1).max(200).optional(),
-    plan: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1-32 lower-case letters, digits or hyphens').default('standard'),
+    plan: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'must be 1-32 lower-case letters, digits or hyphens')
+      .default('standard'),
     adminEmail: emailSchema.optional(),
     adminPassword: z.string().optional(),
   })
@@ -55,7 +58,8 @@ export async function getTenant(ctx: SiloContext, slug: string, opts: { includeD
 /** Picks the active database server with the fewest live tenants. */
 async function pickServer(ctx: SiloContext): Promise<number> {
   const servers = (await ctx.catalog.servers.list()).filter((s) => s.status === 'active');
-  if (!servers.length) throw new SiloError('no active database server in the catalog: run `silo catalog migrate` first', { code: 'NO_DATABASE_SERVER', status: 503 });
+  if (!servers.length)
+    throw new SiloError('no active database server in the catalog: run `silo catalog migrate` first', { code: 'NO_DATABASE_SERVER', status: 503 });
   const counts = await ctx.catalog.tenants.countByServer();
   servers.sort((a, b) => (counts.get(a.id) ?? 0) - (counts.get(b.id) ?? 0) || a.id - b.id);
   return servers[0]!.id;
@@ -139,7 +143,13 @@ function assertBackupPossible(ctx: SiloContext, opts: DestructiveOptions, action
  * Step `backup` of a destructive action: the pre-* backup, recorded on the operation.
  * Skipped (and noted) when `backup` is false or the database is already gone.
  */
-async function backupBeforeDestroy(ctx: SiloContext, op: OperationHandle, tenant: Tenant, kind: 'pre-recreate' | 'pre-delete', opts: DestructiveOptions): Promise<void> {
+async function backupBeforeDestroy(
+  ctx: SiloContext,
+  op: OperationHandle,
+  tenant: Tenant,
+  kind: 'pre-recreate' | 'pre-delete',
+  opts: DestructiveOptions,
+): Promise<void> {
   if (opts.backup === false) {
     await op.note({ backup: 'skipped (--no-backup)' });
   } else {
@@ -182,27 +192,27 @@ export async function recreateTenant(
   const admin = await ctx.locks.withLock(tenant, async () => {
     operationId = await ctx.catalog.operations.start({ kind: 'recreate', tenantId: tenant.id, actor, details: { slug, adminEmail } });
     return runOperation(
-    ctx,
-    { existingId: operationId, kind: 'recreate' },
-    async (op) => {
-      await backupBeforeDestroy(ctx, op, tenant, 'pre-recreate', opts);
-      // The new database starts its user ids again: a new token generation keeps earlier tokens out.
-      await ctx.catalog.knex.transaction(async (trx) => {
-        await ctx.catalog.tenants.update(tenant.id, { status: 'provisioning', statusReason: 'recreating', adminEmail, schemaVersion: null }, trx);
-        await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
-      });
-      tenant.status = 'provisioning';
-      ctx.events.emit('tenantChanged', slug);
-      await op.step('provisioning');
-      const { sql } = await ctx.admin.server(tenant.databaseServerId);
-      await sql.dropDatabase(tenant.databaseName);
-      await op.step('drop-database');
-      await sql.dropUser(tenantAccount(ctx, tenant));
-      await op.step('drop-user');
-      return provision(ctx, op, tenant, { email: adminEmail, ...(opts.adminPassword ? { password: opts.adminPassword } : {}) });
-    },
-    // A failed backup changed nothing: the tenant stays as it was.
-    async (err, step) => (step === null || step === 'backup' ? undefined : markFailed(ctx, tenant)(err, step)),
+      ctx,
+      { existingId: operationId, kind: 'recreate' },
+      async (op) => {
+        await backupBeforeDestroy(ctx, op, tenant, 'pre-recreate', opts);
+        // The new database starts its user ids again: a new token generation keeps earlier tokens out.
+        await ctx.catalog.knex.transaction(async (trx) => {
+          await ctx.catalog.tenants.update(tenant.id, { status: 'provisioning', statusReason: 'recreating', adminEmail, schemaVersion: null }, trx);
+          await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
+        });
+        tenant.status = 'provisioning';
+        ctx.events.emit('tenantChanged', slug);
+        await op.step('provisioning');
+        const { sql } = await ctx.admin.server(tenant.databaseServerId);
+        await sql.dropDatabase(tenant.databaseName);
+        await op.step('drop-database');
+        await sql.dropUser(tenantAccount(ctx, tenant));
+        await op.step('drop-user');
+        return provision(ctx, op, tenant, { email: adminEmail, ...(opts.adminPassword ? { password: opts.adminPassword } : {}) });
+      },
+      // A failed backup changed nothing: the tenant stays as it was.
+      async (err, step) => (step === null || step === 'backup' ? undefined : markFailed(ctx, tenant)(err, step)),
     );
   });
   return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId, admin };
@@ -215,22 +225,27 @@ export async function recreateTenant(
  * @throws StorageNotConfiguredError / BackupFailedError as {@link recreateTenant}: nothing was deleted A crash after the mark is finished
  * by `repair`, which drops what is left.
  */
-export async function deleteTenant(ctx: SiloContext, slug: string, actor: string, opts: DestructiveOptions = {}): Promise<{ tenant: Tenant; operationId: number }> {
+export async function deleteTenant(
+  ctx: SiloContext,
+  slug: string,
+  actor: string,
+  opts: DestructiveOptions = {},
+): Promise<{ tenant: Tenant; operationId: number }> {
   const tenant = await getTenant(ctx, slug);
   assertBackupPossible(ctx, opts, 'delete');
   let operationId = 0;
   await ctx.locks.withLock(tenant, async () => {
     operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug } });
     await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
-    await backupBeforeDestroy(ctx, op, tenant, 'pre-delete', opts);
-    await ctx.catalog.knex.transaction(async (trx) => {
-      await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: null, deletedAt: new Date() }, trx);
-      await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
-      await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
-    });
-    ctx.events.emit('tenantChanged', slug);
-    await op.step('catalog');
-    await dropTenantResources(ctx, tenant, op.step);
+      await backupBeforeDestroy(ctx, op, tenant, 'pre-delete', opts);
+      await ctx.catalog.knex.transaction(async (trx) => {
+        await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: null, deletedAt: new Date() }, trx);
+        await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
+        await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
+      });
+      ctx.events.emit('tenantChanged', slug);
+      await op.step('catalog');
+      await dropTenantResources(ctx, tenant, op.step);
     });
   });
   return { tenant: (await ctx.catalog.tenants.findById(tenant.id))!, operationId };
@@ -254,16 +269,17 @@ export async function suspendTenant(ctx: SiloContext, slug: string, actor: strin
   const tenant = await getTenant(ctx, slug);
   if (tenant.status === 'suspended') return tenant;
   await ctx.locks.withLock(tenant, async () => {
-  const operationId = await ctx.catalog.operations.start({ kind: 'suspend', tenantId: tenant.id, actor, details: { slug, reason: reason ?? null } });
-  await runOperation(ctx, { existingId: operationId, kind: 'suspend' }, async (op) => {
-    const ok = await ctx.catalog.knex.transaction(async (trx) => {
-      const changed = await ctx.catalog.tenants.transition(tenant.id, ['active'], 'suspended', reason ?? null, trx);
-      if (changed) await ctx.catalog.tenants.update(tenant.id, { suspendedAt: new Date() }, trx);
-      return changed;
+    const operationId = await ctx.catalog.operations.start({ kind: 'suspend', tenantId: tenant.id, actor, details: { slug, reason: reason ?? null } });
+    await runOperation(ctx, { existingId: operationId, kind: 'suspend' }, async (op) => {
+      const ok = await ctx.catalog.knex.transaction(async (trx) => {
+        const changed = await ctx.catalog.tenants.transition(tenant.id, ['active'], 'suspended', reason ?? null, trx);
+        if (changed) await ctx.catalog.tenants.update(tenant.id, { suspendedAt: new Date() }, trx);
+        return changed;
+      });
+      if (!ok)
+        throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only an active tenant can be suspended`, 'INVALID_STATE', { status: tenant.status });
+      await op.step('suspended');
     });
-    if (!ok) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only an active tenant can be suspended`, 'INVALID_STATE', { status: tenant.status });
-    await op.step('suspended');
-  });
   });
   ctx.events.emit('tenantChanged', slug);
   return (await ctx.catalog.tenants.findById(tenant.id))!;
@@ -277,16 +293,17 @@ export async function resumeTenant(ctx: SiloContext, slug: string, actor: string
   const tenant = await getTenant(ctx, slug);
   if (tenant.status === 'active') return tenant;
   await ctx.locks.withLock(tenant, async () => {
-  const operationId = await ctx.catalog.operations.start({ kind: 'resume', tenantId: tenant.id, actor, details: { slug } });
-  await runOperation(ctx, { existingId: operationId, kind: 'resume' }, async (op) => {
-    const ok = await ctx.catalog.knex.transaction(async (trx) => {
-      const changed = await ctx.catalog.tenants.transition(tenant.id, ['suspended'], 'active', null, trx);
-      if (changed) await ctx.catalog.tenants.update(tenant.id, { suspendedAt: null }, trx);
-      return changed;
+    const operationId = await ctx.catalog.operations.start({ kind: 'resume', tenantId: tenant.id, actor, details: { slug } });
+    await runOperation(ctx, { existingId: operationId, kind: 'resume' }, async (op) => {
+      const ok = await ctx.catalog.knex.transaction(async (trx) => {
+        const changed = await ctx.catalog.tenants.transition(tenant.id, ['suspended'], 'active', null, trx);
+        if (changed) await ctx.catalog.tenants.update(tenant.id, { suspendedAt: null }, trx);
+        return changed;
+      });
+      if (!ok)
+        throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only a suspended tenant can be resumed`, 'INVALID_STATE', { status: tenant.status });
+      await op.step('active');
     });
-    if (!ok) throw new ConflictError(`tenant "${slug}" is ${tenant.status}; only a suspended tenant can be resumed`, 'INVALID_STATE', { status: tenant.status });
-    await op.step('active');
-  });
   });
   ctx.events.emit('tenantChanged', slug);
   return (await ctx.catalog.tenants.findById(tenant.id))!;

@@ -25,7 +25,12 @@ export interface RevokeTokensResult {
  */
 export async function revokeTenantTokens(ctx: SiloContext, slug: string, actor: string): Promise<RevokeTokensResult> {
   const tenant = await getTenant(ctx, slug);
-  const operationId = await ctx.catalog.operations.start({ kind: 'revoke-tokens', tenantId: tenant.id, actor, details: { slug, generationBefore: tenant.generation } });
+  const operationId = await ctx.catalog.operations.start({
+    kind: 'revoke-tokens',
+    tenantId: tenant.id,
+    actor,
+    details: { slug, generationBefore: tenant.generation },
+  });
   await runOperation(ctx, { existingId: operationId, kind: 'revoke-tokens' }, async (op) => {
     await ctx.catalog.tenants.bumpGeneration(tenant.id);
     await op.step('revoked');

@@ -42,7 +42,13 @@ export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input
   const generated = input.password ? undefined : generatePassword(18);
   const server = await ctx.catalog.servers.get(tenant.databaseServerId);
   const knex = createMysqlKnex(
-    { host: server.host, port: server.port, user: tenant.dbUser, password: decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets), database: tenant.databaseName },
+    {
+      host: server.host,
+      port: server.port,
+      user: tenant.dbUser,
+      password: decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets),
+      database: tenant.databaseName,
+    },
     { min: 0, max: 1 },
   );
   try {

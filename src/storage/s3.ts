@@ -18,9 +18,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type S3ClientConfig,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config, S3Config } from '../config.js';
@@ -70,7 +68,10 @@ function isNotFound(err: unknown): boolean {
 
 /** UTC `YYYYMMDDTHHMMSSZ`, sortable, for key names. */
 export function keyTimestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** Key layout (the only place keys are made). Ids are integers Silo assigned. */
@@ -223,7 +224,11 @@ export class ObjectStore {
    * (see {@link keys.isTenantFile}), whatever a database row says.
    * @throws SiloError 404 `KEY_OUTSIDE_TENANT_PREFIX` for any other key (nothing is signed)
    */
-  async presignTenantFile(tenantId: number, key: string, download: { fileName?: string; contentType?: string } = {}): Promise<{ url: string; expiresAt: Date }> {
+  async presignTenantFile(
+    tenantId: number,
+    key: string,
+    download: { fileName?: string; contentType?: string } = {},
+  ): Promise<{ url: string; expiresAt: Date }> {
     if (!keys.isTenantFile(tenantId, key)) throw new SiloError(`key is not a file of tenant ${tenantId}`, { code: 'KEY_OUTSIDE_TENANT_PREFIX', status: 404 });
     return this.presignGet(key, download);
   }
@@ -233,7 +238,11 @@ export class ObjectStore {
    * `SILO_S3_PRESIGN_TTL_S`, 300). Signing is local: no request is made.
    * @param download optional file name and type the response announces (`Content-Disposition`, `Content-Type`)
    */
-  async presignGet(key: string, download: { fileName?: string; contentType?: string } = {}, ttlS = this.presignTtlS): Promise<{ url: string; expiresAt: Date }> {
+  async presignGet(
+    key: string,
+    download: { fileName?: string; contentType?: string } = {},
+    ttlS = this.presignTtlS,
+  ): Promise<{ url: string; expiresAt: Date }> {
     const cmd = new GetObjectCommand({
       Bucket: this.bucket,
       Key: key,

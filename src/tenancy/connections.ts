@@ -202,7 +202,14 @@ export class TenantConnections {
       idle += p.numFree();
       pending += p.numPendingAcquires();
     }
-    return { openPools: this.pools.size, openConnections: open, idleConnections: idle, pendingAcquires: pending, evictions: this.evictions, waitsForPool: this.waitsForPool };
+    return {
+      openPools: this.pools.size,
+      openConnections: open,
+      idleConnections: idle,
+      pendingAcquires: pending,
+      evictions: this.evictions,
+      waitsForPool: this.waitsForPool,
+    };
   }
 
   /** Closes every pool (graceful shutdown, after in-flight requests finished). */

@@ -56,9 +56,15 @@ export class KnownTenantNames {
       await this.load();
     } catch (err) {
       this.log?.warn({ err }, 'could not load the tenant names; every name is looked up in the catalog until they are');
-      this.retry = setInterval(() => {
-        this.load().then(() => this.stop(), () => undefined);
-      }, Math.max(100, retryMs));
+      this.retry = setInterval(
+        () => {
+          this.load().then(
+            () => this.stop(),
+            () => undefined,
+          );
+        },
+        Math.max(100, retryMs),
+      );
       this.retry.unref();
     }
   }

@@ -90,7 +90,11 @@ export class TenantResolver {
       const slug = await this.fromSource(source, hints);
       if (slug === undefined) continue;
       if (found && found.slug !== slug) {
-        throw new ValidationError(`the request names two tenants: "${found.slug}" (${found.source}) and "${slug}" (${source})`, { sources: [found.source, source] }, 'TENANT_CONFLICT');
+        throw new ValidationError(
+          `the request names two tenants: "${found.slug}" (${found.source}) and "${slug}" (${source})`,
+          { sources: [found.source, source] },
+          'TENANT_CONFLICT',
+        );
       }
       found ??= { slug, source };
     }
@@ -180,7 +184,12 @@ export function assertServable(tenant: Tenant): void {
     case 'deleted':
       throw new NotFoundError(`tenant "${tenant.slug}" not found`, 'TENANT_NOT_FOUND');
     default:
-      throw new UnavailableError(`tenant "${tenant.slug}" is ${tenant.status === 'maintenance' ? 'in maintenance' : tenant.status}; retry later`, 'TENANT_UNAVAILABLE', RETRY_AFTER_S, { status: tenant.status });
+      throw new UnavailableError(
+        `tenant "${tenant.slug}" is ${tenant.status === 'maintenance' ? 'in maintenance' : tenant.status}; retry later`,
+        'TENANT_UNAVAILABLE',
+        RETRY_AFTER_S,
+        { status: tenant.status },
+      );
   }
 }
 

@@ -76,7 +76,11 @@ t.test('two concurrent `migrate --all` processes apply each migration exactly on
     const tenant = (await ctx.catalog.tenants.findBySlug(slug))!;
     t.match(tenant, { status: 'active', statusReason: null, schemaVersion: name }, `${slug}: active again, at the new version`);
     const ops = await ctx.catalog.operations.list({ tenantId: tenant.id, kind: 'migrate' });
-    t.same(ops.map((o) => o.status), ['succeeded'], `${slug}: one migrate operation, succeeded`);
+    t.same(
+      ops.map((o) => o.status),
+      ['succeeded'],
+      `${slug}: one migrate operation, succeeded`,
+    );
   }
   t.same(await ctx.catalog.tenants.list({ statuses: ['maintenance'] }), [], 'no tenant is left in maintenance');
 });
@@ -111,7 +115,14 @@ t.test('a migration turns only its own tenant into 503 + Retry-After, and only w
       const res = await app.inject({ url: '/api/v1/contacts?pageSize=1', headers: { 'x-tenant': slug, authorization: `Bearer ${tokens.get(slug)}` } });
       const received = Date.now();
       const retryAfter = res.headers['retry-after'];
-      samples.push({ slug, sent, received, status: res.statusCode, ...(res.statusCode >= 400 ? { code: res.json().code } : {}), ...(retryAfter !== undefined ? { retryAfter: String(retryAfter) } : {}) });
+      samples.push({
+        slug,
+        sent,
+        received,
+        status: res.statusCode,
+        ...(res.statusCode >= 400 ? { code: res.json().code } : {}),
+        ...(retryAfter !== undefined ? { retryAfter: String(retryAfter) } : {}),
+      });
       await delay(10);
     }
   };
@@ -125,21 +136,40 @@ t.test('a migration turns only its own tenant into 503 + Retry-After, and only w
   await load;
 
   t.equal(migrate.result.code, 0, migrate.result.stderr);
-  t.same(migrate.json.tenants.map((r: any) => [r.slug, r.outcome]), slugs.map((s) => [s, 'migrated']), 'every tenant migrated');
+  t.same(
+    migrate.json.tenants.map((r: any) => [r.slug, r.outcome]),
+    slugs.map((s) => [s, 'migrated']),
+    'every tenant migrated',
+  );
   t.same(await ctx.catalog.tenants.list({ statuses: ['maintenance'] }), [], 'no tenant is left in maintenance');
 
-  t.same(samples.filter((s) => s.status !== 200 && s.status !== 503), [], 'the API answered 200 or 503, nothing else');
+  t.same(
+    samples.filter((s) => s.status !== 200 && s.status !== 503),
+    [],
+    'the API answered 200 or 503, nothing else',
+  );
   const unavailable = samples.filter((s) => s.status === 503);
-  t.same(unavailable.filter((s) => s.code !== 'TENANT_UNAVAILABLE' || !(Number(s.retryAfter) > 0)), [], 'every 503 is TENANT_UNAVAILABLE with a Retry-After');
+  t.same(
+    unavailable.filter((s) => s.code !== 'TENANT_UNAVAILABLE' || !(Number(s.retryAfter) > 0)),
+    [],
+    'every 503 is TENANT_UNAVAILABLE with a Retry-After',
+  );
 
   const windows = new Map<string, { started: number; finished: number }>();
   for (const slug of slugs) {
     const ops = (await ctx.catalog.operations.list({ tenantId: tenants.get(slug)!.id, kind: 'migrate' })).filter((o) => o.id > lastOpId);
-    t.same(ops.map((o) => o.status), ['succeeded'], `${slug}: one migrate operation, succeeded`);
+    t.same(
+      ops.map((o) => o.status),
+      ['succeeded'],
+      `${slug}: one migrate operation, succeeded`,
+    );
     windows.set(slug, { started: ops[0]!.startedAt.getTime(), finished: ops[0]!.finishedAt!.getTime() });
   }
   const ordered = slugs.map((s) => windows.get(s)!);
-  t.ok(ordered.every((w, i) => i === 0 || w.started >= ordered[i - 1]!.finished), 'with --concurrency 1 the migrations ran one after the other');
+  t.ok(
+    ordered.every((w, i) => i === 0 || w.started >= ordered[i - 1]!.finished),
+    'with --concurrency 1 the migrations ran one after the other',
+  );
   // A tenant is in maintenance from just after its operation starts to just before it
   // finishes; the API sees each change within one change poll, plus the time the poll and
   // the request take on a busy machine.
@@ -154,11 +184,19 @@ t.test('a migration turns only its own tenant into 503 + Retry-After, and only w
     const mine = unavailable.filter((s) => s.slug === slug);
     t.ok(mine.length > 0, `${slug}: answered 503 during its migration (${w.finished - w.started} ms)`);
     if (!mine.length) continue;
-    t.same(mine.filter((s) => !withinOwnMigration(s)), [], `${slug}: no 503 outside its own migration (+${grace} ms)`);
+    t.same(
+      mine.filter((s) => !withinOwnMigration(s)),
+      [],
+      `${slug}: no 503 outside its own migration (+${grace} ms)`,
+    );
     t.ok(Math.min(...mine.map((s) => s.sent)) <= w.started + grace, `${slug}: the API saw the maintenance within ${grace} ms`);
     const flipped = Math.min(...mine.map((s) => s.received));
     const after = samples.filter((s) => s.slug === slug && s.sent >= flipped && s.received <= w.finished);
-    t.same(after.filter((s) => s.status !== 503), [], `${slug}: once it answered 503, only 503 until its migration finished (${after.length} requests)`);
+    t.same(
+      after.filter((s) => s.status !== 503),
+      [],
+      `${slug}: once it answered 503, only 503 until its migration finished (${after.length} requests)`,
+    );
     // Meanwhile every other tenant was served.
     for (const other of slugs.filter((s) => s !== slug)) {
       const theirs = samples.filter((s) => s.slug === other && s.sent >= w.started + grace && s.sent <= w.finished && !withinOwnMigration(s));
@@ -187,13 +225,25 @@ t.test('two concurrent `tenants create` of one slug: one succeeds, the other fai
   t.equal(rows[0]?.admin_email, winner.json.admin.email, "the winner's tenant");
   const tenant = (await ctx.catalog.tenants.findBySlug(slug))!;
   const ops = await ctx.catalog.operations.list({ tenantId: tenant.id });
-  t.same(ops.map((o) => [o.kind, o.status]), [['create', 'succeeded']], 'one create operation, succeeded');
+  t.same(
+    ops.map((o) => [o.kind, o.status]),
+    [['create', 'succeeded']],
+    'one create operation, succeeded',
+  );
   t.same(await ctx.catalog.knex('operations').where({ status: 'running' }).select('id'), [], 'no operation left running');
 
   const live = await ctx.catalog.tenants.list();
   const objects = await prefixedObjects(names.prefix);
-  t.same(objects.databases.filter((d) => d === tenant.databaseName), [tenant.databaseName], 'one database for the slug');
-  t.same(objects.users.filter((u) => u === tenant.dbUser), [tenant.dbUser], 'one user for the slug');
+  t.same(
+    objects.databases.filter((d) => d === tenant.databaseName),
+    [tenant.databaseName],
+    'one database for the slug',
+  );
+  t.same(
+    objects.users.filter((u) => u === tenant.dbUser),
+    [tenant.dbUser],
+    'one user for the slug',
+  );
   t.same(objects.databases, live.map((x) => x.databaseName).sort(), 'every database with the prefix belongs to a tenant');
   t.same(objects.users, live.map((x) => x.dbUser).sort(), 'every user with the prefix belongs to a tenant');
   const repair = await runCliJson<any>(['tenants', 'repair', '--all'], cliEnv);
@@ -210,7 +260,9 @@ t.test('50 concurrent creates of one contact email in one company: one 201, 49 4
   const companyId = company.json().id as number;
   const email = 'race@race.test';
   const results = await Promise.all(
-    Array.from({ length: 50 }, (_, i) => app.inject({ method: 'POST', url: '/api/v1/contacts', headers, payload: { companyId, fullName: `Racer ${i}`, email } })),
+    Array.from({ length: 50 }, (_, i) =>
+      app.inject({ method: 'POST', url: '/api/v1/contacts', headers, payload: { companyId, fullName: `Racer ${i}`, email } }),
+    ),
   );
   const created = results.filter((r) => r.statusCode === 201);
   const conflicts = results.filter((r) => r.statusCode === 409);
@@ -228,7 +280,15 @@ t.test('50 concurrent creates of one contact email in one company: one 201, 49 4
     all: await k('contacts').where({ email }).count({ n: '*' }).first(),
     logged: await k('activity_log').where({ entity: 'contact', action: 'create' }).select('entity_id'),
   }));
-  t.same(rows.live.map((r: any) => Number(r.id)), [contactId], 'one live row, the created one');
+  t.same(
+    rows.live.map((r: any) => Number(r.id)),
+    [contactId],
+    'one live row, the created one',
+  );
   t.equal(Number(rows.all?.n), 1, 'no other row, deleted or not');
-  t.same(rows.logged.map((r: any) => Number(r.entity_id)), [contactId], 'one activity entry: the losers rolled back');
+  t.same(
+    rows.logged.map((r: any) => Number(r.entity_id)),
+    [contactId],
+    'one activity entry: the losers rolled back',
+  );
 });

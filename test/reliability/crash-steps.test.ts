@@ -87,8 +87,12 @@ async function rowsDigest(tenant: Tenant): Promise<string> {
 async function grantsOf(user: string): Promise<string[]> {
   const grantee = `'${user}'@'${ctx.config.tenantDbUserHost}'`;
   const global: Array<{ PRIVILEGE_TYPE: string }> = await root('information_schema.USER_PRIVILEGES').where({ GRANTEE: grantee }).select('PRIVILEGE_TYPE');
-  const schema: Array<{ TABLE_SCHEMA: string; PRIVILEGE_TYPE: string }> = await root('information_schema.SCHEMA_PRIVILEGES').where({ GRANTEE: grantee }).select('TABLE_SCHEMA', 'PRIVILEGE_TYPE');
-  const table: Array<{ TABLE_SCHEMA: string; TABLE_NAME: string; PRIVILEGE_TYPE: string }> = await root('information_schema.TABLE_PRIVILEGES').where({ GRANTEE: grantee }).select('TABLE_SCHEMA', 'TABLE_NAME', 'PRIVILEGE_TYPE');
+  const schema: Array<{ TABLE_SCHEMA: string; PRIVILEGE_TYPE: string }> = await root('information_schema.SCHEMA_PRIVILEGES')
+    .where({ GRANTEE: grantee })
+    .select('TABLE_SCHEMA', 'PRIVILEGE_TYPE');
+  const table: Array<{ TABLE_SCHEMA: string; TABLE_NAME: string; PRIVILEGE_TYPE: string }> = await root('information_schema.TABLE_PRIVILEGES')
+    .where({ GRANTEE: grantee })
+    .select('TABLE_SCHEMA', 'TABLE_NAME', 'PRIVILEGE_TYPE');
   return [
     ...global.map((p) => `*.*:${p.PRIVILEGE_TYPE}`),
     ...schema.map((p) => `${p.TABLE_SCHEMA}.*:${p.PRIVILEGE_TYPE}`),
@@ -102,7 +106,14 @@ async function grantsOf(user: string): Promise<string[]> {
  * succeeded, closed the killed operation as interrupted, and left no backup running.
  * @returns the repair's report and the killed operation's id
  */
-async function killThenRepair(t: Test, slug: string, kind: OperationKind, step: string, args: string[], runEnv = env): Promise<{ report: RepairReport; killedId: number }> {
+async function killThenRepair(
+  t: Test,
+  slug: string,
+  kind: OperationKind,
+  step: string,
+  args: string[],
+  runEnv = env,
+): Promise<{ report: RepairReport; killedId: number }> {
   const killed = await runCli(args, { ...runEnv, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER: `${kind}:${step}` });
   t.equal(killed.signal, 'SIGKILL', `silo ${args.join(' ')} was killed after ${kind}:${step}`, { stderr: killed.stderr });
   const tenant = await tenantRow(slug);
@@ -127,7 +138,11 @@ async function killThenRepair(t: Test, slug: string, kind: OperationKind, step: 
  */
 async function assertServing(t: Test, slug: string, schema: Schema, password: string): Promise<Tenant> {
   const tenant = await tenantRow(slug);
-  t.match(tenant, { status: 'active', statusReason: null, deletedAt: null, schemaVersion: schema.migrations.at(-1) }, 'the catalog says active at the latest schema');
+  t.match(
+    tenant,
+    { status: 'active', statusReason: null, deletedAt: null, schemaVersion: schema.migrations.at(-1) },
+    'the catalog says active at the latest schema',
+  );
   const state = await mysqlState(tenant.databaseName, tenant.dbUser);
   t.match(state, { database: true, user: true }, 'MySQL has the database and the account');
   t.same(state.tables, schema.tables, 'every table is there');
@@ -210,21 +225,24 @@ for (const step of RECREATE) {
 }
 
 for (const step of DELETE) {
-  t.test(`delete killed after ${step}: repair ${step === 'backup' ? 'reopens it (nothing was deleted) and delete again' : 'finishes it'}: no database, account or grant left`, async (t) => {
-    const slug = `dl-${step}`;
-    const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'doomed');
-    const before = await rowsDigest(tenant);
-    const { killedId } = await killThenRepair(t, slug, 'delete', step, ['tenants', 'delete', slug, '--yes']);
-    t.equal((await backupsOf(tenant, 'pre-delete', killedId)).length, 1, 'the pre-delete backup is completed');
-    if (step === 'backup') {
-      await assertServing(t, slug, CURRENT, PASSWORD);
-      t.equal(await rowsDigest(tenant), before, 'the rows are as before');
-      const again = await runCli(['tenants', 'delete', slug, '--yes'], env);
-      t.equal(again.code, 0, 'delete run again succeeds', { stderr: again.stderr });
-    }
-    await assertGone(t, slug);
-  });
+  t.test(
+    `delete killed after ${step}: repair ${step === 'backup' ? 'reopens it (nothing was deleted) and delete again' : 'finishes it'}: no database, account or grant left`,
+    async (t) => {
+      const slug = `dl-${step}`;
+      const tenant = await makeTenant(ctx, slug);
+      await addData(tenant, 'doomed');
+      const before = await rowsDigest(tenant);
+      const { killedId } = await killThenRepair(t, slug, 'delete', step, ['tenants', 'delete', slug, '--yes']);
+      t.equal((await backupsOf(tenant, 'pre-delete', killedId)).length, 1, 'the pre-delete backup is completed');
+      if (step === 'backup') {
+        await assertServing(t, slug, CURRENT, PASSWORD);
+        t.equal(await rowsDigest(tenant), before, 'the rows are as before');
+        const again = await runCli(['tenants', 'delete', slug, '--yes'], env);
+        t.equal(again.code, 0, 'delete run again succeeds', { stderr: again.stderr });
+      }
+      await assertGone(t, slug);
+    },
+  );
 }
 
 for (const step of BACKUP) {
@@ -246,23 +264,37 @@ for (const step of BACKUP) {
 
 for (const step of RESTORE) {
   const replaced = RESTORE_REPLACED.includes(step);
-  t.test(`restore killed after ${step}: repair ends active, migrated, with ${replaced ? "the backup's rows" : 'the rows it had (not replaced yet)'}`, async (t) => {
-    const slug = `rs-${step}`;
-    const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'backed-up');
-    const atBackup = await rowsDigest(tenant);
-    const { backup } = await backupTenant(ctx, slug, 'test');
-    await addData(tenant, 'later', 3);
-    await ctx.admin.withTenantDatabase(tenant, (k) => k('contacts').where('id', '<', 3).update({ full_name: 'changed' }));
-    const current = await rowsDigest(tenant);
-    t.not(current, atBackup, 'the rows changed since the backup');
-    // The code is newer than the backup: the restore's migrations step has work to do.
-    const { report, killedId } = await killThenRepair(t, slug, 'restore', step, ['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'], newerEnv);
-    t.equal((await backupsOf(tenant, 'pre-restore', killedId)).length, 1, 'the pre-restore backup is completed');
-    t.equal(report.actions.includes('resume-restore'), ['database', 'load'].includes(step), 'repair loads the backup again only when the killed restore had not finished loading it');
-    await assertServing(t, slug, NEWER, PASSWORD);
-    t.equal(await rowsDigest(tenant), replaced ? atBackup : current, replaced ? "the rows are the backup's" : 'the rows are untouched');
-  });
+  t.test(
+    `restore killed after ${step}: repair ends active, migrated, with ${replaced ? "the backup's rows" : 'the rows it had (not replaced yet)'}`,
+    async (t) => {
+      const slug = `rs-${step}`;
+      const tenant = await makeTenant(ctx, slug);
+      await addData(tenant, 'backed-up');
+      const atBackup = await rowsDigest(tenant);
+      const { backup } = await backupTenant(ctx, slug, 'test');
+      await addData(tenant, 'later', 3);
+      await ctx.admin.withTenantDatabase(tenant, (k) => k('contacts').where('id', '<', 3).update({ full_name: 'changed' }));
+      const current = await rowsDigest(tenant);
+      t.not(current, atBackup, 'the rows changed since the backup');
+      // The code is newer than the backup: the restore's migrations step has work to do.
+      const { report, killedId } = await killThenRepair(
+        t,
+        slug,
+        'restore',
+        step,
+        ['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'],
+        newerEnv,
+      );
+      t.equal((await backupsOf(tenant, 'pre-restore', killedId)).length, 1, 'the pre-restore backup is completed');
+      t.equal(
+        report.actions.includes('resume-restore'),
+        ['database', 'load'].includes(step),
+        'repair loads the backup again only when the killed restore had not finished loading it',
+      );
+      await assertServing(t, slug, NEWER, PASSWORD);
+      t.equal(await rowsDigest(tenant), replaced ? atBackup : current, replaced ? "the rows are the backup's" : 'the rows are untouched');
+    },
+  );
 }
 
 t.test('a restore killed after it replaced the database is not reopened by migrate; repair loads the backup', async (t) => {
@@ -272,7 +304,11 @@ t.test('a restore killed after it replaced the database is not reopened by migra
   const atBackup = await rowsDigest(tenant);
   const { backup } = await backupTenant(ctx, slug, 'test');
   await addData(tenant, 'later', 3);
-  const killed = await runCli(['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'], { ...env, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER: 'restore:database' });
+  const killed = await runCli(['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'], {
+    ...env,
+    SILO_ENABLE_FAULTS: '1',
+    SILO_FAULT_KILL_AFTER: 'restore:database',
+  });
   t.equal(killed.signal, 'SIGKILL', 'killed with an empty database in place', { stderr: killed.stderr });
   const { result, json } = await runCliJson<{ tenants: Array<{ slug: string; outcome: string; error?: string }> }>(['tenants', 'migrate', slug], env);
   t.equal(result.code, 0, 'migrate exits 0', { stderr: result.stderr });
@@ -285,19 +321,22 @@ t.test('a restore killed after it replaced the database is not reopened by migra
 });
 
 for (const step of RESTORE) {
-  t.test(`restore of a deleted tenant killed after ${step}: repair ${step === 'backup' ? 'leaves it deleted, and restore again brings it back' : 'brings it back active with its rows'}`, async (t) => {
-    const slug = `rd-${step}`;
-    const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'deleted');
-    const atDelete = await rowsDigest(tenant);
-    await deleteTenant(ctx, slug, 'test');
-    await killThenRepair(t, slug, 'restore', step, ['tenants', 'restore', slug, '--latest', '--yes']);
-    if (step === 'backup') {
-      await assertGone(t, slug);
-      const again = await runCli(['tenants', 'restore', slug, '--latest', '--yes'], env);
-      t.equal(again.code, 0, 'restore run again succeeds', { stderr: again.stderr });
-    }
-    await assertServing(t, slug, CURRENT, PASSWORD);
-    t.equal(await rowsDigest(tenant), atDelete, 'the rows are those of the pre-delete backup');
-  });
+  t.test(
+    `restore of a deleted tenant killed after ${step}: repair ${step === 'backup' ? 'leaves it deleted, and restore again brings it back' : 'brings it back active with its rows'}`,
+    async (t) => {
+      const slug = `rd-${step}`;
+      const tenant = await makeTenant(ctx, slug);
+      await addData(tenant, 'deleted');
+      const atDelete = await rowsDigest(tenant);
+      await deleteTenant(ctx, slug, 'test');
+      await killThenRepair(t, slug, 'restore', step, ['tenants', 'restore', slug, '--latest', '--yes']);
+      if (step === 'backup') {
+        await assertGone(t, slug);
+        const again = await runCli(['tenants', 'restore', slug, '--latest', '--yes'], env);
+        t.equal(again.code, 0, 'restore run again succeeds', { stderr: again.stderr });
+      }
+      await assertServing(t, slug, CURRENT, PASSWORD);
+      t.equal(await rowsDigest(tenant), atDelete, 'the rows are those of the pre-delete backup');
+    },
+  );
 }

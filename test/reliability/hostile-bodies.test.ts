@@ -58,7 +58,11 @@ t.test('wide objects (100,000 keys) and long arrays (100,000 elements) answer 4x
     noServerError(t, await post(target, hostileJson.wideObject(100_000)), `${target.name}, 100k keys`);
     noServerError(t, await post(target, `{"email":${hostileJson.longArray(100_000)},"password":"x"}`), `${target.name}, 100k-element array`);
     noServerError(t, await post(target, hostileJson.longArray(100_000)), `${target.name}, 100k-element array as the body`);
-    noServerError(t, await post(target, `{"fullName":${hostileJson.nestedObjects(60, JSON.stringify('\ud800'))}}`), `${target.name}, lone surrogate 60 levels down`);
+    noServerError(
+      t,
+      await post(target, `{"fullName":${hostileJson.nestedObjects(60, JSON.stringify('\ud800'))}}`),
+      `${target.name}, lone surrogate 60 levels down`,
+    );
   }
 });
 

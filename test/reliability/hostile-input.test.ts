@@ -61,7 +61,12 @@ const contact = await must('POST', '/api/v1/contacts', { fullName: 'Fixture Pers
 const stage = await must('POST', '/api/v1/pipeline-stages', { name: 'Fixture stage', probability: 40 });
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
 
-interface Violation { where: string; value: string; status?: number; problem: string }
+interface Violation {
+  where: string;
+  value: string;
+  status?: number;
+  problem: string;
+}
 const violations: Violation[] = [];
 let requests = 0;
 let rawRequests = 0;
@@ -73,7 +78,12 @@ function check(where: string, value: string, res: LightMyRequestResponse): void 
   else if (res.statusCode >= 400 && !String(res.headers['content-type']).startsWith('application/problem+json')) {
     violations.push({ where, value, status: res.statusCode, problem: `error answer is ${res.headers['content-type']}, not problem+json` });
   } else if (res.statusCode >= 400 && res.json().requestId !== res.headers['x-request-id']) {
-    violations.push({ where, value, status: res.statusCode, problem: `problem requestId ${res.json().requestId} is not the X-Request-Id ${res.headers['x-request-id']}` });
+    violations.push({
+      where,
+      value,
+      status: res.statusCode,
+      problem: `problem requestId ${res.json().requestId} is not the X-Request-Id ${res.headers['x-request-id']}`,
+    });
   }
 }
 
@@ -119,8 +129,15 @@ function rawRequest(head: Buffer): Promise<{ statuses: number[]; timedOut: boole
 // --- OpenAPI ------------------------------------------------------------------------
 
 type Schema = { $ref?: string; type?: string | string[]; properties?: Record<string, Schema>; anyOf?: Schema[]; oneOf?: Schema[]; allOf?: Schema[] };
-interface Param { name: string; in: string }
-interface Operation { operationId?: string; parameters?: Param[]; requestBody?: { content?: Record<string, { schema?: Schema }> } }
+interface Param {
+  name: string;
+  in: string;
+}
+interface Operation {
+  operationId?: string;
+  parameters?: Param[];
+  requestBody?: { content?: Record<string, { schema?: Schema }> };
+}
 const doc = (await app.inject('/docs/json')).json() as { paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete']);
 const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
@@ -140,7 +157,15 @@ function variants(s: Schema | undefined): Schema[] {
   return x ? [x, ...[...(x.anyOf ?? []), ...(x.oneOf ?? []), ...(x.allOf ?? [])].flatMap(variants)] : [];
 }
 const isString = (s: Schema) => variants(s).some((v) => v.type === 'string' || (Array.isArray(v.type) && v.type.includes('string')));
-const stringProps = (s: Schema | undefined) => [...new Set(variants(s).flatMap((v) => Object.entries(v.properties ?? {}).filter(([, p]) => isString(p)).map(([k]) => k)))];
+const stringProps = (s: Schema | undefined) => [
+  ...new Set(
+    variants(s).flatMap((v) =>
+      Object.entries(v.properties ?? {})
+        .filter(([, p]) => isString(p))
+        .map(([k]) => k),
+    ),
+  ),
+];
 const jsonBody = (op: Operation) => op.requestBody?.content?.['application/json']?.schema;
 
 /** `/api/v1/companies/{id}` with values (percent-encoded unless `raw`). */
@@ -150,7 +175,13 @@ function fill(path: string, params: Record<string, string | number>, raw: Readon
 
 /** Valid path parameters of a route: the main tenant, and the fixture record of that resource. */
 function validParams(path: string): Record<string, string | number> {
-  const ids: Array<[string, number]> = [['/api/v1/users/', target.id], ['/api/v1/companies/', company.id], ['/api/v1/contacts/', contact.id], ['/api/v1/deals/', deal.id], ['/api/v1/pipeline-stages/', stage.id]];
+  const ids: Array<[string, number]> = [
+    ['/api/v1/users/', target.id],
+    ['/api/v1/companies/', company.id],
+    ['/api/v1/contacts/', contact.id],
+    ['/api/v1/deals/', deal.id],
+    ['/api/v1/pipeline-stages/', stage.id],
+  ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
   for (const [, name] of path.matchAll(/\{(\w+)\}/g)) out[name!] = name === 'slug' ? SLUG : id;
@@ -199,8 +230,13 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
  */
 const trim = (v: string) => v.trim();
 const NORMALIZE: Record<string, (v: string) => string> = {
-  name: trim, industry: trim, fullName: trim, jobTitle: trim, title: trim,
-  email: (v) => v.trim().toLowerCase(), adminEmail: (v) => v.trim().toLowerCase(),
+  name: trim,
+  industry: trim,
+  fullName: trim,
+  jobTitle: trim,
+  title: trim,
+  email: (v) => v.trim().toLowerCase(),
+  adminEmail: (v) => v.trim().toLowerCase(),
   country: (v) => v.toUpperCase(),
   phone: (v) => v.replace(/\D/g, ''),
   amount: (v) => formatCents(toCents(v)),
@@ -208,12 +244,18 @@ const NORMALIZE: Record<string, (v: string) => string> = {
 
 /** Where an accepted create or update can be read back (GET). */
 const READ_BACK: Record<string, (r: any, params: Record<string, string | number>) => string> = {
-  createUser: (r) => `/api/v1/users/${r.id}`, updateUser: (_r, p) => `/api/v1/users/${p.id}`,
-  createCompany: (r) => `/api/v1/companies/${r.id}`, updateCompany: (_r, p) => `/api/v1/companies/${p.id}`,
-  createContact: (r) => `/api/v1/contacts/${r.id}`, updateContact: (_r, p) => `/api/v1/contacts/${p.id}`,
-  createDeal: (r) => `/api/v1/deals/${r.id}`, updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
-  createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`, updatePipelineStage: (_r, p) => `/api/v1/pipeline-stages/${p.id}`,
-  createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`, updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
+  createUser: (r) => `/api/v1/users/${r.id}`,
+  updateUser: (_r, p) => `/api/v1/users/${p.id}`,
+  createCompany: (r) => `/api/v1/companies/${r.id}`,
+  updateCompany: (_r, p) => `/api/v1/companies/${p.id}`,
+  createContact: (r) => `/api/v1/contacts/${r.id}`,
+  updateContact: (_r, p) => `/api/v1/contacts/${p.id}`,
+  createDeal: (r) => `/api/v1/deals/${r.id}`,
+  updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
+  createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`,
+  updatePipelineStage: (_r, p) => `/api/v1/pipeline-stages/${p.id}`,
+  createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`,
+  updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
 };
 /** Accepted operations that store nothing to read back. */
 const STORES_NOTHING = new Set(['login', 'refreshToken', 'logout', 'platformLogin', 'restoreTenant', 'moveDeal', 'winDeal', 'loseDeal']);
@@ -223,14 +265,26 @@ const PASSWORDS: Record<string, (body: Record<string, any>) => { slug: string; e
   'updateUser.password': () => ({ slug: SLUG, email: 'target@hostile.test' }),
   'createTenant.adminPassword': (b) => ({ slug: b.slug, email: b.adminEmail }),
 };
-const VERSIONED: Record<string, keyof typeof versions> = { updateCompany: 'company', updateContact: 'contact', updateDeal: 'deal', updatePipelineStage: 'stage' };
+const VERSIONED: Record<string, keyof typeof versions> = {
+  updateCompany: 'company',
+  updateContact: 'contact',
+  updateDeal: 'deal',
+  updatePipelineStage: 'stage',
+};
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'moveDeal', 'winDeal', 'loseDeal']);
 
 const mismatches: Array<Record<string, string>> = [];
 
 /** After a 2xx: the answer and a GET return the value sent (or its normalization); a password signs in. */
-async function verifyStored(opId: string, prop: string, hv: Hostile, body: Record<string, any>, params: Record<string, string | number>, res: LightMyRequestResponse): Promise<void> {
+async function verifyStored(
+  opId: string,
+  prop: string,
+  hv: Hostile,
+  body: Record<string, any>,
+  params: Record<string, string | number>,
+  res: LightMyRequestResponse,
+): Promise<void> {
   const answer = res.statusCode === 204 ? undefined : res.json();
   if (VERSIONED[opId]) versions[VERSIONED[opId]] = answer.version;
   const where = `${opId} body.${prop}`;
@@ -239,13 +293,19 @@ async function verifyStored(opId: string, prop: string, hv: Hostile, body: Recor
     const { slug, email } = pw(body);
     requests++;
     const r = await app.inject({ method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': slug }, payload: { email, password: hv.value } });
-    if (r.statusCode !== 200) mismatches.push({ where, value: hv.name, problem: `accepted password does not sign in: ${r.statusCode} ${r.body.slice(0, 200)}` });
+    if (r.statusCode !== 200)
+      mismatches.push({ where, value: hv.name, problem: `accepted password does not sign in: ${r.statusCode} ${r.body.slice(0, 200)}` });
     return;
   }
   if (STORES_NOTHING.has(opId)) return;
   const readUrl = READ_BACK[opId];
   if (!readUrl) {
-    violations.push({ where, value: hv.name, status: res.statusCode, problem: 'accepted, but the test does not know where to read it back: add it to READ_BACK or STORES_NOTHING' });
+    violations.push({
+      where,
+      value: hv.name,
+      status: res.statusCode,
+      problem: 'accepted, but the test does not know where to read it back: add it to READ_BACK or STORES_NOTHING',
+    });
     return;
   }
   const expected = (NORMALIZE[prop] ?? ((v: string) => v))(hv.value);
@@ -253,7 +313,10 @@ async function verifyStored(opId: string, prop: string, hv: Hostile, body: Recor
   requests++;
   const stored = (await app.inject({ method: 'GET', url, headers: auth(url) })).json();
   const echoed = opId === 'createTenant' ? answer.tenant : answer;
-  for (const [what, got] of [['answer', echoed?.[prop]], ['GET', stored?.[prop]]] as const) {
+  for (const [what, got] of [
+    ['answer', echoed?.[prop]],
+    ['GET', stored?.[prop]],
+  ] as const) {
     if (got !== expected) mismatches.push({ where, value: hv.name, sent: show(hv.value), expected: show(expected), [what]: show(String(got)) });
   }
 }
@@ -282,7 +345,14 @@ async function cliSweep() {
   const nameCheck = (slug: string, hv: Hostile) => async (out: any) => {
     const stored = await ctx.catalog.tenants.findBySlug(slug);
     const expected = received(hv).trim();
-    if (out.tenant?.name !== expected || stored?.name !== expected) mism.push({ where: 'tenants create --name', value: hv.name, expected: show(expected), printed: show(String(out.tenant?.name)), stored: show(String(stored?.name)) });
+    if (out.tenant?.name !== expected || stored?.name !== expected)
+      mism.push({
+        where: 'tenants create --name',
+        value: hv.name,
+        expected: show(expected),
+        printed: show(String(out.tenant?.name)),
+        stored: show(String(stored?.name)),
+      });
   };
   const signsIn = (where: string, slug: string, email: string, hv: Hostile) => async () => {
     requests++;
@@ -295,66 +365,117 @@ async function cliSweep() {
   }
   for (const n of ['sql-drop-double', 'fmt-template-literal', 'uni-nfd', 'uni-lone-high', 'ctl-ansi', 'long-10k']) {
     const slug = uniq('cli-name');
-    cases.push({ where: 'tenants create --name', hv: pick(n), args: ['tenants', 'create', slug, '--name', pick(n).value, '--admin-password', PASSWORD], after: nameCheck(slug, pick(n)) });
+    cases.push({
+      where: 'tenants create --name',
+      hv: pick(n),
+      args: ['tenants', 'create', slug, '--name', pick(n).value, '--admin-password', PASSWORD],
+      after: nameCheck(slug, pick(n)),
+    });
   }
   for (const n of ['num-hex']) {
     const slug = uniq('cli-plan');
     cases.push({
-      where: 'tenants create --plan', hv: pick(n), args: ['tenants', 'create', slug, '--plan', pick(n).value, '--admin-password', PASSWORD],
+      where: 'tenants create --plan',
+      hv: pick(n),
+      args: ['tenants', 'create', slug, '--plan', pick(n).value, '--admin-password', PASSWORD],
       after: async (out) => {
         const stored = await ctx.catalog.tenants.findBySlug(slug);
-        if (out.tenant?.plan !== received(pick(n)) || stored?.plan !== received(pick(n))) mism.push({ where: 'tenants create --plan', value: n, stored: show(String(stored?.plan)) });
+        if (out.tenant?.plan !== received(pick(n)) || stored?.plan !== received(pick(n)))
+          mism.push({ where: 'tenants create --plan', value: n, stored: show(String(stored?.plan)) });
       },
     });
   }
-  for (const n of ['fmt-html']) cases.push({ where: 'tenants create --admin-email', hv: pick(n), args: ['tenants', 'create', uniq('cli-email'), '--admin-email', pick(n).value, '--admin-password', PASSWORD] });
+  for (const n of ['fmt-html'])
+    cases.push({
+      where: 'tenants create --admin-email',
+      hv: pick(n),
+      args: ['tenants', 'create', uniq('cli-email'), '--admin-email', pick(n).value, '--admin-password', PASSWORD],
+    });
   for (const n of ['sql-drop-single', 'uni-combining']) {
     const slug = uniq('cli-pw');
-    cases.push({ where: 'tenants create --admin-password', hv: pick(n), args: ['tenants', 'create', slug, '--admin-email', `admin@${slug}.test`, '--admin-password', pick(n).value], after: signsIn('tenants create --admin-password', slug, `admin@${slug}.test`, pick(n)) });
+    cases.push({
+      where: 'tenants create --admin-password',
+      hv: pick(n),
+      args: ['tenants', 'create', slug, '--admin-email', `admin@${slug}.test`, '--admin-password', pick(n).value],
+      after: signsIn('tenants create --admin-password', slug, `admin@${slug}.test`, pick(n)),
+    });
   }
-  cases.push({ where: 'users add <slug>', hv: pick('sql-or'), args: ['users', 'add', pick('sql-or').value, 'x@hostile.test', '--role', 'staff', '--password', PASSWORD] });
-  for (const n of ['sql-drop-single']) cases.push({ where: 'users add <email>', hv: pick(n), args: ['users', 'add', CLI_SLUG, pick(n).value, '--role', 'staff', '--password', PASSWORD] });
-  cases.push({ where: 'users add --role', hv: pick('fmt-printf'), args: ['users', 'add', CLI_SLUG, `${uniq('role')}@hostile.test`, '--role', pick('fmt-printf').value, '--password', PASSWORD] });
+  cases.push({
+    where: 'users add <slug>',
+    hv: pick('sql-or'),
+    args: ['users', 'add', pick('sql-or').value, 'x@hostile.test', '--role', 'staff', '--password', PASSWORD],
+  });
+  for (const n of ['sql-drop-single'])
+    cases.push({ where: 'users add <email>', hv: pick(n), args: ['users', 'add', CLI_SLUG, pick(n).value, '--role', 'staff', '--password', PASSWORD] });
+  cases.push({
+    where: 'users add --role',
+    hv: pick('fmt-printf'),
+    args: ['users', 'add', CLI_SLUG, `${uniq('role')}@hostile.test`, '--role', pick('fmt-printf').value, '--password', PASSWORD],
+  });
   for (const n of ['fmt-mustache', 'uni-rtl-override']) {
     cases.push({
-      where: 'users add --name', hv: pick(n), args: ['users', 'add', CLI_SLUG, `${uniq('named')}@hostile.test`, '--role', 'staff', '--name', pick(n).value, '--password', PASSWORD],
+      where: 'users add --name',
+      hv: pick(n),
+      args: ['users', 'add', CLI_SLUG, `${uniq('named')}@hostile.test`, '--role', 'staff', '--name', pick(n).value, '--password', PASSWORD],
       after: async (out) => {
         requests++;
-        const user = (await app.inject({ method: 'GET', url: `/api/v1/users/${out.id}`, headers: { 'x-tenant': CLI_SLUG, authorization: `Bearer ${cliToken}` } })).json();
-        if (user.fullName !== received(pick(n)).trim()) mism.push({ where: 'users add --name', value: n, expected: show(received(pick(n)).trim()), stored: show(String(user.fullName)) });
+        const user = (
+          await app.inject({ method: 'GET', url: `/api/v1/users/${out.id}`, headers: { 'x-tenant': CLI_SLUG, authorization: `Bearer ${cliToken}` } })
+        ).json();
+        if (user.fullName !== received(pick(n)).trim())
+          mism.push({ where: 'users add --name', value: n, expected: show(received(pick(n)).trim()), stored: show(String(user.fullName)) });
       },
     });
   }
   {
     const email = `${uniq('pw')}@hostile.test`;
-    cases.push({ where: 'users add --password', hv: pick('num-unsafe-int'), args: ['users', 'add', CLI_SLUG, email, '--role', 'staff', '--password', pick('num-unsafe-int').value], after: signsIn('users add --password', CLI_SLUG, email, pick('num-unsafe-int')) });
+    cases.push({
+      where: 'users add --password',
+      hv: pick('num-unsafe-int'),
+      args: ['users', 'add', CLI_SLUG, email, '--role', 'staff', '--password', pick('num-unsafe-int').value],
+      after: signsIn('users add --password', CLI_SLUG, email, pick('num-unsafe-int')),
+    });
   }
-  for (const n of ['path-etc-passwd', 'uni-fullwidth']) cases.push({ where: 'tenants domains add <domain>', hv: pick(n), args: ['tenants', 'domains', 'add', CLI_SLUG, pick(n).value] });
+  for (const n of ['path-etc-passwd', 'uni-fullwidth'])
+    cases.push({ where: 'tenants domains add <domain>', hv: pick(n), args: ['tenants', 'domains', 'add', CLI_SLUG, pick(n).value] });
   cases.push({ where: 'tenants domains add <slug>', hv: pick('fmt-printf'), args: ['tenants', 'domains', 'add', pick('fmt-printf').value, 'crm.example.com'] });
-  for (const n of ['sql-or', 'uni-lone-low']) cases.push({ where: 'history stats --tenant', hv: pick(n), args: ['history', 'stats', '--tenant', pick(n).value] });
+  for (const n of ['sql-or', 'uni-lone-low'])
+    cases.push({ where: 'history stats --tenant', hv: pick(n), args: ['history', 'stats', '--tenant', pick(n).value] });
   cases.push({ where: 'history stats --since', hv: pick('num-1e309'), args: ['history', 'stats', '--since', pick('num-1e309').value] });
   cases.push({ where: 'operations list --tenant', hv: pick('sql-drop-double'), args: ['operations', 'list', '--tenant', pick('sql-drop-double').value] });
   cases.push({ where: 'tenants show <slug>', hv: pick('path-dots'), args: ['tenants', 'show', pick('path-dots').value] });
 
   const limit = pLimit(2);
-  await Promise.all(cases.map((c) => limit(async () => {
-    cliRuns++;
-    const r: CliResult = await runCli([...c.args, '--json'], env);
-    const problem = (p: string) => problems.push({ where: `silo ${c.where}`, value: c.hv.name, problem: `${p} (exit ${r.code}, signal ${r.signal}): ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 300)}` });
-    if (r.signal !== null || r.code === null || ![0, 1, 2].includes(r.code)) return problem('crashed');
-    if (/\n\s+at .+:\d+:\d+/.test(r.stderr)) return problem('printed a stack trace');
-    let out: any;
-    try {
-      out = JSON.parse(r.stdout);
-    } catch {
-      return problem('--json printed no JSON');
-    }
-    if (r.code !== 0 && (out.error?.code === undefined || out.error.code === 'INTERNAL')) return problem(`internal error ${JSON.stringify(out.error)}`);
-    if (r.code === 0) await c.after?.(out);
-  })));
+  await Promise.all(
+    cases.map((c) =>
+      limit(async () => {
+        cliRuns++;
+        const r: CliResult = await runCli([...c.args, '--json'], env);
+        const problem = (p: string) =>
+          problems.push({
+            where: `silo ${c.where}`,
+            value: c.hv.name,
+            problem: `${p} (exit ${r.code}, signal ${r.signal}): ${r.stdout.slice(0, 200)} ${r.stderr.slice(0, 300)}`,
+          });
+        if (r.signal !== null || r.code === null || ![0, 1, 2].includes(r.code)) return problem('crashed');
+        if (/\n\s+at .+:\d+:\d+/.test(r.stderr)) return problem('printed a stack trace');
+        let out: any;
+        try {
+          out = JSON.parse(r.stdout);
+        } catch {
+          return problem('--json printed no JSON');
+        }
+        if (r.code !== 0 && (out.error?.code === undefined || out.error.code === 'INTERNAL')) return problem(`internal error ${JSON.stringify(out.error)}`);
+        if (r.code === 0) await c.after?.(out);
+      }),
+    ),
+  );
   return { runs: cases.length, problems, mism };
 }
-const cliDone = cliSweep().then((r) => ({ ...r, error: undefined }), (error: unknown) => ({ runs: 0, problems: [], mism: [], error }));
+const cliDone = cliSweep().then(
+  (r) => ({ ...r, error: undefined }),
+  (error: unknown) => ({ runs: 0, problems: [], mism: [], error }),
+);
 
 t.test('every string property of every JSON body: no 5xx, accepted values come back as sent', async (t) => {
   // Creating a tenant provisions a database (the slow part of this sweep): those requests get lanes of their own.
@@ -381,9 +502,12 @@ t.test('every string property of every JSON body: no 5xx, accepted values come b
     swept += props.length;
     // Updates of one record run in order (each sends the version it last saw); the rest run in parallel.
     if (SEQUENTIAL.has(id)) {
-      units.push({ provisions: false, run: async () => {
-        for (const prop of props) for (const hv of HOSTILE) await one(prop, hv);
-      } });
+      units.push({
+        provisions: false,
+        run: async () => {
+          for (const prop of props) for (const hv of HOSTILE) await one(prop, hv);
+        },
+      });
     } else {
       for (const prop of props) for (const hv of HOSTILE) units.push({ provisions: id === 'createTenant', run: () => one(prop, hv) });
     }
@@ -403,13 +527,15 @@ t.test('every query parameter: no 5xx', async (t) => {
     for (const p of (op.parameters ?? []).filter((x) => x.in === 'query')) {
       params++;
       for (const hv of HOSTILE) {
-        jobs.push(limit(() => {
-          const url = `${fill(path, validParams(path))}?${p.name}=${percentEncode(hv.value)}`;
-          const headers = auth(url);
-          // `tenant` names the tenant on /api/v1: without X-Tenant it is the only source.
-          if (p.name === 'tenant') delete headers['x-tenant'];
-          return send(`${method} ${path} ?${p.name}`, hv, { method, url, headers });
-        }));
+        jobs.push(
+          limit(() => {
+            const url = `${fill(path, validParams(path))}?${p.name}=${percentEncode(hv.value)}`;
+            const headers = auth(url);
+            // `tenant` names the tenant on /api/v1: without X-Tenant it is the only source.
+            if (p.name === 'tenant') delete headers['x-tenant'];
+            return send(`${method} ${path} ?${p.name}`, hv, { method, url, headers });
+          }),
+        );
       }
     }
   }
@@ -429,14 +555,16 @@ t.test('every path parameter, percent-encoded and raw: no 5xx', async (t) => {
       for (const hv of HOSTILE) {
         // Printable ASCII is also sent unencoded: `../`, `%2e%2e%2f` and friends reach the router as they are.
         for (const raw of [false, ...(/^[\x21-\x7e]+$/.test(hv.value) ? [true] : [])]) {
-          jobs.push(limit(() => {
-            const values = { ...validParams(path), [name!]: hv.value };
-            let url = fill(path, values, raw ? new Set([name!]) : new Set());
-            // Deleting needs ?confirm=<slug>: confirm the hostile slug, so the request gets past the check.
-            if (id === 'deleteTenant') url += `?backup=false&confirm=${percentEncode(hv.value)}`;
-            const body = BASES[id]?.().body;
-            return send(`${method} ${path} {${name}}${raw ? ' raw' : ''}`, hv, { method, url, headers: auth(url), ...(body ? { payload: body } : {}) });
-          }));
+          jobs.push(
+            limit(() => {
+              const values = { ...validParams(path), [name!]: hv.value };
+              let url = fill(path, values, raw ? new Set([name!]) : new Set());
+              // Deleting needs ?confirm=<slug>: confirm the hostile slug, so the request gets past the check.
+              if (id === 'deleteTenant') url += `?backup=false&confirm=${percentEncode(hv.value)}`;
+              const body = BASES[id]?.().body;
+              return send(`${method} ${path} {${name}}${raw ? ' raw' : ''}`, hv, { method, url, headers: auth(url), ...(body ? { payload: body } : {}) });
+            }),
+          );
         }
       }
     }
@@ -457,21 +585,41 @@ t.test('X-Tenant, Host (subdomain), Idempotency-Key and If-Match headers, throug
   const rawProblems: Violation[] = [];
   for (const hv of HOSTILE) {
     const login = { email: `admin@${SLUG}.test`, password: 'wrong password 123' };
-    for (const [name, value] of [['x-tenant', hv.value], ['host', `${hv.value}.localhost`], ['host', hv.value]] as const) {
+    for (const [name, value] of [
+      ['x-tenant', hv.value],
+      ['host', `${hv.value}.localhost`],
+      ['host', hv.value],
+    ] as const) {
       const where = `header ${name}: ${name === 'host' && value !== hv.value ? '<value>.localhost' : '<value>'}`;
       const headers = { authorization: `Bearer ${tenantToken}`, [name]: value };
       await send(`${where} GET /api/v1/companies`, hv, { method: 'GET', url: '/api/v1/companies', headers }, true);
       await send(`${where} POST /api/v1/auth/login`, hv, { method: 'POST', url: '/api/v1/auth/login', headers: { [name]: value }, payload: login }, true);
       // The same as bytes on the wire (UTF-8), which no client library would refuse to send.
-      const lines = name === 'host'
-        ? [`GET /api/v1/companies HTTP/1.1`, `Host: ${value}`, `Authorization: Bearer ${tenantToken}`]
-        : [`GET /api/v1/companies HTTP/1.1`, `Host: 127.0.0.1:${port}`, `X-Tenant: ${value}`, `Authorization: Bearer ${tenantToken}`];
+      const lines =
+        name === 'host'
+          ? [`GET /api/v1/companies HTTP/1.1`, `Host: ${value}`, `Authorization: Bearer ${tenantToken}`]
+          : [`GET /api/v1/companies HTTP/1.1`, `Host: 127.0.0.1:${port}`, `X-Tenant: ${value}`, `Authorization: Bearer ${tenantToken}`];
       const r = await rawRequest(Buffer.from(`${[...lines, 'Connection: close'].join('\r\n')}\r\n\r\n`, 'utf8'));
-      if (!r.statuses.length || r.statuses.some((s) => s >= 500)) rawProblems.push({ where: `raw ${where}`, value: hv.name, problem: `statuses ${JSON.stringify(r.statuses)}${r.timedOut ? ' (no answer in 5 s)' : ''}` });
+      if (!r.statuses.length || r.statuses.some((s) => s >= 500))
+        rawProblems.push({
+          where: `raw ${where}`,
+          value: hv.name,
+          problem: `statuses ${JSON.stringify(r.statuses)}${r.timedOut ? ' (no answer in 5 s)' : ''}`,
+        });
     }
     const companyBody = { name: uniq('Idem Co') };
-    await send('header Idempotency-Key POST /api/v1/companies', hv, { method: 'POST', url: '/api/v1/companies', headers: { ...auth('/api/v1/'), 'idempotency-key': hv.value }, payload: companyBody }, true);
-    await send('header If-Match PATCH /api/v1/companies/{id}', hv, { method: 'PATCH', url: `/api/v1/companies/${company.id}`, headers: { ...auth('/api/v1/'), 'if-match': hv.value }, payload: { industry: 'Retail' } }, true);
+    await send(
+      'header Idempotency-Key POST /api/v1/companies',
+      hv,
+      { method: 'POST', url: '/api/v1/companies', headers: { ...auth('/api/v1/'), 'idempotency-key': hv.value }, payload: companyBody },
+      true,
+    );
+    await send(
+      'header If-Match PATCH /api/v1/companies/{id}',
+      hv,
+      { method: 'PATCH', url: `/api/v1/companies/${company.id}`, headers: { ...auth('/api/v1/'), 'if-match': hv.value }, payload: { industry: 'Retail' } },
+      true,
+    );
   }
   t.same(violations, [], 'no 5xx and only problem+json errors through inject');
   t.same(rawProblems, [], 'every raw request is answered, never with a 5xx');
@@ -500,13 +648,26 @@ t.test('no partially created tenant: repair --all has nothing to do, no orphans,
   cliRuns++;
   const repair = await runCli(['tenants', 'repair', '--all', '--json'], env);
   t.equal(repair.code, 0, `repair --all exits 0: ${repair.stderr.slice(0, 300)}`);
-  const report = JSON.parse(repair.stdout) as { tenants: Array<{ slug: string; outcome: string; status: string; actions: string[] }>; orphans: { databases: string[]; users: unknown[] } };
+  const report = JSON.parse(repair.stdout) as {
+    tenants: Array<{ slug: string; outcome: string; status: string; actions: string[] }>;
+    orphans: { databases: string[]; users: unknown[] };
+  };
   t.same(report.orphans.databases, [], 'no orphan database');
   t.same(report.orphans.users, [], 'no orphan MySQL user');
-  t.same(report.tenants.filter((x) => x.outcome !== 'ok' || x.status !== 'active'), [], `all ${report.tenants.length} tenants are whole and active: repair had nothing to do`);
+  t.same(
+    report.tenants.filter((x) => x.outcome !== 'ok' || x.status !== 'active'),
+    [],
+    `all ${report.tenants.length} tenants are whole and active: repair had nothing to do`,
+  );
   const statuses: Array<{ status: string }> = await ctx.catalog.knex('tenants').distinct('status');
-  t.same(statuses.map((s) => s.status), ['active'], 'every tenant in the catalog is active (or was never created)');
+  t.same(
+    statuses.map((s) => s.status),
+    ['active'],
+    'every tenant in the catalog is active (or was never created)',
+  );
   const ops = await ctx.catalog.knex('operations').whereNot({ status: 'succeeded' }).select('id', 'kind', 'status', 'error');
   t.same(ops, [], 'every lifecycle operation succeeded');
-  t.comment(`hostile input: corpus ${HOSTILE.length} values; ${requests} API requests (+${rawRequests} raw-socket requests); ${cliRuns} CLI runs; ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(
+    `hostile input: corpus ${HOSTILE.length} values; ${requests} API requests (+${rawRequests} raw-socket requests); ${cliRuns} CLI runs; ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
 });

@@ -41,10 +41,32 @@ const ID_STRIDE = 100_000;
 
 type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment';
 /** The kind of row an `{id}` names, by the first path segment after /api/v1. */
-const KIND_OF_SEGMENT: Record<string, Kind> = { companies: 'company', contacts: 'contact', deals: 'deal', users: 'user', 'pipeline-stages': 'stage', attachments: 'attachment' };
-const TABLE_OF: Record<Kind, string> = { company: 'companies', contact: 'contacts', deal: 'deals', user: 'users', stage: 'pipeline_stages', attachment: 'attachments' };
+const KIND_OF_SEGMENT: Record<string, Kind> = {
+  companies: 'company',
+  contacts: 'contact',
+  deals: 'deal',
+  users: 'user',
+  'pipeline-stages': 'stage',
+  attachments: 'attachment',
+};
+const TABLE_OF: Record<Kind, string> = {
+  company: 'companies',
+  contact: 'contacts',
+  deal: 'deals',
+  user: 'users',
+  stage: 'pipeline_stages',
+  attachment: 'attachments',
+};
 /** Body fields that reference a row, by name. */
-const KIND_OF_FIELD: Record<string, Kind> = { companyId: 'company', contactId: 'contact', dealId: 'deal', stageId: 'stage', ownerId: 'user', userId: 'user', attachmentId: 'attachment' };
+const KIND_OF_FIELD: Record<string, Kind> = {
+  companyId: 'company',
+  contactId: 'contact',
+  dealId: 'deal',
+  stageId: 'stage',
+  ownerId: 'user',
+  userId: 'user',
+  attachmentId: 'attachment',
+};
 
 const s3 = await setupS3(t);
 const { app, ctx, config, names } = await setupApp(t, s3.env);
@@ -74,12 +96,20 @@ const next = () => ++counter;
 /** A multipart/form-data body with one small text file in the part `file` (RFC 7578). */
 function fileForm(fileName: string): { payload: Buffer; headers: Record<string, string> } {
   const boundary = `----silo-matrix-${randomBytes(8).toString('hex')}`;
-  const payload = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--\r\n`);
+  const payload = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${fileName}"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--${boundary}--\r\n`,
+  );
   return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
 }
 
 /** A request as the tenant's admin (by X-Tenant); throws unless 2xx. */
-async function asAdmin(d: Pick<TenantData, 'slug' | 'token'>, method: InjectOptions['method'], url: string, payload?: InjectOptions['payload'], headers: Record<string, string> = {}) {
+async function asAdmin(
+  d: Pick<TenantData, 'slug' | 'token'>,
+  method: InjectOptions['method'],
+  url: string,
+  payload?: InjectOptions['payload'],
+  headers: Record<string, string> = {},
+) {
   const res = await app.inject({ method, url, payload, headers: { 'x-tenant': d.slug, authorization: `Bearer ${d.token}`, ...headers } });
   if (res.statusCode >= 300) throw new Error(`${method} ${url} as admin of ${d.slug}: ${res.statusCode} ${res.body}`);
   return res.statusCode === 204 ? undefined : res.json();
@@ -95,9 +125,17 @@ async function createRow(d: TenantData, kind: Kind): Promise<number> {
     case 'contact':
       return (await asAdmin(d, 'POST', `${API}/contacts`, { companyId: d.refs.company, fullName: `${s} contact ${n}`, email: `contact${n}@${s}.test` })).id;
     case 'deal':
-      return (await asAdmin(d, 'POST', `${API}/deals`, {
-        title: `${s} deal ${n}`, amount: '1200.00', currency: 'EUR', stageId: d.firstStage, companyId: d.refs.company, contactId: d.refs.contact, ownerId: d.refs.user,
-      })).id;
+      return (
+        await asAdmin(d, 'POST', `${API}/deals`, {
+          title: `${s} deal ${n}`,
+          amount: '1200.00',
+          currency: 'EUR',
+          stageId: d.firstStage,
+          companyId: d.refs.company,
+          contactId: d.refs.contact,
+          ownerId: d.refs.user,
+        })
+      ).id;
     case 'user':
       return (await asAdmin(d, 'POST', `${API}/users`, { email: `user${n}@${s}.test`, fullName: `${s} user ${n}`, role: 'manager', password: PASSWORD })).id;
     case 'stage':
@@ -145,14 +183,32 @@ const BODIES: Record<string, BodySpec> = {
   [`POST ${API}/auth/logout`]: { refs: true, foreignIsNoop: true, body: ({ z }) => ({ refreshToken: z.refreshTokens.logout }) },
   [`POST ${API}/users`]: { body: ({ n }) => ({ email: `new-user-${n}@example.test`, fullName: `New user ${n}`, role: 'staff', password: PASSWORD }) },
   [`PATCH ${API}/users/{id}`]: { body: async ({ z, id, n }) => ({ fullName: `Renamed user ${n}`, role: 'staff', version: await versionOf(z, 'user', id) }) },
-  [`POST ${API}/companies`]: { body: ({ n }) => ({ name: `New company ${n}`, industry: 'Retail', country: 'FR', website: 'https://example.test/', phone: '+33 1 23 45 67 89' }) },
-  [`PATCH ${API}/companies/{id}`]: { body: async ({ z, id, n }) => ({ name: `Renamed company ${n}`, industry: 'Energy', version: await versionOf(z, 'company', id) }) },
-  [`POST ${API}/contacts`]: { refs: true, body: ({ z, n }) => ({ companyId: z.refs.company, fullName: `New contact ${n}`, email: `new-contact-${n}@example.test`, jobTitle: 'Buyer' }) },
-  [`PATCH ${API}/contacts/{id}`]: { refs: true, body: async ({ z, id, n }) => ({ companyId: z.refs.company, fullName: `Renamed contact ${n}`, version: await versionOf(z, 'contact', id) }) },
+  [`POST ${API}/companies`]: {
+    body: ({ n }) => ({ name: `New company ${n}`, industry: 'Retail', country: 'FR', website: 'https://example.test/', phone: '+33 1 23 45 67 89' }),
+  },
+  [`PATCH ${API}/companies/{id}`]: {
+    body: async ({ z, id, n }) => ({ name: `Renamed company ${n}`, industry: 'Energy', version: await versionOf(z, 'company', id) }),
+  },
+  [`POST ${API}/contacts`]: {
+    refs: true,
+    body: ({ z, n }) => ({ companyId: z.refs.company, fullName: `New contact ${n}`, email: `new-contact-${n}@example.test`, jobTitle: 'Buyer' }),
+  },
+  [`PATCH ${API}/contacts/{id}`]: {
+    refs: true,
+    body: async ({ z, id, n }) => ({ companyId: z.refs.company, fullName: `Renamed contact ${n}`, version: await versionOf(z, 'contact', id) }),
+  },
   [`POST ${API}/pipeline-stages`]: { body: ({ n }) => ({ name: `New stage ${n}`, probability: 60 }) },
-  [`PATCH ${API}/pipeline-stages/{id}`]: { body: async ({ z, id, n }) => ({ name: `Renamed stage ${n}`, probability: 65, version: await versionOf(z, 'stage', id) }) },
-  [`POST ${API}/deals`]: { refs: true, body: ({ z, n }) => ({ ...dealRefs(z), title: `New deal ${n}`, amount: '2500.00', currency: 'EUR', expectedCloseDate: '2030-06-30' }) },
-  [`PATCH ${API}/deals/{id}`]: { refs: true, body: async ({ z, id, n }) => ({ ...dealRefs(z), title: `Renamed deal ${n}`, amount: '3000.50', version: await versionOf(z, 'deal', id) }) },
+  [`PATCH ${API}/pipeline-stages/{id}`]: {
+    body: async ({ z, id, n }) => ({ name: `Renamed stage ${n}`, probability: 65, version: await versionOf(z, 'stage', id) }),
+  },
+  [`POST ${API}/deals`]: {
+    refs: true,
+    body: ({ z, n }) => ({ ...dealRefs(z), title: `New deal ${n}`, amount: '2500.00', currency: 'EUR', expectedCloseDate: '2030-06-30' }),
+  },
+  [`PATCH ${API}/deals/{id}`]: {
+    refs: true,
+    body: async ({ z, id, n }) => ({ ...dealRefs(z), title: `Renamed deal ${n}`, amount: '3000.50', version: await versionOf(z, 'deal', id) }),
+  },
   [`POST ${API}/deals/{id}/move`]: { refs: true, body: async ({ z, id }) => ({ stageId: z.refs.stage, version: await versionOf(z, 'deal', id) }) },
   [`POST ${API}/deals/{id}/win`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
   [`POST ${API}/deals/{id}/lose`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
@@ -242,8 +298,17 @@ function toCase(route: AppRoute): RouteCase {
     generatedBody = true;
   }
   return {
-    route, key, secured, kind, dedicated: Boolean(kind) && !reads, deleted: route.path.endsWith('/restore'), multipart, spec, generatedBody,
-    usesZ: Boolean(kind) || Boolean(spec?.refs), problems,
+    route,
+    key,
+    secured,
+    kind,
+    dedicated: Boolean(kind) && !reads,
+    deleted: route.path.endsWith('/restore'),
+    multipart,
+    spec,
+    generatedBody,
+    usesZ: Boolean(kind) || Boolean(spec?.refs),
+    problems,
   };
 }
 const cases = routes.map(toCase);
@@ -267,7 +332,16 @@ for (const [i, slug] of SLUGS.entries()) {
   const firstStage = Number((await root(`${tenant.databaseName}.pipeline_stages`).where({ name: 'Prospecting' }).first('id')).id);
   const domain = `crm.${slug}.example.com`;
   await addDomain(ctx, slug, domain, 'test');
-  const d: TenantData = { slug, domain, tenant, token, refs: {} as Record<Kind, number>, firstStage, targets: new Map(), refreshTokens: { refresh: '', logout: '' } };
+  const d: TenantData = {
+    slug,
+    domain,
+    tenant,
+    token,
+    refs: {} as Record<Kind, number>,
+    firstStage,
+    targets: new Map(),
+    refreshTokens: { refresh: '', logout: '' },
+  };
   for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment'] as const) d.refs[kind] = await createRow(d, kind);
   // More data: companies, contacts, deals in several states, a staff user, activity.
   for (let k = 0; k < 3; k++) await createRow(d, 'company');
@@ -356,17 +430,41 @@ const before = await digestAll();
 
 t.test('every tenant route is enumerated from the app and can be exercised', async (t) => {
   t.ok(cases.length >= 50, `${cases.length} method+path pairs under ${API}`);
-  for (const must of [`GET ${API}/companies/{id}`, `HEAD ${API}/companies/{id}`, `POST ${API}/deals/{id}/move`, `POST ${API}/companies/{id}/attachments`, `DELETE ${API}/attachments/{id}`, `GET ${API}/history`]) {
-    t.ok(cases.some((c) => c.key === must), `${must} is enumerated`);
+  for (const must of [
+    `GET ${API}/companies/{id}`,
+    `HEAD ${API}/companies/{id}`,
+    `POST ${API}/deals/{id}/move`,
+    `POST ${API}/companies/{id}/attachments`,
+    `DELETE ${API}/attachments/{id}`,
+    `GET ${API}/history`,
+  ]) {
+    t.ok(
+      cases.some((c) => c.key === must),
+      `${must} is enumerated`,
+    );
   }
-  t.same(cases.filter((c) => c.problems.length).map((c) => `${c.key}: ${c.problems.join('; ')}`), [], 'every route is documented and its {id} understood');
+  t.same(
+    cases.filter((c) => c.problems.length).map((c) => `${c.key}: ${c.problems.join('; ')}`),
+    [],
+    'every route is documented and its {id} understood',
+  );
   for (const d of data) {
     const ids = [...Object.values(d.refs), ...d.targets.values()];
     const i = SLUGS.indexOf(d.slug as (typeof SLUGS)[number]);
-    t.ok(ids.every((id) => id >= (i + 1) * ID_STRIDE && id < (i + 2) * ID_STRIDE), `${d.slug}: every row used has an id in its own range`);
+    t.ok(
+      ids.every((id) => id >= (i + 1) * ID_STRIDE && id < (i + 2) * ID_STRIDE),
+      `${d.slug}: every row used has an id in its own range`,
+    );
   }
   t.comment(`routes: ${cases.map((c) => c.key).join(', ')}`);
-  t.comment(`generated bodies: ${cases.filter((c) => c.generatedBody).map((c) => c.key).join(', ') || 'none'}`);
+  t.comment(
+    `generated bodies: ${
+      cases
+        .filter((c) => c.generatedBody)
+        .map((c) => c.key)
+        .join(', ') || 'none'
+    }`,
+  );
 });
 
 t.test('a request with a token, tenant or row of another tenant is refused and shows nothing of it', async (t) => {
@@ -400,7 +498,11 @@ t.test('platform tokens and missing tokens never open a tenant route', async (t)
   for (const c of runnable.filter((r) => r.secured)) {
     const failures: string[] = [];
     for (const [i, y] of data.entries()) {
-      for (const [label, token] of [['operator', operatorToken], ['support', supportToken], ['no token', undefined]] as const) {
+      for (const [label, token] of [
+        ['operator', operatorToken],
+        ['support', supportToken],
+        ['no token', undefined],
+      ] as const) {
         const source = SOURCES[(i + stats.platform) % SOURCES.length]!;
         stats.platform++;
         const res = await send(c, token, y, source, y);
@@ -446,11 +548,15 @@ t.test("each tenant's MySQL account is denied on the other tenants' databases an
   const open: Knex[] = [];
   t.teardown(() => Promise.all(open.map((k) => k.destroy())));
   const connectAs = (d: TenantData, database = '') => {
-    const k = createMysqlKnex({ ...server, user: d.tenant.dbUser, password: decryptSecret(d.tenant.dbPasswordEnc, config.secrets), database }, { min: 0, max: 1 });
+    const k = createMysqlKnex(
+      { ...server, user: d.tenant.dbUser, password: decryptSecret(d.tenant.dbPasswordEnc, config.secrets), database },
+      { min: 0, max: 1 },
+    );
     open.push(k);
     return k;
   };
-  const tablesOf = (database: string): Promise<string[]> => root('information_schema.TABLES').where({ TABLE_SCHEMA: database }).orderBy('TABLE_NAME').pluck('TABLE_NAME');
+  const tablesOf = (database: string): Promise<string[]> =>
+    root('information_schema.TABLES').where({ TABLE_SCHEMA: database }).orderBy('TABLE_NAME').pluck('TABLE_NAME');
   const catalogTables = await tablesOf(names.catalog);
   t.ok(catalogTables.includes('tenants'), 'the catalog has its tables');
   for (const d of data) {
@@ -459,20 +565,30 @@ t.test("each tenant's MySQL account is denied on the other tenants' databases an
     t.ok(Number(own[0].n) >= 1, `${d.slug} reads its own database`);
     for (const o of data.filter((x) => x !== d)) {
       const db = o.tenant.databaseName;
-      for (const table of await tablesOf(db)) await t.rejects(k.raw('SELECT * FROM ??.?? LIMIT 1', [db, table]), denied(1142), `${d.slug}: SELECT on ${o.slug}.${table} denied`);
-      await t.rejects(k.raw('INSERT INTO ??.users (email, password_hash, role) VALUES (?, ?, ?)', [db, `evil@${d.slug}.test`, 'h', 'admin']), denied(1142), `${d.slug}: INSERT into ${o.slug} denied`);
+      for (const table of await tablesOf(db))
+        await t.rejects(k.raw('SELECT * FROM ??.?? LIMIT 1', [db, table]), denied(1142), `${d.slug}: SELECT on ${o.slug}.${table} denied`);
+      await t.rejects(
+        k.raw('INSERT INTO ??.users (email, password_hash, role) VALUES (?, ?, ?)', [db, `evil@${d.slug}.test`, 'h', 'admin']),
+        denied(1142),
+        `${d.slug}: INSERT into ${o.slug} denied`,
+      );
       await t.rejects(k.raw('UPDATE ??.companies SET name = ?', [db, 'evil']), denied(1142), `${d.slug}: UPDATE in ${o.slug} denied`);
       await t.rejects(k.raw('DELETE FROM ??.deals', [db]), denied(1142), `${d.slug}: DELETE in ${o.slug} denied`);
       await t.rejects(connectAs(d, db).raw('SELECT 1'), denied(1044), `${d.slug} cannot use ${o.slug}'s database`);
     }
-    for (const table of catalogTables) await t.rejects(k.raw('SELECT * FROM ??.?? LIMIT 1', [names.catalog, table]), denied(1142), `${d.slug}: SELECT on catalog ${table} denied`);
+    for (const table of catalogTables)
+      await t.rejects(k.raw('SELECT * FROM ??.?? LIMIT 1', [names.catalog, table]), denied(1142), `${d.slug}: SELECT on catalog ${table} denied`);
     await t.rejects(k.raw('INSERT INTO ??.tenants (slug) VALUES (?)', [names.catalog, 'evil']), denied(1142), `${d.slug}: INSERT into the catalog denied`);
     await t.rejects(k.raw("UPDATE ??.tenants SET status = 'active'", [names.catalog]), denied(1142), `${d.slug}: UPDATE in the catalog denied`);
     await t.rejects(k.raw('DELETE FROM ??.tenants', [names.catalog]), denied(1142), `${d.slug}: DELETE in the catalog denied`);
     await t.rejects(connectAs(d, names.catalog).raw('SELECT 1'), denied(1044), `${d.slug} cannot use the catalog`);
     const [dbs] = await k.raw('SHOW DATABASES');
     const visible = (dbs as Array<Record<string, string>>).map((r) => Object.values(r)[0]);
-    t.same(visible.filter((v) => v === names.catalog || data.some((o) => o !== d && o.tenant.databaseName === v)), [], `${d.slug} does not even see the others' databases`);
+    t.same(
+      visible.filter((v) => v === names.catalog || data.some((o) => o !== d && o.tenant.databaseName === v)),
+      [],
+      `${d.slug} does not even see the others' databases`,
+    );
   }
 });
 
@@ -481,7 +597,12 @@ t.test('coverage and run time', async (t) => {
   for (const c of runnable) byMethod.set(c.route.method, (byMethod.get(c.route.method) ?? 0) + 1);
   t.comment(`${runnable.length} routes (${[...byMethod].map(([m, n]) => `${m} ${n}`).join(', ')}) x ${data.length} tenants`);
   t.comment(`${stats.refused} cross-tenant requests, ${stats.platform} platform/no-token requests, ${stats.own} same-tenant requests`);
-  t.comment(`answers: ${[...tally].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k}: ${n}`).join(', ')}`);
+  t.comment(
+    `answers: ${[...tally]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(', ')}`,
+  );
   t.comment(`run time ${((Date.now() - started) / 1000).toFixed(1)} s`);
   t.pass('reported');
 });

@@ -100,10 +100,28 @@ async function send(tenant: string | null, method: 'GET' | 'POST', path: string,
     headers.authorization = `Bearer ${tokens.get(tenant)}`;
   }
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const sample: Sample = { id, tenant, method, path, sent, answered: sent, at: started - loadStart, ms: 0, status: 0, contentType: null, retryAfter: null, body: undefined };
+  const sample: Sample = {
+    id,
+    tenant,
+    method,
+    path,
+    sent,
+    answered: sent,
+    at: started - loadStart,
+    ms: 0,
+    status: 0,
+    contentType: null,
+    retryAfter: null,
+    body: undefined,
+  };
   try {
     // The client gives up well after the server should have answered: a hang shows as a long duration, not a stuck test.
-    const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS * 3) });
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS * 3),
+    });
     const text = await res.text();
     sample.status = res.status;
     sample.contentType = res.headers.get('content-type');
@@ -174,7 +192,8 @@ let downFor = 0;
 try {
   await until('steady successes before the outage', () => tenants.every((slug) => samples.filter((s) => s.tenant === slug && ok(s)).length >= 60), 20_000);
   for (const slug of tenants) slowWrites.push(send(slug, 'POST', '/api/v1/test-slow-write', {}));
-  const sleeping = async () => Number((await root('information_schema.PROCESSLIST').where('INFO', 'like', 'SELECT SLEEP%').count({ n: '*' }))[0]!.n) === tenants.length;
+  const sleeping = async () =>
+    Number((await root('information_schema.PROCESSLIST').where('INFO', 'like', 'SELECT SLEEP%').count({ n: '*' }))[0]!.n) === tenants.length;
   await until('the slow writes inside their transactions', sleeping, 10_000);
   phase = 'stopping';
   const stopAt = performance.now();
@@ -199,7 +218,8 @@ const recorded = samples.filter((s) => s.path.startsWith('/api/'));
 t.comment(`${samples.length} requests (${recorded.length} recorded), server down for ${Math.round(downFor)} ms (shutdown + ${OUTAGE_MS} ms + startup)`);
 
 /** A short description of a sample for failure messages. */
-const show = (s: Sample) => `${s.id} ${s.method} ${s.path} ${s.tenant ?? ''} sent ${s.sent} answered ${s.answered} -> ${s.status} ${String(s.body?.code ?? '')} in ${Math.round(s.ms)} ms${s.error ? ` (${s.error})` : ''}`;
+const show = (s: Sample) =>
+  `${s.id} ${s.method} ${s.path} ${s.tenant ?? ''} sent ${s.sent} answered ${s.answered} -> ${s.status} ${String(s.body?.code ?? '')} in ${Math.round(s.ms)} ms${s.error ? ` (${s.error})` : ''}`;
 
 /** Reasons a sample is not a 503 problem+json saying a dependency is unavailable, with a Retry-After. */
 function notUnavailableProblem(s: Sample): string | undefined {
@@ -224,18 +244,41 @@ t.test('no answer is a 500 or a transport error, and none outlives the request t
 t.test('while MySQL is down, every answer is a 503 problem+json with Retry-After', async (t) => {
   const down = samples.filter((s) => s.sent === 'down' && s.answered === 'down');
   t.ok(down.length >= 50, `${down.length} requests made while the server was down`);
-  t.same(down.map((s) => [show(s), notUnavailableProblem(s)]).filter(([, why]) => why), [], 'all are 503 problems');
+  t.same(
+    down.map((s) => [show(s), notUnavailableProblem(s)]).filter(([, why]) => why),
+    [],
+    'all are 503 problems',
+  );
   const codes = (pick: (s: Sample) => boolean) => [...new Set(down.filter(pick).map((s) => String(s.body?.code)))];
-  t.same(codes((s) => tenants.includes(s.tenant ?? '')), ['DATABASE_UNAVAILABLE'], 'tenants already looked up (still cached): their database is unavailable');
-  t.same(codes((s) => s.tenant === COLD), ['CATALOG_UNAVAILABLE'], 'a tenant not looked up yet: the catalog is unavailable');
-  t.same(codes((s) => s.path === '/ready'), ['CATALOG_UNAVAILABLE'], '/ready: the catalog is unavailable');
-  t.ok(down.some((s) => s.method === 'POST'), 'writes were tried during the outage too');
+  t.same(
+    codes((s) => tenants.includes(s.tenant ?? '')),
+    ['DATABASE_UNAVAILABLE'],
+    'tenants already looked up (still cached): their database is unavailable',
+  );
+  t.same(
+    codes((s) => s.tenant === COLD),
+    ['CATALOG_UNAVAILABLE'],
+    'a tenant not looked up yet: the catalog is unavailable',
+  );
+  t.same(
+    codes((s) => s.path === '/ready'),
+    ['CATALOG_UNAVAILABLE'],
+    '/ready: the catalog is unavailable',
+  );
+  t.ok(
+    down.some((s) => s.method === 'POST'),
+    'writes were tried during the outage too',
+  );
 });
 
 t.test('a write whose transaction the shutdown cuts is a 503 problem and leaves nothing behind', async (t) => {
   const cut = samples.filter((s) => s.path === '/api/v1/test-slow-write');
   t.equal(cut.length, tenants.length, 'one cut write per tenant');
-  t.same(cut.map((s) => [show(s), notUnavailableProblem(s)]).filter(([, why]) => why), [], 'each is a 503 problem');
+  t.same(
+    cut.map((s) => [show(s), notUnavailableProblem(s)]).filter(([, why]) => why),
+    [],
+    'each is a 503 problem',
+  );
   t.same([...new Set(cut.map((s) => s.body?.code))], ['DATABASE_UNAVAILABLE'], 'the tenant database is named');
   for (const slug of tenants) {
     const left = await root.withSchema(records.get(slug)!.databaseName).from('companies').where('name', 'like', 'Slow %').pluck('name');
@@ -249,8 +292,14 @@ t.test('nothing is printed on stdout while the server goes down and comes back',
 
 t.test('before the outage everything succeeds; while it stops and starts, answers are successes or 503 problems', async (t) => {
   t.same(samples.filter((s) => s.sent === 'before' && s.answered === 'before' && !ok(s)).map(show), [], 'all succeed before');
-  const edges = samples.filter((s) => !(s.sent === 'before' && s.answered === 'before') && !(s.sent === 'down' && s.answered === 'down') && !(s.sent === 'after'));
-  t.same(edges.filter((s) => !ok(s) && notUnavailableProblem(s)).map((s) => [show(s), notUnavailableProblem(s)]), [], `${edges.length} requests around the stop and the start`);
+  const edges = samples.filter(
+    (s) => !(s.sent === 'before' && s.answered === 'before') && !(s.sent === 'down' && s.answered === 'down') && !(s.sent === 'after'),
+  );
+  t.same(
+    edges.filter((s) => !ok(s) && notUnavailableProblem(s)).map((s) => [show(s), notUnavailableProblem(s)]),
+    [],
+    `${edges.length} requests around the stop and the start`,
+  );
 });
 
 t.test('after the restart the same API process serves every tenant again', async (t) => {
@@ -260,8 +309,19 @@ t.test('after the restart the same API process serves every tenant again', async
     t.ok(first, `${slug ?? '/ready'}: succeeds after the restart`);
     if (first) t.comment(`${slug ?? '/ready'}: first success ${Math.round(first.at - restartedAt)} ms after the server accepted connections again`);
     const firstOk = first ? after.indexOf(first) : after.length;
-    t.same(after.slice(firstOk).filter((s) => !ok(s)).map(show), [], `${slug ?? '/ready'}: no failure after the first success`);
-    if (slug && tenants.includes(slug)) t.ok(after.some((s) => s.method === 'POST' && s.status === 201), `${slug}: writes succeed again`);
+    t.same(
+      after
+        .slice(firstOk)
+        .filter((s) => !ok(s))
+        .map(show),
+      [],
+      `${slug ?? '/ready'}: no failure after the first success`,
+    );
+    if (slug && tenants.includes(slug))
+      t.ok(
+        after.some((s) => s.method === 'POST' && s.status === 201),
+        `${slug}: writes succeed again`,
+      );
   }
 });
 
@@ -277,12 +337,17 @@ t.test('the request history buffered during the outage is written once the catal
     n = await count();
   }
   t.equal(recorder.stats.dropped, 0, 'no row was dropped');
-  const rows: Array<{ request_id: string; status: number; error_code: string | null }> = await k('request_history').where('request_id', 'like', 'outage-%').select('request_id', 'status', 'error_code');
+  const rows: Array<{ request_id: string; status: number; error_code: string | null }> = await k('request_history')
+    .where('request_id', 'like', 'outage-%')
+    .select('request_id', 'status', 'error_code');
   t.equal(rows.length, recorded.length, 'one row per request');
   const byId = new Map(rows.map((r) => [r.request_id, r]));
   t.same(recorded.filter((s) => !byId.has(s.id)).map(show), [], 'no request is missing');
   t.same(recorded.filter((s) => byId.get(s.id)?.status !== s.status).map(show), [], 'each row has the status the client got');
   const down = recorded.filter((s) => s.sent === 'down' && s.answered === 'down');
   t.same(down.filter((s) => byId.get(s.id)?.error_code !== s.body?.code).map(show), [], 'rows of the outage carry the problem code');
-  t.ok(samples.filter((s) => s.path === '/ready').every((s) => !byId.has(s.id)), '/ready is not recorded');
+  t.ok(
+    samples.filter((s) => s.path === '/ready').every((s) => !byId.has(s.id)),
+    '/ready is not recorded',
+  );
 });

@@ -81,7 +81,10 @@ async function call(label: string, opts: InjectOptions, status?: number): Promis
 }
 /** A sign-in or refresh answer: its tokens are secrets that may appear in that answer's body only. */
 function issued(r: { name: string; body: any }): { accessToken: string; refreshToken?: string } {
-  for (const [kind, token] of [['access', r.body.accessToken], ['refresh', r.body.refreshToken]] as const) {
+  for (const [kind, token] of [
+    ['access', r.body.accessToken],
+    ['refresh', r.body.refreshToken],
+  ] as const) {
     if (!token) continue;
     // Access tokens carry no nonce: two sign-ins of one user in the same second get the same JWT,
     // which then may appear in both answers.
@@ -107,17 +110,43 @@ t.test('the workload runs', async (t) => {
   // Platform users and sign-in.
   const PLATFORM_PW = secret('platform password', rnd('platform-pw'));
   await addPlatformUser(ctx, { email: 'ops@silo.test', role: 'operator', password: PLATFORM_PW });
-  const ops = issued(await call('platform login', { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'ops@silo.test', password: PLATFORM_PW }) }, 200));
-  await call('platform login, wrong password', { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'ops@silo.test', password: secret('wrong platform password', rnd('wrong-platform')) }) }, 401);
+  const ops = issued(
+    await call('platform login', { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'ops@silo.test', password: PLATFORM_PW }) }, 200),
+  );
+  await call(
+    'platform login, wrong password',
+    { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'ops@silo.test', password: secret('wrong platform password', rnd('wrong-platform')) }) },
+    401,
+  );
   const platform = bearer(ops.accessToken);
 
   // Tenants through the platform API: a chosen admin password, a generated one, a weak one, a conflict.
   const ADMIN_A = secret('admin password of sec-a', rnd('admin-a'));
-  await call('create sec-a', { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-a', adminEmail: 'admin@sec-a.test', adminPassword: ADMIN_A }, platform) }, 201);
-  const createB = await call('create sec-b (generated admin password)', { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-b' }, platform) }, 201);
+  await call(
+    'create sec-a',
+    { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-a', adminEmail: 'admin@sec-a.test', adminPassword: ADMIN_A }, platform) },
+    201,
+  );
+  const createB = await call(
+    'create sec-b (generated admin password)',
+    { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-b' }, platform) },
+    201,
+  );
   const GEN_B = secret('generated admin password of sec-b', createB.body.admin.password, [`response body ${createB.name}`]);
-  await call('create with a weak password', { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-x', adminPassword: secret('weak admin password', tooShort()) }, platform) }, 400);
-  await call('create an existing slug', { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-a', adminPassword: secret('admin password of a conflicting create', rnd('conflict')) }, platform) }, 409);
+  await call(
+    'create with a weak password',
+    { method: 'POST', url: '/platform/v1/tenants', ...json({ slug: 'sec-x', adminPassword: secret('weak admin password', tooShort()) }, platform) },
+    400,
+  );
+  await call(
+    'create an existing slug',
+    {
+      method: 'POST',
+      url: '/platform/v1/tenants',
+      ...json({ slug: 'sec-a', adminPassword: secret('admin password of a conflicting create', rnd('conflict')) }, platform),
+    },
+    409,
+  );
 
   // Tenant sign-in, refresh rotation and reuse, logout.
   const login = (label: string, slug: string, email: string, password: string, status = 200) =>
@@ -125,7 +154,8 @@ t.test('the workload runs', async (t) => {
   const a1 = issued(await login('login sec-a', 'sec-a', 'admin@sec-a.test', ADMIN_A));
   await login('login sec-a, wrong password', 'sec-a', 'admin@sec-a.test', secret('wrong admin password', rnd('wrong-admin')), 401);
   issued(await login('login sec-b with the generated password', 'sec-b', createB.body.admin.email, GEN_B));
-  const refresh = (label: string, token: string, status = 200) => call(label, { method: 'POST', url: '/api/v1/auth/refresh', ...json({ refreshToken: token }, { 'x-tenant': 'sec-a' }) }, status);
+  const refresh = (label: string, token: string, status = 200) =>
+    call(label, { method: 'POST', url: '/api/v1/auth/refresh', ...json({ refreshToken: token }, { 'x-tenant': 'sec-a' }) }, status);
   const a2 = issued(await refresh('refresh', a1.refreshToken!));
   await refresh('refresh with a rotated token (reuse)', a1.refreshToken!, 401);
   await refresh('refresh with a token of the revoked family', a2.refreshToken!, 401);
@@ -135,7 +165,11 @@ t.test('the workload runs', async (t) => {
 
   // Users with passwords, a password change.
   const USER_PW = secret('password of m@sec-a.test', rnd('user-pw'));
-  const created = await call('add user m@sec-a.test', { method: 'POST', url: '/api/v1/users', ...json({ email: 'm@sec-a.test', role: 'manager', password: USER_PW }, admin) }, 201);
+  const created = await call(
+    'add user m@sec-a.test',
+    { method: 'POST', url: '/api/v1/users', ...json({ email: 'm@sec-a.test', role: 'manager', password: USER_PW }, admin) },
+    201,
+  );
   issued(await login('login m@sec-a.test', 'sec-a', 'm@sec-a.test', USER_PW));
   const USER_PW2 = secret('changed password of m@sec-a.test', rnd('user-pw2'));
   await call('change the password of m@sec-a.test', { method: 'PATCH', url: `/api/v1/users/${created.body.id}`, ...json({ password: USER_PW2 }, admin) }, 200);
@@ -143,32 +177,71 @@ t.test('the workload runs', async (t) => {
   issued(await login('login m@sec-a.test with the new password', 'sec-a', 'm@sec-a.test', USER_PW2));
 
   // Error answers.
-  await call('add a user with a bad email', { method: 'POST', url: '/api/v1/users', ...json({ email: 'not-an-email', role: 'staff', password: secret('password next to a bad email', rnd('bad-email-pw')) }, admin) }, 400);
-  await call('add a user with a short password', { method: 'POST', url: '/api/v1/users', ...json({ email: 's@sec-a.test', role: 'staff', password: secret('short user password', tooShort()) }, admin) }, 400);
+  await call(
+    'add a user with a bad email',
+    {
+      method: 'POST',
+      url: '/api/v1/users',
+      ...json({ email: 'not-an-email', role: 'staff', password: secret('password next to a bad email', rnd('bad-email-pw')) }, admin),
+    },
+    400,
+  );
+  await call(
+    'add a user with a short password',
+    { method: 'POST', url: '/api/v1/users', ...json({ email: 's@sec-a.test', role: 'staff', password: secret('short user password', tooShort()) }, admin) },
+    400,
+  );
   await login('login with a password too long', 'sec-a', 'admin@sec-a.test', secret('over-long password', rnd('long').repeat(12)), 400);
   const tampered = secret('tampered access token', `${a3.accessToken.slice(0, -2)}${a3.accessToken.endsWith('AA') ? 'BB' : 'AA'}`);
   await call('a tampered token', { method: 'GET', url: '/api/v1/auth/me', headers: bearer(tampered, 'sec-a') }, 401);
   await call('a platform token on a tenant route', { method: 'GET', url: '/api/v1/auth/me', headers: bearer(ops.accessToken, 'sec-a') }, 401);
   await call('a tenant token on a platform route', { method: 'GET', url: '/platform/v1/tenants', headers: bearer(a3.accessToken) }, 401);
-  await call('a body that is not JSON', { method: 'POST', url: '/api/v1/auth/login', headers: { 'x-tenant': 'sec-a', 'content-type': 'application/json' }, payload: `{"email":"admin@sec-a.test","password":"${ADMIN_A}"` }, 400);
+  await call(
+    'a body that is not JSON',
+    {
+      method: 'POST',
+      url: '/api/v1/auth/login',
+      headers: { 'x-tenant': 'sec-a', 'content-type': 'application/json' },
+      payload: `{"email":"admin@sec-a.test","password":"${ADMIN_A}"`,
+    },
+    400,
+  );
   // RFC 6750 §2.3: a client may send the bearer token as the access_token query parameter.
   await call('a token in the query string', { method: 'GET', url: `/api/v1/auth/me?access_token=${a3.accessToken}`, headers: { 'x-tenant': 'sec-a' } }, 401);
-  await call('a password in the query string', { method: 'POST', url: `/platform/v1/auth/login?password=${PLATFORM_PW}`, ...json({ email: 'ops@silo.test' }) }, 400);
+  await call(
+    'a password in the query string',
+    { method: 'POST', url: `/platform/v1/auth/login?password=${PLATFORM_PW}`, ...json({ email: 'ops@silo.test' }) },
+    400,
+  );
 
   // CLI runs: chosen and generated passwords, errors, reads.
   const CLI_ADMIN_C = secret('admin password of sec-c (CLI)', rnd('cli-admin-c'));
   await cli('tenants create sec-c --admin-password', ['tenants', 'create', 'sec-c', '--admin-email', 'admin@sec-c.test', '--admin-password', CLI_ADMIN_C]);
   const createD = await cli('tenants create sec-d (generated)', ['tenants', 'create', 'sec-d']);
-  const GEN_D = secret('generated admin password of sec-d (CLI)', /Admin password \(shown once, store it now\): (\S+)/.exec(createD.stdout)?.[1] ?? '(none printed)', [`stdout ${cliRuns.at(-1)!.name}`]);
+  const GEN_D = secret(
+    'generated admin password of sec-d (CLI)',
+    /Admin password \(shown once, store it now\): (\S+)/.exec(createD.stdout)?.[1] ?? '(none printed)',
+    [`stdout ${cliRuns.at(-1)!.name}`],
+  );
   const CLI_USER_PW = secret('password of u@sec-c.test (CLI)', rnd('cli-user'));
   await cli('users add --password', ['users', 'add', 'sec-c', 'u@sec-c.test', '--role', 'staff', '--password', CLI_USER_PW]);
   const genUser = await cli('users add (generated) --json', ['users', 'add', 'sec-c', 'gen@sec-c.test', '--role', 'staff', '--json']);
-  const GEN_USER = secret('generated password of gen@sec-c.test (CLI)', JSON.parse(genUser.stdout).generatedPassword ?? '(none printed)', [`stdout ${cliRuns.at(-1)!.name}`]);
+  const GEN_USER = secret('generated password of gen@sec-c.test (CLI)', JSON.parse(genUser.stdout).generatedPassword ?? '(none printed)', [
+    `stdout ${cliRuns.at(-1)!.name}`,
+  ]);
   const CLI_PLATFORM_PW = secret('password of cli-ops@silo.test (CLI)', rnd('cli-platform'));
   await cli('platform-users add --password', ['platform-users', 'add', 'cli-ops@silo.test', '--role', 'support', '--password', CLI_PLATFORM_PW]);
   const genOps = await cli('platform-users add (generated)', ['platform-users', 'add', 'gen-ops@silo.test', '--role', 'support']);
-  const GEN_OPS = secret('generated password of gen-ops@silo.test (CLI)', /Password \(shown once, store it now\): (\S+)/.exec(genOps.stdout)?.[1] ?? '(none printed)', [`stdout ${cliRuns.at(-1)!.name}`]);
-  await cli('users add with a bad email', ['users', 'add', 'sec-c', 'bad-email', '--role', 'staff', '--password', secret('password next to a bad email (CLI)', rnd('cli-bad'))], 2);
+  const GEN_OPS = secret(
+    'generated password of gen-ops@silo.test (CLI)',
+    /Password \(shown once, store it now\): (\S+)/.exec(genOps.stdout)?.[1] ?? '(none printed)',
+    [`stdout ${cliRuns.at(-1)!.name}`],
+  );
+  await cli(
+    'users add with a bad email',
+    ['users', 'add', 'sec-c', 'bad-email', '--role', 'staff', '--password', secret('password next to a bad email (CLI)', rnd('cli-bad'))],
+    2,
+  );
   await cli('tenants create with a short password', ['tenants', 'create', 'sec-e', '--admin-password', secret('short admin password (CLI)', tooShort())], 2);
   await cli('tenants show --json', ['tenants', 'show', 'sec-c', '--json']);
   await cli('tenants list --json', ['tenants', 'list', '--json']);
@@ -180,16 +253,36 @@ t.test('the workload runs', async (t) => {
   issued(await login('login gen@sec-c.test with the CLI-generated password', 'sec-c', 'gen@sec-c.test', GEN_USER));
   issued(await login('login u@sec-c.test', 'sec-c', 'u@sec-c.test', CLI_USER_PW));
   issued(await login('login sec-c admin', 'sec-c', 'admin@sec-c.test', CLI_ADMIN_C));
-  issued(await call('platform login with the CLI-generated password', { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'gen-ops@silo.test', password: GEN_OPS }) }, 200));
-  issued(await call('platform login cli-ops', { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'cli-ops@silo.test', password: CLI_PLATFORM_PW }) }, 200));
+  issued(
+    await call(
+      'platform login with the CLI-generated password',
+      { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'gen-ops@silo.test', password: GEN_OPS }) },
+      200,
+    ),
+  );
+  issued(
+    await call(
+      'platform login cli-ops',
+      { method: 'POST', url: '/platform/v1/auth/login', ...json({ email: 'cli-ops@silo.test', password: CLI_PLATFORM_PW }) },
+      200,
+    ),
+  );
 
   // Reads of everything that could show a secret.
   await app.historyRecorder!.flush(true);
-  for (const url of ['/platform/v1/tenants', '/platform/v1/tenants/sec-a', '/platform/v1/tenants/sec-c', '/platform/v1/operations', '/platform/v1/history?pageSize=100', '/platform/v1/history/stats']) {
+  for (const url of [
+    '/platform/v1/tenants',
+    '/platform/v1/tenants/sec-a',
+    '/platform/v1/tenants/sec-c',
+    '/platform/v1/operations',
+    '/platform/v1/history?pageSize=100',
+    '/platform/v1/history/stats',
+  ]) {
     await call(`GET ${url}`, { method: 'GET', url, headers: platform }, 200);
   }
   const admin2 = bearer(issued(await login('login sec-a for the reads', 'sec-a', 'admin@sec-a.test', ADMIN_A)).accessToken, 'sec-a');
-  for (const url of ['/api/v1/users', '/api/v1/activity', '/api/v1/history?pageSize=100', '/api/v1/auth/me']) await call(`GET ${url}`, { method: 'GET', url, headers: admin2 }, 200);
+  for (const url of ['/api/v1/users', '/api/v1/activity', '/api/v1/history?pageSize=100', '/api/v1/auth/me'])
+    await call(`GET ${url}`, { method: 'GET', url, headers: admin2 }, 200);
   for (const url of ['/health', '/ready', '/metrics', '/docs/json', '/platform/dashboard']) await call(`GET ${url}`, { method: 'GET', url }, 200);
   t.pass(`${responses.length} API requests, ${cliRuns.length} CLI runs`);
 });
@@ -218,7 +311,10 @@ t.test('no password, token, key or database password appears anywhere it is not 
       { name: `response body ${name}`, text: res.body },
       { name: `response headers ${name}`, text: JSON.stringify(res.headers) },
     ]),
-    ...cliRuns.flatMap(({ name, r }) => [{ name: `stdout ${name}`, text: r.stdout }, { name: `stderr ${name}`, text: r.stderr }]),
+    ...cliRuns.flatMap(({ name, r }) => [
+      { name: `stdout ${name}`, text: r.stdout },
+      { name: `stderr ${name}`, text: r.stderr },
+    ]),
   ];
   t.ok(logLines.length > 100, `${logLines.length} log lines at trace`);
   t.ok(cliRuns.filter(({ r }) => /^\{"level":\d+,/m.test(r.stderr)).length >= 2, 'the CLI runs that provision log their steps (LOG_LEVEL=trace)');
@@ -246,5 +342,7 @@ t.test('no password, token, key or database password appears anywhere it is not 
   t.ok(secrets.size >= 40, `${secrets.size} secrets searched in ${haystacks.length} places`);
   t.same(leaks, [], 'no secret appears where it is not handed out on purpose');
   t.same(wrongCounts, [], 'a generated password appears exactly once on the stdout of the run that generated it; issued tokens are in their own answers');
-  t.comment(`secrets: ${secrets.size} secrets, ${haystacks.length} places (${logLines.length} log lines, ${history.length} history rows, ${responses.length} responses, ${cliRuns.length} CLI runs); ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(
+    `secrets: ${secrets.size} secrets, ${haystacks.length} places (${logLines.length} log lines, ${history.length} history rows, ${responses.length} responses, ${cliRuns.length} CLI runs); ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
 });

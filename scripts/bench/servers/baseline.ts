@@ -10,8 +10,14 @@ import { createPool } from 'mysql2/promise';
 
 const env = process.env;
 const pool = createPool({
-  host: env.BASE_DB_HOST ?? '127.0.0.1', port: Number(env.BASE_DB_PORT ?? 3306), user: env.BASE_DB_USER ?? 'root', password: env.BASE_DB_PASSWORD ?? '',
-  database: env.BASE_DB_NAME, connectionLimit: Number(env.BASE_POOL ?? 10), charset: 'utf8mb4', timezone: 'Z',
+  host: env.BASE_DB_HOST ?? '127.0.0.1',
+  port: Number(env.BASE_DB_PORT ?? 3306),
+  user: env.BASE_DB_USER ?? 'root',
+  password: env.BASE_DB_PASSWORD ?? '',
+  database: env.BASE_DB_NAME,
+  connectionLimit: Number(env.BASE_POOL ?? 10),
+  charset: 'utf8mb4',
+  timezone: 'Z',
 });
 const app = Fastify({ logger: false });
 app.get('/health', async () => ({ status: 'ok' }));
@@ -20,11 +26,23 @@ app.get<{ Params: { id: string } }>('/api/v1/contacts/:id', async (request, repl
   const r = rows[0];
   if (!r || r.deleted_at) return reply.code(404).send({ code: 'CONTACT_NOT_FOUND' });
   return {
-    id: Number(r.id), companyId: r.company_id === null ? null : Number(r.company_id), fullName: r.full_name, email: r.email, phone: r.phone, jobTitle: r.job_title,
-    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+    id: Number(r.id),
+    companyId: r.company_id === null ? null : Number(r.company_id),
+    fullName: r.full_name,
+    email: r.email,
+    phone: r.phone,
+    jobTitle: r.job_title,
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
   };
 });
 await app.listen({ port: Number(env.PORT ?? 3700), host: '127.0.0.1' });
-const stop = () => void app.close().then(() => pool.end()).finally(() => process.exit(0));
+const stop = () =>
+  void app
+    .close()
+    .then(() => pool.end())
+    .finally(() => process.exit(0));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

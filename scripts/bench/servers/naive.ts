@@ -31,7 +31,15 @@ async function knexFor(t: Tenant): Promise<Knex> {
     }
     k = knexFactory({
       client: 'mysql2',
-      connection: { host: s.host, port: s.port, user: t.dbUser, password: decryptSecret(t.dbPasswordEnc, config.secrets), database: t.databaseName, charset: 'utf8mb4', timezone: 'Z' },
+      connection: {
+        host: s.host,
+        port: s.port,
+        user: t.dbUser,
+        password: decryptSecret(t.dbPasswordEnc, config.secrets),
+        database: t.databaseName,
+        charset: 'utf8mb4',
+        timezone: 'Z',
+      },
     });
     knexes.set(t.id, k);
   }
@@ -58,11 +66,21 @@ app.get<{ Params: { id: string } }>('/api/v1/contacts/:id', async (request, repl
   }
   if (claims.tid !== tenant.id) return reply.code(401).send({ code: 'TOKEN_TENANT_MISMATCH' });
   const knex = await knexFor(tenant);
-  const r = await knex('contacts').where({ id: Number(request.params.id) }).first();
+  const r = await knex('contacts')
+    .where({ id: Number(request.params.id) })
+    .first();
   if (!r || r.deleted_at) return reply.code(404).send({ code: 'CONTACT_NOT_FOUND' });
   return {
-    id: Number(r.id), companyId: r.company_id === null ? null : Number(r.company_id), fullName: r.full_name, email: r.email, phone: r.phone, jobTitle: r.job_title,
-    version: r.version, createdAt: r.created_at, updatedAt: r.updated_at, deletedAt: r.deleted_at,
+    id: Number(r.id),
+    companyId: r.company_id === null ? null : Number(r.company_id),
+    fullName: r.full_name,
+    email: r.email,
+    phone: r.phone,
+    jobTitle: r.job_title,
+    version: r.version,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    deletedAt: r.deleted_at,
   };
 });
 await app.listen({ port: Number(process.env.PORT ?? 3700), host: '127.0.0.1' });

@@ -99,13 +99,25 @@ const revoked = () => new UnauthorizedError('this token was revoked: refresh it 
 /** Options: the signing secret (at least 32 bytes). */
 export default fp<{ secret: string }>(
   async (app, opts) => {
-    await app.register(fastifyJwt, { secret: opts.secret, sign: { expiresIn: ACCESS_TTL_S, algorithm: 'HS256' }, verify: { algorithms: ['HS256'], cache: 10_000, cacheTTL: 60_000 } });
+    await app.register(fastifyJwt, {
+      secret: opts.secret,
+      sign: { expiresIn: ACCESS_TTL_S, algorithm: 'HS256' },
+      verify: { algorithms: ['HS256'], cache: 10_000, cacheTTL: 60_000 },
+    });
 
     app.decorate('signAccessToken', (claims: TenantClaims | PlatformClaims) => app.jwt.sign(claims));
 
     app.decorate('signTenantToken', (request: FastifyRequest, user: { id: number; role: TenantRole }, tokenVersion: number) => {
       const tenant = request.tenant!;
-      return app.jwt.sign({ aud: 'tenant', sub: String(user.id), tid: tenant.id, role: user.role, gen: tenant.generation, tv: tokenVersion, av: tenant.authVersion } satisfies TenantClaims);
+      return app.jwt.sign({
+        aud: 'tenant',
+        sub: String(user.id),
+        tid: tenant.id,
+        role: user.role,
+        gen: tenant.generation,
+        tv: tokenVersion,
+        av: tenant.authVersion,
+      } satisfies TenantClaims);
     });
 
     app.decorate('tenantForGeneration', async (request: FastifyRequest, generation: number) => {

@@ -13,7 +13,12 @@ export default fp(
     await app.register(fastifySwagger, {
       openapi: {
         openapi: '3.0.3',
-        info: { title: 'Silo API', version: '0.1.0', description: 'Tenant-routed API (`/api/v1`, identify the tenant by subdomain, custom domain, `X-Tenant` or `?tenant=`) and platform API (`/platform/v1`). Errors are RFC 9457 problem+json.' },
+        info: {
+          title: 'Silo API',
+          version: '0.1.0',
+          description:
+            'Tenant-routed API (`/api/v1`, identify the tenant by subdomain, custom domain, `X-Tenant` or `?tenant=`) and platform API (`/platform/v1`). Errors are RFC 9457 problem+json.',
+        },
         components: {
           securitySchemes: {
             tenantBearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'tenant access token from POST /api/v1/auth/login' },

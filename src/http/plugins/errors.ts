@@ -36,7 +36,14 @@ export default fp(
       return reply
         .code(404)
         .type(PROBLEM_CONTENT_TYPE)
-        .send({ type: problemType('ROUTE_NOT_FOUND'), title: 'Not Found', status: 404, detail: `no route ${request.method} ${request.url.split('?')[0]}`, code: 'ROUTE_NOT_FOUND', requestId: request.id });
+        .send({
+          type: problemType('ROUTE_NOT_FOUND'),
+          title: 'Not Found',
+          status: 404,
+          detail: `no route ${request.method} ${request.url.split('?')[0]}`,
+          code: 'ROUTE_NOT_FOUND',
+          requestId: request.id,
+        });
     });
   },
   { name: 'silo-errors' },

@@ -19,25 +19,47 @@ const RECORDED = /^\/(api|platform)\/v1(\/|$|\?)/;
 export default fp<{ recorder: HistoryRecorder | undefined }>(
   async (app, { recorder }) => {
     const r = recorder;
-    new Gauge({ name: 'silo_history_buffered', help: 'Request-history rows waiting to be written', registers: [app.metrics], collect() { this.set(r?.stats.buffered ?? 0); } });
+    new Gauge({
+      name: 'silo_history_buffered',
+      help: 'Request-history rows waiting to be written',
+      registers: [app.metrics],
+      collect() {
+        this.set(r?.stats.buffered ?? 0);
+      },
+    });
     let seenDropped = 0;
-    new Counter({ name: 'silo_history_dropped_total', help: 'Request-history rows dropped because the buffer was full', registers: [app.metrics], collect() {
-      const n = r?.stats.dropped ?? 0;
-      this.inc(n - seenDropped);
-      seenDropped = n;
-    } });
+    new Counter({
+      name: 'silo_history_dropped_total',
+      help: 'Request-history rows dropped because the buffer was full',
+      registers: [app.metrics],
+      collect() {
+        const n = r?.stats.dropped ?? 0;
+        this.inc(n - seenDropped);
+        seenDropped = n;
+      },
+    });
     let seenWritten = 0;
-    new Counter({ name: 'silo_history_written_total', help: 'Request-history rows written', registers: [app.metrics], collect() {
-      const n = r?.stats.written ?? 0;
-      this.inc(n - seenWritten);
-      seenWritten = n;
-    } });
+    new Counter({
+      name: 'silo_history_written_total',
+      help: 'Request-history rows written',
+      registers: [app.metrics],
+      collect() {
+        const n = r?.stats.written ?? 0;
+        this.inc(n - seenWritten);
+        seenWritten = n;
+      },
+    });
     let seenInserts = 0;
-    new Counter({ name: 'silo_history_inserts_total', help: 'Multi-row INSERTs that wrote request-history rows', registers: [app.metrics], collect() {
-      const n = r?.stats.inserts ?? 0;
-      this.inc(n - seenInserts);
-      seenInserts = n;
-    } });
+    new Counter({
+      name: 'silo_history_inserts_total',
+      help: 'Multi-row INSERTs that wrote request-history rows',
+      registers: [app.metrics],
+      collect() {
+        const n = r?.stats.inserts ?? 0;
+        this.inc(n - seenInserts);
+        seenInserts = n;
+      },
+    });
     if (!r) return;
 
     app.addHook('onResponse', async (request, reply) => {

@@ -16,7 +16,10 @@ export default fp(
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
       if (jsonDepthExceeds(body as string, MAX_JSON_DEPTH)) {
-        done(new ValidationError(`the request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH }, 'BODY_TOO_DEEP'), undefined);
+        done(
+          new ValidationError(`the request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH }, 'BODY_TOO_DEEP'),
+          undefined,
+        );
         return;
       }
       parse(request, body as string, done);

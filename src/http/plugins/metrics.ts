@@ -31,23 +31,40 @@ export default fp<{ connections: TenantConnections }>(
     });
 
     const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read());
+        },
+      });
     gauge('silo_tenant_pools_open', 'Per-tenant connection pools open', () => connections.stats().openPools);
     gauge('silo_tenant_connections_open', 'Tenant database connections open (in use + idle)', () => connections.stats().openConnections);
     gauge('silo_tenant_connections_idle', 'Tenant database connections idle', () => connections.stats().idleConnections);
     gauge('silo_tenant_connection_acquires_pending', 'Requests waiting for a tenant connection', () => connections.stats().pendingAcquires);
     let seenEvictions = 0;
     let seenWaits = 0;
-    new Counter({ name: 'silo_tenant_pool_evictions_total', help: 'Tenant pools closed to stay within SILO_POOL_MAX_TENANTS', registers: [registry], collect() {
-      const n = connections.stats().evictions;
-      this.inc(n - seenEvictions);
-      seenEvictions = n;
-    } });
-    new Counter({ name: 'silo_tenant_pool_waits_total', help: 'Times a new tenant waited because every pool was in use', registers: [registry], collect() {
-      const n = connections.stats().waitsForPool;
-      this.inc(n - seenWaits);
-      seenWaits = n;
-    } });
+    new Counter({
+      name: 'silo_tenant_pool_evictions_total',
+      help: 'Tenant pools closed to stay within SILO_POOL_MAX_TENANTS',
+      registers: [registry],
+      collect() {
+        const n = connections.stats().evictions;
+        this.inc(n - seenEvictions);
+        seenEvictions = n;
+      },
+    });
+    new Counter({
+      name: 'silo_tenant_pool_waits_total',
+      help: 'Times a new tenant waited because every pool was in use',
+      registers: [registry],
+      collect() {
+        const n = connections.stats().waitsForPool;
+        this.inc(n - seenWaits);
+        seenWaits = n;
+      },
+    });
 
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
   },

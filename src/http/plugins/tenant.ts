@@ -70,7 +70,11 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections; un
         if (err instanceof NotFoundError && err.code === 'TENANT_NOT_FOUND') {
           const retryAfterS = countUnknown(request.ip);
           if (retryAfterS !== undefined) {
-            throw new TooManyRequestsError(`too many requests for unknown tenants from this address; retry in ${retryAfterS} s`, 'TOO_MANY_UNKNOWN_TENANTS', retryAfterS);
+            throw new TooManyRequestsError(
+              `too many requests for unknown tenants from this address; retry in ${retryAfterS} s`,
+              'TOO_MANY_UNKNOWN_TENANTS',
+              retryAfterS,
+            );
           }
         }
         throw err;

@@ -33,10 +33,16 @@ const DELETE_ROLES = ['admin', 'manager'] as const;
 
 const attachmentSchema = z
   .object({
-    id: z.number().int(), entityType: z.enum(ATTACHMENT_ENTITIES), entityId: z.number().int(),
-    fileName: z.string().describe('the file name the client sent'), contentType: z.string(),
-    sizeBytes: z.number().int().describe('bytes'), sha256: z.string().describe('SHA-256 of the bytes, hex'),
-    isLogo: z.boolean(), uploadedBy: z.number().int().nullable(), createdAt: z.date(),
+    id: z.number().int(),
+    entityType: z.enum(ATTACHMENT_ENTITIES),
+    entityId: z.number().int(),
+    fileName: z.string().describe('the file name the client sent'),
+    contentType: z.string(),
+    sizeBytes: z.number().int().describe('bytes'),
+    sha256: z.string().describe('SHA-256 of the bytes, hex'),
+    isLogo: z.boolean(),
+    uploadedBy: z.number().int().nullable(),
+    createdAt: z.date(),
   })
   .meta({ id: 'Attachment' });
 
@@ -58,7 +64,8 @@ function formError(err: unknown, maxBytes: number): SiloError {
   const code = (err as { code?: string } | null)?.code;
   if (code === 'FST_REQ_FILE_TOO_LARGE') return fileTooLarge(maxBytes);
   if (code === 'FST_FILES_LIMIT') return new ValidationError('send exactly one file part', { field: 'file' }, 'TOO_MANY_FILES');
-  if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT') return new ValidationError('the form has too many parts: send "file" and optionally "logo"', undefined, 'INVALID_MULTIPART');
+  if (code === 'FST_FIELDS_LIMIT' || code === 'FST_PARTS_LIMIT')
+    return new ValidationError('the form has too many parts: send "file" and optionally "logo"', undefined, 'INVALID_MULTIPART');
   const reason = err instanceof Error ? err.message : String(err);
   return new SiloError(`the multipart body is not valid: ${reason}`, { code: 'INVALID_MULTIPART', status: 400, cause: err });
 }
@@ -94,18 +101,31 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
   const security = [{ tenantBearer: [] }];
   const svc = async (request: FastifyRequest) => {
     const store = requireStore(ctx.storage, 'attachments');
-    return createAttachmentsService(await app.tenantKnex(request), actorOf(request), { store, tenantId: request.tenant!.id, maxBytes, contentTypes, log: request.log });
+    return createAttachmentsService(await app.tenantKnex(request), actorOf(request), {
+      store,
+      tenantId: request.tenant!.id,
+      maxBytes,
+      contentTypes,
+      log: request.log,
+    });
   };
 
   /**
    * Reads an upload: cheap checks first (store, declared length, media type, logo target,
    * parent), then the parts; the file streams to S3 and is recorded once the form is read.
    */
-  const receive = async (request: FastifyRequest, reply: FastifyReply, entity: AttachmentEntity, entityId: number, queryLogo: boolean): Promise<FastifyReply> => {
+  const receive = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    entity: AttachmentEntity,
+    entityId: number,
+    queryLogo: boolean,
+  ): Promise<FastifyReply> => {
     const s = await svc(request);
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBytes + MULTIPART_OVERHEAD_BYTES) throw fileTooLarge(maxBytes);
-    if (!request.isMultipart()) throw new SiloError('send multipart/form-data with one file part named "file"', { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 });
+    if (!request.isMultipart())
+      throw new SiloError('send multipart/form-data with one file part named "file"', { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415 });
     let logo = queryLogo;
     if (logo && entity !== 'company') throw new ValidationError('only a company has a logo', { field: 'logo' }, 'INVALID_LOGO');
     await s.assertParent(entity, entityId);
@@ -115,21 +135,33 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
     try {
       for await (const part of formParts(request, maxBytes)) {
         if (part.type === 'field') {
-          if (part.fieldname === 'file') throw new ValidationError('the "file" part needs a filename in its Content-Disposition', { field: 'file' }, 'FILE_REQUIRED');
-          if (part.fieldname !== 'logo') throw new ValidationError(`unknown form field ${JSON.stringify(part.fieldname)}: send "file" and optionally "logo"`, { field: part.fieldname }, 'VALIDATION_FAILED');
+          if (part.fieldname === 'file')
+            throw new ValidationError('the "file" part needs a filename in its Content-Disposition', { field: 'file' }, 'FILE_REQUIRED');
+          if (part.fieldname !== 'logo')
+            throw new ValidationError(
+              `unknown form field ${JSON.stringify(part.fieldname)}: send "file" and optionally "logo"`,
+              { field: part.fieldname },
+              'VALIDATION_FAILED',
+            );
           const parsed = logoParam.safeParse(part.value);
           if (!parsed.success) throw new ValidationError('the form field "logo" must be true or false', { field: 'logo' }, 'VALIDATION_FAILED');
           logo ||= parsed.data;
           if (meta) meta.logo = logo;
           continue;
         }
-        if (part.fieldname !== 'file') throw new ValidationError(`send the file in a part named "file", not ${JSON.stringify(part.fieldname)}`, { field: part.fieldname }, 'VALIDATION_FAILED');
+        if (part.fieldname !== 'file')
+          throw new ValidationError(
+            `send the file in a part named "file", not ${JSON.stringify(part.fieldname)}`,
+            { field: part.fieldname },
+            'VALIDATION_FAILED',
+          );
         meta = { entity, entityId, fileName: part.filename, contentType: part.mimetype, logo };
         // busboy stops at the limit and ends the stream early: make that an error.
         part.file.once('limit', () => part.file.destroy(fileTooLarge(maxBytes)));
         staged = await s.stage(meta, part.file);
       }
-      if (!meta || !staged) throw new ValidationError('the form has no file: send it in a part named "file" with a filename', { field: 'file' }, 'FILE_REQUIRED');
+      if (!meta || !staged)
+        throw new ValidationError('the form has no file: send it in a part named "file" with a filename', { field: 'file' }, 'FILE_REQUIRED');
       // commit() checks the metadata again (a late `logo` field) and deletes the object on failure.
       return reply.code(201).send(await s.commit(meta, staged));
     } catch (err) {
@@ -141,62 +173,105 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
   for (const entity of ATTACHMENT_ENTITIES) {
     const plural = PLURAL[entity];
 
-    app.post(`/${plural}/:id/attachments`, {
-      schema: {
-        operationId: `upload${entity[0]!.toUpperCase()}${entity.slice(1)}Attachment`, tags, security,
-        summary: `Upload a file to a ${entity}`,
-        description: `multipart/form-data with one file part named \`file\` (at most ${maxBytes} bytes; accepted types: ${contentTypes.join(', ')}), streamed to S3.`
-          + (entity === 'company' ? ' `logo=true` (query or form field, before or after the file) makes an image the company logo.' : ''),
-        consumes: ['multipart/form-data'],
-        params: idParams, querystring: tenantQuery.extend({ logo: logoParam.optional() }), body: uploadForm,
-        response: withProblems({ 201: attachmentSchema, 413: problemSchema, 415: problemSchema }),
+    app.post(
+      `/${plural}/:id/attachments`,
+      {
+        schema: {
+          operationId: `upload${entity[0]!.toUpperCase()}${entity.slice(1)}Attachment`,
+          tags,
+          security,
+          summary: `Upload a file to a ${entity}`,
+          description:
+            `multipart/form-data with one file part named \`file\` (at most ${maxBytes} bytes; accepted types: ${contentTypes.join(', ')}), streamed to S3.` +
+            (entity === 'company' ? ' `logo=true` (query or form field, before or after the file) makes an image the company logo.' : ''),
+          consumes: ['multipart/form-data'],
+          params: idParams,
+          querystring: tenantQuery.extend({ logo: logoParam.optional() }),
+          body: uploadForm,
+          response: withProblems({ 201: attachmentSchema, 413: problemSchema, 415: problemSchema }),
+        },
+        // The body is a stream read by the handler; the schema above only documents it.
+        validatorCompiler: (req) => (req.httpPart === 'body' ? () => true : validatorCompiler(req as unknown as Parameters<typeof validatorCompiler>[0])),
+        onRequest: app.requireTenantUser([...ROLES.create]),
       },
-      // The body is a stream read by the handler; the schema above only documents it.
-      validatorCompiler: (req) => (req.httpPart === 'body' ? () => true : validatorCompiler(req as unknown as Parameters<typeof validatorCompiler>[0])),
-      onRequest: app.requireTenantUser([...ROLES.create]),
-    }, async (request, reply) => {
-      try {
-        return await receive(request, reply, entity, request.params.id, request.query.logo ?? false);
-      } catch (err) {
-        // The client may still be sending a body nobody will read: close the connection
-        // after the answer instead of waiting for the rest (as Fastify does for its own 413).
-        if (!request.raw.complete) reply.header('connection', 'close');
-        throw err;
-      }
-    });
+      async (request, reply) => {
+        try {
+          return await receive(request, reply, entity, request.params.id, request.query.logo ?? false);
+        } catch (err) {
+          // The client may still be sending a body nobody will read: close the connection
+          // after the answer instead of waiting for the rest (as Fastify does for its own 413).
+          if (!request.raw.complete) reply.header('connection', 'close');
+          throw err;
+        }
+      },
+    );
 
-    app.get(`/${plural}/:id/attachments`, {
-      schema: {
-        operationId: `list${entity[0]!.toUpperCase()}${entity.slice(1)}Attachments`, tags, security, summary: `Attachments of a ${entity}, newest first`,
-        params: idParams, querystring: paginationQuery, response: withProblems({ 200: page(attachmentSchema) }),
+    app.get(
+      `/${plural}/:id/attachments`,
+      {
+        schema: {
+          operationId: `list${entity[0]!.toUpperCase()}${entity.slice(1)}Attachments`,
+          tags,
+          security,
+          summary: `Attachments of a ${entity}, newest first`,
+          params: idParams,
+          querystring: paginationQuery,
+          response: withProblems({ 200: page(attachmentSchema) }),
+        },
+        onRequest: app.requireTenantUser([...ROLES.read]),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
-    }, async (request) => {
-      const q = request.query;
-      const r = await (await svc(request)).list(entity, request.params.id, q);
-      return { ...r, page: q.page, pageSize: q.pageSize };
-    });
+      async (request) => {
+        const q = request.query;
+        const r = await (await svc(request)).list(entity, request.params.id, q);
+        return { ...r, page: q.page, pageSize: q.pageSize };
+      },
+    );
   }
 
-  app.get('/attachments/:id', {
-    schema: { operationId: 'getAttachment', tags, security, params: idParams, querystring: tenantQuery, response: withProblems({ 200: attachmentSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => (await svc(request)).get(request.params.id));
-
-  app.get('/attachments/:id/url', {
-    schema: {
-      operationId: 'getAttachmentUrl', tags, security, summary: 'A short-lived pre-signed download URL',
-      description: `Valid ${ctx.config.s3?.presignTtlS ?? 300} seconds; the download is named with the original file name (Content-Disposition).`,
-      params: idParams, querystring: tenantQuery, response: withProblems({ 200: urlSchema }),
+  app.get(
+    '/attachments/:id',
+    {
+      schema: { operationId: 'getAttachment', tags, security, params: idParams, querystring: tenantQuery, response: withProblems({ 200: attachmentSchema }) },
+      onRequest: app.requireTenantUser([...ROLES.read]),
     },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => (await svc(request)).url(request.params.id));
+    async (request) => (await svc(request)).get(request.params.id),
+  );
 
-  app.delete('/attachments/:id', {
-    schema: { operationId: 'deleteAttachment', tags, security, summary: 'Delete an attachment and its file', params: idParams, querystring: tenantQuery, response: withProblems({ 204: z.null() }) },
-    onRequest: app.requireTenantUser([...DELETE_ROLES]),
-  }, async (request, reply) => {
-    await (await svc(request)).remove(request.params.id);
-    return reply.code(204).send(null);
-  });
+  app.get(
+    '/attachments/:id/url',
+    {
+      schema: {
+        operationId: 'getAttachmentUrl',
+        tags,
+        security,
+        summary: 'A short-lived pre-signed download URL',
+        description: `Valid ${ctx.config.s3?.presignTtlS ?? 300} seconds; the download is named with the original file name (Content-Disposition).`,
+        params: idParams,
+        querystring: tenantQuery,
+        response: withProblems({ 200: urlSchema }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => (await svc(request)).url(request.params.id),
+  );
+
+  app.delete(
+    '/attachments/:id',
+    {
+      schema: {
+        operationId: 'deleteAttachment',
+        tags,
+        security,
+        summary: 'Delete an attachment and its file',
+        params: idParams,
+        querystring: tenantQuery,
+        response: withProblems({ 204: z.null() }),
+      },
+      onRequest: app.requireTenantUser([...DELETE_ROLES]),
+    },
+    async (request, reply) => {
+      await (await svc(request)).remove(request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
 };

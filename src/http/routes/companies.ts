@@ -6,14 +6,32 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createCompaniesService, createCompanyBody, updateCompanyBody } from '../../crm/companies.js';
 import type { ObjectStore } from '../../storage/s3.js';
-import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, ROLES, sendCsv } from '../crm-helpers.js';
+import {
+  actorOf,
+  checkIncludeDeleted,
+  createWithIdempotency,
+  getQuery,
+  idParams,
+  ifMatchVersion,
+  includeDeletedParam,
+  ROLES,
+  sendCsv,
+} from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
 
 const date = z.date();
 export const companySchema = z
   .object({
-    id: z.number().int(), name: z.string(), industry: z.string().nullable(), country: z.string().nullable(), website: z.string().nullable(),
-    phone: z.string().nullable(), version: z.number().int(), createdAt: date, updatedAt: date, deletedAt: date.nullable(),
+    id: z.number().int(),
+    name: z.string(),
+    industry: z.string().nullable(),
+    country: z.string().nullable(),
+    website: z.string().nullable(),
+    phone: z.string().nullable(),
+    version: z.number().int(),
+    createdAt: date,
+    updatedAt: date,
+    deletedAt: date.nullable(),
     logoUrl: z.string().nullable().describe('pre-signed GET URL of the logo (valid a few minutes), or null'),
   })
   .meta({ id: 'Company' });
@@ -31,57 +49,112 @@ const exportQuery = listQuery.omit({ page: true, pageSize: true });
 export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> = async (app, opts) => {
   const tags = ['companies'];
   const security = [{ tenantBearer: [] }];
-  const svc = async (request: Parameters<typeof actorOf>[0]) => createCompaniesService(await app.tenantKnex(request), actorOf(request), { store: opts.storage, tenantId: request.tenant!.id, log: request.log });
+  const svc = async (request: Parameters<typeof actorOf>[0]) =>
+    createCompaniesService(await app.tenantKnex(request), actorOf(request), { store: opts.storage, tenantId: request.tenant!.id, log: request.log });
 
-  app.get('/companies', {
-    schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => {
-    const q = request.query;
-    const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
-    return { ...r, page: q.page, pageSize: q.pageSize };
-  });
+  app.get(
+    '/companies',
+    {
+      schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => {
+      const q = request.query;
+      const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
+      return { ...r, page: q.page, pageSize: q.pageSize };
+    },
+  );
 
-  app.get('/companies/export.csv', {
-    schema: { operationId: 'exportCompanies', tags, security, querystring: exportQuery, produces: ['text/csv'] },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request, reply) => {
-    const q = request.query;
-    const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
-    return sendCsv(reply, query, 'companies.csv', {
-      id: (r) => r.id, name: (r) => r.name, industry: (r) => r.industry, country: (r) => r.country, website: (r) => r.website,
-      phone: (r) => r.phone, createdAt: (r) => r.created_at, updatedAt: (r) => r.updated_at,
-    });
-  });
+  app.get(
+    '/companies/export.csv',
+    {
+      schema: { operationId: 'exportCompanies', tags, security, querystring: exportQuery, produces: ['text/csv'] },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request, reply) => {
+      const q = request.query;
+      const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
+      return sendCsv(reply, query, 'companies.csv', {
+        id: (r) => r.id,
+        name: (r) => r.name,
+        industry: (r) => r.industry,
+        country: (r) => r.country,
+        website: (r) => r.website,
+        phone: (r) => r.phone,
+        createdAt: (r) => r.created_at,
+        updatedAt: (r) => r.updated_at,
+      });
+    },
+  );
 
-  app.post('/companies', {
-    schema: { operationId: 'createCompany', tags, security, body: createCompanyBody, response: withProblems({ 201: companySchema, 409: problemSchema, 422: problemSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.create]),
-  }, async (request, reply) => {
-    const s = await svc(request);
-    return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
-  });
+  app.post(
+    '/companies',
+    {
+      schema: {
+        operationId: 'createCompany',
+        tags,
+        security,
+        body: createCompanyBody,
+        response: withProblems({ 201: companySchema, 409: problemSchema, 422: problemSchema }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.create]),
+    },
+    async (request, reply) => {
+      const s = await svc(request);
+      return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
+    },
+  );
 
-  app.get('/companies/:id', {
-    schema: { operationId: 'getCompany', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: companySchema }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)));
+  app.get(
+    '/companies/:id',
+    {
+      schema: { operationId: 'getCompany', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: companySchema }) },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)),
+  );
 
-  app.patch('/companies/:id', {
-    schema: { operationId: 'updateCompany', tags, security, params: idParams, body: updateCompanyBody, response: withProblems({ 200: companySchema, 409: problemSchema, 428: problemSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.update]),
-  }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
+  app.patch(
+    '/companies/:id',
+    {
+      schema: {
+        operationId: 'updateCompany',
+        tags,
+        security,
+        params: idParams,
+        body: updateCompanyBody,
+        response: withProblems({ 200: companySchema, 409: problemSchema, 428: problemSchema }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.update]),
+    },
+    async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
+  );
 
-  app.delete('/companies/:id', {
-    schema: { operationId: 'deleteCompany', tags, security, summary: 'Soft-delete a company and its contacts', params: idParams, response: withProblems({ 204: z.null() }) },
-    onRequest: app.requireTenantUser([...ROLES.remove]),
-  }, async (request, reply) => {
-    await (await svc(request)).remove(request.params.id);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/companies/:id',
+    {
+      schema: {
+        operationId: 'deleteCompany',
+        tags,
+        security,
+        summary: 'Soft-delete a company and its contacts',
+        params: idParams,
+        response: withProblems({ 204: z.null() }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.remove]),
+    },
+    async (request, reply) => {
+      await (await svc(request)).remove(request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
 
-  app.post('/companies/:id/restore', {
-    schema: { operationId: 'restoreCompany', tags, security, params: idParams, response: withProblems({ 200: companySchema, 409: problemSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.remove]),
-  }, async (request) => (await svc(request)).restore(request.params.id));
+  app.post(
+    '/companies/:id/restore',
+    {
+      schema: { operationId: 'restoreCompany', tags, security, params: idParams, response: withProblems({ 200: companySchema, 409: problemSchema }) },
+      onRequest: app.requireTenantUser([...ROLES.remove]),
+    },
+    async (request) => (await svc(request)).restore(request.params.id),
+  );
 };

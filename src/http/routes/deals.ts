@@ -12,11 +12,21 @@ const date = z.date();
 const money = z.string().describe('decimal with 2 places, e.g. "1200.00"');
 export const dealSchema = z
   .object({
-    id: z.number().int(), title: z.string(), amount: money, currency: z.string().describe('ISO 4217'), stageId: z.number().int(),
-    companyId: z.number().int().nullable(), contactId: z.number().int().nullable(), ownerId: z.number().int().nullable(),
-    expectedCloseDate: z.string().nullable().describe('YYYY-MM-DD'), status: z.enum(DEAL_STATUSES),
+    id: z.number().int(),
+    title: z.string(),
+    amount: money,
+    currency: z.string().describe('ISO 4217'),
+    stageId: z.number().int(),
+    companyId: z.number().int().nullable(),
+    contactId: z.number().int().nullable(),
+    ownerId: z.number().int().nullable(),
+    expectedCloseDate: z.string().nullable().describe('YYYY-MM-DD'),
+    status: z.enum(DEAL_STATUSES),
     expectedRevenue: money.describe('amount x stage probability / 100, rounded half up to the cent'),
-    version: z.number().int(), createdAt: date, updatedAt: date, deletedAt: date.nullable(),
+    version: z.number().int(),
+    createdAt: date,
+    updatedAt: date,
+    deletedAt: date.nullable(),
   })
   .meta({ id: 'Deal' });
 
@@ -29,7 +39,11 @@ export const dealStatsSchema = z
   })
   .meta({ id: 'DealStats', description: 'live deals only; amounts are summed per currency' });
 
-const ref = z.coerce.number().int().positive().max(2 ** 53 - 1);
+const ref = z.coerce
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 53 - 1);
 const listQuery = paginationQuery.extend({
   q: z.string().trim().min(1).max(200).optional().describe('search in titles'),
   sort: z.string().max(200).optional().describe('comma-separated fields, - for descending: title, amount, expectedCloseDate, createdAt, updatedAt'),
@@ -50,63 +64,132 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
   const svc = async (request: Parameters<typeof actorOf>[0]) => createDealsService(await app.tenantKnex(request), actorOf(request));
   const mutations = withProblems({ 200: dealSchema, 409: problemSchema, 422: problemSchema, 428: problemSchema });
 
-  app.get('/deals', {
-    schema: { operationId: 'listDeals', tags, security, querystring: listQuery, response: withProblems({ 200: page(dealSchema) }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => {
-    const q = request.query;
-    const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
-    return { ...r, page: q.page, pageSize: q.pageSize };
-  });
+  app.get(
+    '/deals',
+    {
+      schema: { operationId: 'listDeals', tags, security, querystring: listQuery, response: withProblems({ 200: page(dealSchema) }) },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => {
+      const q = request.query;
+      const r = await (await svc(request)).list({ ...q, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
+      return { ...r, page: q.page, pageSize: q.pageSize };
+    },
+  );
 
-  app.get('/deals/stats', {
-    schema: { operationId: 'dealStats', tags, security, summary: 'Live deals counted and summed by stage and by status', querystring: tenantQuery, response: withProblems({ 200: dealStatsSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => (await svc(request)).stats());
+  app.get(
+    '/deals/stats',
+    {
+      schema: {
+        operationId: 'dealStats',
+        tags,
+        security,
+        summary: 'Live deals counted and summed by stage and by status',
+        querystring: tenantQuery,
+        response: withProblems({ 200: dealStatsSchema }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => (await svc(request)).stats(),
+  );
 
-  app.post('/deals', {
-    schema: { operationId: 'createDeal', tags, security, body: createDealBody, response: withProblems({ 201: dealSchema, 409: problemSchema, 422: problemSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.create]),
-  }, async (request, reply) => {
-    const s = await svc(request);
-    return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
-  });
+  app.post(
+    '/deals',
+    {
+      schema: {
+        operationId: 'createDeal',
+        tags,
+        security,
+        body: createDealBody,
+        response: withProblems({ 201: dealSchema, 409: problemSchema, 422: problemSchema }),
+      },
+      onRequest: app.requireTenantUser([...ROLES.create]),
+    },
+    async (request, reply) => {
+      const s = await svc(request);
+      return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
+    },
+  );
 
-  app.get('/deals/:id', {
-    schema: { operationId: 'getDeal', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: dealSchema }) },
-    onRequest: app.requireTenantUser([...ROLES.read]),
-  }, async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)));
+  app.get(
+    '/deals/:id',
+    {
+      schema: { operationId: 'getDeal', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: dealSchema }) },
+      onRequest: app.requireTenantUser([...ROLES.read]),
+    },
+    async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)),
+  );
 
-  app.patch('/deals/:id', {
-    schema: { operationId: 'updateDeal', tags, security, params: idParams, body: updateDealBody, response: mutations },
-    onRequest: app.requireTenantUser([...ROLES.update]),
-  }, async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)));
+  app.patch(
+    '/deals/:id',
+    {
+      schema: { operationId: 'updateDeal', tags, security, params: idParams, body: updateDealBody, response: mutations },
+      onRequest: app.requireTenantUser([...ROLES.update]),
+    },
+    async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
+  );
 
-  app.post('/deals/:id/move', {
-    schema: { operationId: 'moveDeal', tags, security, summary: 'Move a deal to another stage', params: idParams, body: moveDealBody, response: mutations },
-    onRequest: app.requireTenantUser([...ROLES.update]),
-  }, async (request) => (await svc(request)).move(request.params.id, request.body.stageId, ifMatchVersion(request) ?? request.body.version));
+  app.post(
+    '/deals/:id/move',
+    {
+      schema: { operationId: 'moveDeal', tags, security, summary: 'Move a deal to another stage', params: idParams, body: moveDealBody, response: mutations },
+      onRequest: app.requireTenantUser([...ROLES.update]),
+    },
+    async (request) => (await svc(request)).move(request.params.id, request.body.stageId, ifMatchVersion(request) ?? request.body.version),
+  );
 
-  app.post('/deals/:id/win', {
-    schema: { operationId: 'winDeal', tags, security, summary: 'Mark a deal won (and move it to the stage "Won" if there is one)', params: idParams, body: versionBody.nullish(), response: mutations },
-    onRequest: app.requireTenantUser([...ROLES.update]),
-  }, async (request) => (await svc(request)).win(request.params.id, ifMatchVersion(request) ?? request.body?.version));
+  app.post(
+    '/deals/:id/win',
+    {
+      schema: {
+        operationId: 'winDeal',
+        tags,
+        security,
+        summary: 'Mark a deal won (and move it to the stage "Won" if there is one)',
+        params: idParams,
+        body: versionBody.nullish(),
+        response: mutations,
+      },
+      onRequest: app.requireTenantUser([...ROLES.update]),
+    },
+    async (request) => (await svc(request)).win(request.params.id, ifMatchVersion(request) ?? request.body?.version),
+  );
 
-  app.post('/deals/:id/lose', {
-    schema: { operationId: 'loseDeal', tags, security, summary: 'Mark a deal lost (and move it to the stage "Lost" if there is one)', params: idParams, body: versionBody.nullish(), response: mutations },
-    onRequest: app.requireTenantUser([...ROLES.update]),
-  }, async (request) => (await svc(request)).lose(request.params.id, ifMatchVersion(request) ?? request.body?.version));
+  app.post(
+    '/deals/:id/lose',
+    {
+      schema: {
+        operationId: 'loseDeal',
+        tags,
+        security,
+        summary: 'Mark a deal lost (and move it to the stage "Lost" if there is one)',
+        params: idParams,
+        body: versionBody.nullish(),
+        response: mutations,
+      },
+      onRequest: app.requireTenantUser([...ROLES.update]),
+    },
+    async (request) => (await svc(request)).lose(request.params.id, ifMatchVersion(request) ?? request.body?.version),
+  );
 
-  app.delete('/deals/:id', {
-    schema: { operationId: 'deleteDeal', tags, security, summary: 'Soft-delete a deal', params: idParams, response: withProblems({ 204: z.null() }) },
-    onRequest: app.requireTenantUser([...ROLES.remove]),
-  }, async (request, reply) => {
-    await (await svc(request)).remove(request.params.id);
-    return reply.code(204).send(null);
-  });
+  app.delete(
+    '/deals/:id',
+    {
+      schema: { operationId: 'deleteDeal', tags, security, summary: 'Soft-delete a deal', params: idParams, response: withProblems({ 204: z.null() }) },
+      onRequest: app.requireTenantUser([...ROLES.remove]),
+    },
+    async (request, reply) => {
+      await (await svc(request)).remove(request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
 
-  app.post('/deals/:id/restore', {
-    schema: { operationId: 'restoreDeal', tags, security, params: idParams, response: mutations },
-    onRequest: app.requireTenantUser([...ROLES.remove]),
-  }, async (request) => (await svc(request)).restore(request.params.id));
+  app.post(
+    '/deals/:id/restore',
+    {
+      schema: { operationId: 'restoreDeal', tags, security, params: idParams, response: mutations },
+      onRequest: app.requireTenantUser([...ROLES.remove]),
+    },
+    async (request) => (await svc(request)).restore(request.params.id),
+  );
 };

@@ -28,23 +28,43 @@ const filterFields = {
 };
 /** Keyset pagination of history lists (deep pages): the `nextCursor` of the previous page. */
 const listFields = {
-  cursor: z.string().max(40).regex(/^\d{1,15}\.\d{1,19}$/, 'must be a nextCursor value').optional()
+  cursor: z
+    .string()
+    .max(40)
+    .regex(/^\d{1,15}\.\d{1,19}$/, 'must be a nextCursor value')
+    .optional()
     .describe('continue after this row: the nextCursor of the previous page (any depth; page is then ignored)'),
 };
 const statsFields = { bucket: z.enum(['minute', 'hour', 'day']).optional(), top: z.coerce.number().int().min(1).max(100).default(10) };
 
 export const historyEntrySchema = z
   .object({
-    id: z.number().int(), createdAt: date, requestId: z.string(), tenantId: z.number().int().nullable(), tenantSlug: z.string().nullable(),
-    userId: z.number().int().nullable(), userKind: z.enum(['tenant', 'platform']).nullable(), method: z.string(), route: z.string().nullable(),
-    path: z.string(), query: z.string().nullable(), status: z.number().int(), durationMs: z.number(), responseBytes: z.number().int().nullable(),
-    ip: z.string().nullable(), userAgent: z.string().nullable(), errorCode: z.string().nullable(),
+    id: z.number().int(),
+    createdAt: date,
+    requestId: z.string(),
+    tenantId: z.number().int().nullable(),
+    tenantSlug: z.string().nullable(),
+    userId: z.number().int().nullable(),
+    userKind: z.enum(['tenant', 'platform']).nullable(),
+    method: z.string(),
+    route: z.string().nullable(),
+    path: z.string(),
+    query: z.string().nullable(),
+    status: z.number().int(),
+    durationMs: z.number(),
+    responseBytes: z.number().int().nullable(),
+    ip: z.string().nullable(),
+    userAgent: z.string().nullable(),
+    errorCode: z.string().nullable(),
   })
   .meta({ id: 'HistoryEntry' });
 
 /** A page of history rows; `nextCursor` continues with keyset pagination. */
 const listResponse = z.object({
-  data: z.array(historyEntrySchema), page: z.number(), pageSize: z.number(), total: z.number(),
+  data: z.array(historyEntrySchema),
+  page: z.number(),
+  pageSize: z.number(),
+  total: z.number(),
   nextCursor: z.string().nullable().describe('cursor of the next (older) page; null on the last page'),
 });
 
@@ -96,27 +116,57 @@ export const platformHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> 
   const readers = app.requirePlatformUser(['operator', 'support']);
   const tenantIdOf = async (slug?: string) => (slug ? (await getTenant(ctx, slug, { includeDeleted: true })).id : undefined);
 
-  app.get('/history', {
-    schema: { operationId: 'listHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields, ...listFields }), response: withProblems({ 200: listResponse }) },
-    onRequest: readers,
-  }, async (request) => {
-    const q = request.query;
-    const r = await listHistory(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), q.page, q.pageSize, cursorOf(q));
-    return { ...r, page: q.page, pageSize: q.pageSize };
-  });
+  app.get(
+    '/history',
+    {
+      schema: {
+        operationId: 'listHistory',
+        tags,
+        security,
+        querystring: paginationQuery.extend({ ...filterFields, ...listFields }),
+        response: withProblems({ 200: listResponse }),
+      },
+      onRequest: readers,
+    },
+    async (request) => {
+      const q = request.query;
+      const r = await listHistory(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), q.page, q.pageSize, cursorOf(q));
+      return { ...r, page: q.page, pageSize: q.pageSize };
+    },
+  );
 
-  app.get('/history/stats', {
-    schema: { operationId: 'historyStats', tags, security, querystring: tenantQuery.extend({ ...filterFields, ...statsFields }), response: withProblems({ 200: historyStatsSchema }) },
-    onRequest: readers,
-  }, async (request) => {
-    const q = request.query;
-    return historyStats(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
-  });
+  app.get(
+    '/history/stats',
+    {
+      schema: {
+        operationId: 'historyStats',
+        tags,
+        security,
+        querystring: tenantQuery.extend({ ...filterFields, ...statsFields }),
+        response: withProblems({ 200: historyStatsSchema }),
+      },
+      onRequest: readers,
+    },
+    async (request) => {
+      const q = request.query;
+      return historyStats(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
+    },
+  );
 
-  app.get('/history/:id', {
-    schema: { operationId: 'getHistory', tags, security, params: z.strictObject({ id: z.coerce.number().int().positive() }), response: withProblems({ 200: historyEntrySchema }) },
-    onRequest: readers,
-  }, async (request) => getHistory(ctx.catalog.knex, request.params.id));
+  app.get(
+    '/history/:id',
+    {
+      schema: {
+        operationId: 'getHistory',
+        tags,
+        security,
+        params: z.strictObject({ id: z.coerce.number().int().positive() }),
+        response: withProblems({ 200: historyEntrySchema }),
+      },
+      onRequest: readers,
+    },
+    async (request) => getHistory(ctx.catalog.knex, request.params.id),
+  );
 };
 
 /** Tenant routes (mounted under /api/v1): admins see their own tenant only. */
@@ -126,31 +176,48 @@ export const tenantHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = 
   const admin = app.requireTenantUser(['admin']);
   const own = (request: FastifyRequest) => request.tenant!.id;
 
-  app.get('/history', {
-    schema: { operationId: 'listTenantHistory', tags, security, querystring: paginationQuery.extend({ ...filterFields, ...listFields }), response: withProblems({ 200: listResponse }) },
-    onRequest: admin,
-  }, async (request) => {
-    const q = request.query;
-    const r = await listHistory(ctx.catalog.knex, toFilter(q, own(request)), q.page, q.pageSize, cursorOf(q));
-    return { ...r, page: q.page, pageSize: q.pageSize };
-  });
+  app.get(
+    '/history',
+    {
+      schema: {
+        operationId: 'listTenantHistory',
+        tags,
+        security,
+        querystring: paginationQuery.extend({ ...filterFields, ...listFields }),
+        response: withProblems({ 200: listResponse }),
+      },
+      onRequest: admin,
+    },
+    async (request) => {
+      const q = request.query;
+      const r = await listHistory(ctx.catalog.knex, toFilter(q, own(request)), q.page, q.pageSize, cursorOf(q));
+      return { ...r, page: q.page, pageSize: q.pageSize };
+    },
+  );
 
   const { maxDays, rateLimit } = ctx.config.tenantStats;
-  app.get('/history/stats', {
-    schema: {
-      operationId: 'tenantHistoryStats', tags, security,
-      description: `The window (\`from\` to \`to\`) spans at most ${maxDays} days (SILO_TENANT_STATS_MAX_DAYS; 400 STATS_WINDOW_TOO_LONG past it); at most ${rateLimit} requests a minute per tenant (SILO_TENANT_STATS_RATE_LIMIT; 429).`,
-      querystring: tenantQuery.extend({ ...filterFields, ...statsFields }), response: withProblems({ 200: historyStatsSchema, 429: problemSchema }),
+  app.get(
+    '/history/stats',
+    {
+      schema: {
+        operationId: 'tenantHistoryStats',
+        tags,
+        security,
+        description: `The window (\`from\` to \`to\`) spans at most ${maxDays} days (SILO_TENANT_STATS_MAX_DAYS; 400 STATS_WINDOW_TOO_LONG past it); at most ${rateLimit} requests a minute per tenant (SILO_TENANT_STATS_RATE_LIMIT; 429).`,
+        querystring: tenantQuery.extend({ ...filterFields, ...statsFields }),
+        response: withProblems({ 200: historyStatsSchema, 429: problemSchema }),
+      },
+      onRequest: admin,
+      // Statistics scan the window's rows: bounded per tenant, whoever of its admins asks.
+      config: { rateLimit: { max: rateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `tenant-stats|${req.tenant?.id ?? '-'}` } },
     },
-    onRequest: admin,
-    // Statistics scan the window's rows: bounded per tenant, whoever of its admins asks.
-    config: { rateLimit: { max: rateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `tenant-stats|${req.tenant?.id ?? '-'}` } },
-  }, async (request) => {
-    const q = request.query;
-    const filter = toFilter(q, own(request));
-    if (filter.to.getTime() - filter.from.getTime() > maxDays * 24 * 3600 * 1000) {
-      throw new ValidationError(`the statistics window may span at most ${maxDays} days`, { field: 'from', maxDays }, 'STATS_WINDOW_TOO_LONG');
-    }
-    return historyStats(ctx.catalog.knex, filter, { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
-  });
+    async (request) => {
+      const q = request.query;
+      const filter = toFilter(q, own(request));
+      if (filter.to.getTime() - filter.from.getTime() > maxDays * 24 * 3600 * 1000) {
+        throw new ValidationError(`the statistics window may span at most ${maxDays} days`, { field: 'from', maxDays }, 'STATS_WINDOW_TOO_LONG');
+      }
+      return historyStats(ctx.catalog.knex, filter, { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
+    },
+  );
 };

@@ -21,7 +21,12 @@ import { operationSchema, problemSchema, tenantOut, tenantSchema, withProblems }
 
 const slugParams = z.strictObject({ slug: z.string().min(1).max(64) });
 const loginBody = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(256) });
-const platformTokenSchema = z.object({ accessToken: z.string(), tokenType: z.literal('Bearer'), expiresIn: z.number().int(), role: z.enum(['operator', 'support']) });
+const platformTokenSchema = z.object({
+  accessToken: z.string(),
+  tokenType: z.literal('Bearer'),
+  expiresIn: z.number().int(),
+  role: z.enum(['operator', 'support']),
+});
 const provisionResultSchema = z.object({
   tenant: tenantSchema,
   operationId: z.number().int(),
@@ -30,10 +35,18 @@ const provisionResultSchema = z.object({
 
 const backupSchema = z
   .object({
-    id: z.number().int(), tenantId: z.number().int(), operationId: z.number().int().nullable(), kind: z.enum(BACKUP_KINDS as [string, ...string[]]),
-    status: z.enum(['running', 'completed', 'failed']), storageKey: z.string(), sizeBytes: z.number().int().nullable().describe('bytes of the stored (gzip) object'),
-    sha256: z.string().nullable().describe('hex SHA-256 of the stored object'), schemaVersion: z.string().nullable(), error: z.string().nullable(),
-    createdAt: z.date(), finishedAt: z.date().nullable(),
+    id: z.number().int(),
+    tenantId: z.number().int(),
+    operationId: z.number().int().nullable(),
+    kind: z.enum(BACKUP_KINDS as [string, ...string[]]),
+    status: z.enum(['running', 'completed', 'failed']),
+    storageKey: z.string(),
+    sizeBytes: z.number().int().nullable().describe('bytes of the stored (gzip) object'),
+    sha256: z.string().nullable().describe('hex SHA-256 of the stored object'),
+    schemaVersion: z.string().nullable(),
+    error: z.string().nullable(),
+    createdAt: z.date(),
+    finishedAt: z.date().nullable(),
   })
   .meta({ id: 'Backup' });
 const acceptedSchema = z.object({ operation: operationSchema }).describe('the operation, still running: follow it at GET /platform/v1/operations/{id}');
@@ -74,171 +87,327 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
   const operator = app.requirePlatformUser(['operator']);
   const actor = (req: { platformUser?: { email: string } }) => `platform:${req.platformUser?.email ?? 'unknown'}`;
 
-  app.post('/auth/login', {
-    schema: { operationId: 'platformLogin', tags, body: loginBody, response: withProblems({ 200: platformTokenSchema, 429: problemSchema }, [400, 401]) },
-    config: { rateLimit: { max: loginRateLimit, timeWindow: 60_000, keyGenerator: (req) => `platform|${req.ip}` } },
-  }, async (request) => {
-    const user = await ctx.catalog.platformUsers.findForLogin(request.body.email.trim().toLowerCase());
-    // Unknown email: a dummy hash is verified instead, so the answer takes the same time.
-    const ok = await verifyPasswordOrDummy(user?.passwordHash, request.body.password);
-    if (!user || !ok || !user.active) {
-      request.log.info({ email: request.body.email }, 'failed platform login');
-      throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
-    }
-    const accessToken = app.signAccessToken({ aud: 'platform', sub: String(user.id), role: user.role, email: user.email });
-    return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, role: user.role };
-  });
-
-  app.get('/tenants', {
-    schema: {
-      operationId: 'listTenants', tags, security,
-      querystring: z.strictObject({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }),
-      response: withProblems({ 200: z.object({ data: z.array(tenantSchema) }) }, [400, 401, 403]),
+  app.post(
+    '/auth/login',
+    {
+      schema: { operationId: 'platformLogin', tags, body: loginBody, response: withProblems({ 200: platformTokenSchema, 429: problemSchema }, [400, 401]) },
+      config: { rateLimit: { max: loginRateLimit, timeWindow: 60_000, keyGenerator: (req) => `platform|${req.ip}` } },
     },
-    onRequest: anyone,
-  }, async (request) => {
-    const list = await ctx.catalog.tenants.list(request.query.status ? { statuses: [request.query.status] } : {});
-    return { data: list.map((t) => tenantOut(t)) };
-  });
-
-  app.post('/tenants', {
-    schema: { operationId: 'createTenant', tags, security, body: createTenantInput, response: withProblems({ 201: provisionResultSchema, 409: problemSchema, 500: problemSchema }, [400, 401, 403]) },
-    onRequest: operator,
-  }, async (request, reply) => {
-    const r = await createTenant(ctx, request.body, actor(request));
-    return reply.code(201).send({
-      tenant: tenantOut(r.tenant), operationId: r.operationId,
-      admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) },
-    });
-  });
-
-  app.get('/tenants/:slug', {
-    schema: { operationId: 'getTenant', tags, security, params: slugParams, response: withProblems({ 200: tenantSchema }) },
-    onRequest: anyone,
-  }, async (request) => {
-    const t = await getTenant(ctx, request.params.slug, { includeDeleted: true });
-    return tenantOut(t, (await ctx.catalog.tenants.listDomains(t.id)).map((d) => d.domain));
-  });
-
-  app.patch('/tenants/:slug', {
-    schema: {
-      operationId: 'updateTenant', tags, security, params: slugParams,
-      body: z.strictObject({ name: z.string().trim().min(1).max(200).optional(), plan: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/).optional() }),
-      response: withProblems({ 200: tenantSchema }),
+    async (request) => {
+      const user = await ctx.catalog.platformUsers.findForLogin(request.body.email.trim().toLowerCase());
+      // Unknown email: a dummy hash is verified instead, so the answer takes the same time.
+      const ok = await verifyPasswordOrDummy(user?.passwordHash, request.body.password);
+      if (!user || !ok || !user.active) {
+        request.log.info({ email: request.body.email }, 'failed platform login');
+        throw new UnauthorizedError('email or password is wrong', 'INVALID_CREDENTIALS');
+      }
+      const accessToken = app.signAccessToken({ aud: 'platform', sub: String(user.id), role: user.role, email: user.email });
+      return { accessToken, tokenType: 'Bearer' as const, expiresIn: ACCESS_TTL_S, role: user.role };
     },
-    onRequest: operator,
-  }, async (request) => {
-    const t = await getTenant(ctx, request.params.slug);
-    await ctx.catalog.tenants.update(t.id, request.body);
-    return tenantOut((await ctx.catalog.tenants.findById(t.id))!);
-  });
+  );
 
-  app.delete('/tenants/:slug', {
-    schema: {
-      operationId: 'deleteTenant', tags, security, params: slugParams,
-      summary: 'Delete a tenant: takes a pre-delete backup to S3, then drops its database and user. Pass ?confirm=<slug>; ?backup=false skips the backup (the data is then lost for good).',
-      querystring: z.strictObject({ confirm: z.string().optional(), backup: z.enum(['true', 'false']).default('true') }),
-      response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema, 503: problemSchema }),
+  app.get(
+    '/tenants',
+    {
+      schema: {
+        operationId: 'listTenants',
+        tags,
+        security,
+        querystring: z.strictObject({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }),
+        response: withProblems({ 200: z.object({ data: z.array(tenantSchema) }) }, [400, 401, 403]),
+      },
+      onRequest: anyone,
     },
-    onRequest: operator,
-  }, async (request) => {
-    if (request.query.confirm !== request.params.slug) throw new ValidationError('destructive: pass ?confirm=<slug> to delete this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
-    const r = await deleteTenant(ctx, request.params.slug, actor(request), { backup: request.query.backup === 'true' });
-    return { tenant: tenantOut(r.tenant), operationId: r.operationId };
-  });
+    async (request) => {
+      const list = await ctx.catalog.tenants.list(request.query.status ? { statuses: [request.query.status] } : {});
+      return { data: list.map((t) => tenantOut(t)) };
+    },
+  );
 
-  app.post('/tenants/:slug/migrate', {
-    schema: { operationId: 'migrateTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), outcome: z.string(), applied: z.array(z.string()), schemaVersion: z.string().nullable(), operationId: z.number().int().optional(), error: z.string().optional() }) }) },
-    onRequest: operator,
-  }, async (request) => {
-    const [r] = await migrateTenants(ctx, actor(request), { slugs: [request.params.slug] });
-    return r!;
-  });
+  app.post(
+    '/tenants',
+    {
+      schema: {
+        operationId: 'createTenant',
+        tags,
+        security,
+        body: createTenantInput,
+        response: withProblems({ 201: provisionResultSchema, 409: problemSchema, 500: problemSchema }, [400, 401, 403]),
+      },
+      onRequest: operator,
+    },
+    async (request, reply) => {
+      const r = await createTenant(ctx, request.body, actor(request));
+      return reply.code(201).send({
+        tenant: tenantOut(r.tenant),
+        operationId: r.operationId,
+        admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) },
+      });
+    },
+  );
 
-  app.post('/tenants/:slug/repair', {
-    schema: { operationId: 'repairTenant', tags, security, params: slugParams, response: withProblems({ 200: z.object({ slug: z.string(), status: z.string(), outcome: z.string(), actions: z.array(z.string()), operationId: z.number().int().optional(), error: z.string().optional(), admin: provisionResultSchema.shape.admin.optional().describe('set when repair created a new first admin') }), 409: problemSchema }) },
-    onRequest: operator,
-  }, async (request) => {
-    const r = await repairTenant(ctx, request.params.slug, actor(request));
-    const admin = r.admin ? { admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) } } : {};
-    return { slug: r.slug, status: r.status, outcome: r.outcome, actions: r.actions, ...(r.operationId ? { operationId: r.operationId } : {}), ...(r.error ? { error: r.error } : {}), ...admin };
-  });
+  app.get(
+    '/tenants/:slug',
+    {
+      schema: { operationId: 'getTenant', tags, security, params: slugParams, response: withProblems({ 200: tenantSchema }) },
+      onRequest: anyone,
+    },
+    async (request) => {
+      const t = await getTenant(ctx, request.params.slug, { includeDeleted: true });
+      return tenantOut(
+        t,
+        (await ctx.catalog.tenants.listDomains(t.id)).map((d) => d.domain),
+      );
+    },
+  );
+
+  app.patch(
+    '/tenants/:slug',
+    {
+      schema: {
+        operationId: 'updateTenant',
+        tags,
+        security,
+        params: slugParams,
+        body: z.strictObject({
+          name: z.string().trim().min(1).max(200).optional(),
+          plan: z
+            .string()
+            .regex(/^[a-z0-9][a-z0-9-]{0,31}$/)
+            .optional(),
+        }),
+        response: withProblems({ 200: tenantSchema }),
+      },
+      onRequest: operator,
+    },
+    async (request) => {
+      const t = await getTenant(ctx, request.params.slug);
+      await ctx.catalog.tenants.update(t.id, request.body);
+      return tenantOut((await ctx.catalog.tenants.findById(t.id))!);
+    },
+  );
+
+  app.delete(
+    '/tenants/:slug',
+    {
+      schema: {
+        operationId: 'deleteTenant',
+        tags,
+        security,
+        params: slugParams,
+        summary:
+          'Delete a tenant: takes a pre-delete backup to S3, then drops its database and user. Pass ?confirm=<slug>; ?backup=false skips the backup (the data is then lost for good).',
+        querystring: z.strictObject({ confirm: z.string().optional(), backup: z.enum(['true', 'false']).default('true') }),
+        response: withProblems({ 200: z.object({ tenant: tenantSchema, operationId: z.number().int() }), 409: problemSchema, 503: problemSchema }),
+      },
+      onRequest: operator,
+    },
+    async (request) => {
+      if (request.query.confirm !== request.params.slug)
+        throw new ValidationError('destructive: pass ?confirm=<slug> to delete this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
+      const r = await deleteTenant(ctx, request.params.slug, actor(request), { backup: request.query.backup === 'true' });
+      return { tenant: tenantOut(r.tenant), operationId: r.operationId };
+    },
+  );
+
+  app.post(
+    '/tenants/:slug/migrate',
+    {
+      schema: {
+        operationId: 'migrateTenant',
+        tags,
+        security,
+        params: slugParams,
+        response: withProblems({
+          200: z.object({
+            slug: z.string(),
+            outcome: z.string(),
+            applied: z.array(z.string()),
+            schemaVersion: z.string().nullable(),
+            operationId: z.number().int().optional(),
+            error: z.string().optional(),
+          }),
+        }),
+      },
+      onRequest: operator,
+    },
+    async (request) => {
+      const [r] = await migrateTenants(ctx, actor(request), { slugs: [request.params.slug] });
+      return r!;
+    },
+  );
+
+  app.post(
+    '/tenants/:slug/repair',
+    {
+      schema: {
+        operationId: 'repairTenant',
+        tags,
+        security,
+        params: slugParams,
+        response: withProblems({
+          200: z.object({
+            slug: z.string(),
+            status: z.string(),
+            outcome: z.string(),
+            actions: z.array(z.string()),
+            operationId: z.number().int().optional(),
+            error: z.string().optional(),
+            admin: provisionResultSchema.shape.admin.optional().describe('set when repair created a new first admin'),
+          }),
+          409: problemSchema,
+        }),
+      },
+      onRequest: operator,
+    },
+    async (request) => {
+      const r = await repairTenant(ctx, request.params.slug, actor(request));
+      const admin = r.admin
+        ? { admin: { email: r.admin.adminEmail, created: r.admin.adminCreated, ...(r.admin.generatedPassword ? { password: r.admin.generatedPassword } : {}) } }
+        : {};
+      return {
+        slug: r.slug,
+        status: r.status,
+        outcome: r.outcome,
+        actions: r.actions,
+        ...(r.operationId ? { operationId: r.operationId } : {}),
+        ...(r.error ? { error: r.error } : {}),
+        ...admin,
+      };
+    },
+  );
 
   for (const verb of ['suspend', 'resume'] as const) {
-    app.post(`/tenants/:slug/${verb}`, {
-      schema: { operationId: `${verb}Tenant`, tags, security, params: slugParams, response: withProblems({ 200: tenantSchema, 409: problemSchema }) },
-      onRequest: operator,
-    }, async (request) => tenantOut(verb === 'suspend' ? await suspendTenant(ctx, request.params.slug, actor(request)) : await resumeTenant(ctx, request.params.slug, actor(request))));
+    app.post(
+      `/tenants/:slug/${verb}`,
+      {
+        schema: { operationId: `${verb}Tenant`, tags, security, params: slugParams, response: withProblems({ 200: tenantSchema, 409: problemSchema }) },
+        onRequest: operator,
+      },
+      async (request) =>
+        tenantOut(
+          verb === 'suspend' ? await suspendTenant(ctx, request.params.slug, actor(request)) : await resumeTenant(ctx, request.params.slug, actor(request)),
+        ),
+    );
   }
 
-  app.post('/tenants/:slug/revoke-tokens', {
-    schema: {
-      operationId: 'revokeTenantTokens', tags, security, params: slugParams,
-      summary: "Start a new token generation: every access and refresh token issued for the tenant so far answers 401 TOKEN_REVOKED (in every API process within one change-poll interval); users sign in again.",
-      response: withProblems({ 200: z.object({ tenant: tenantSchema, generation: z.number().int().describe('the new token generation'), operationId: z.number().int() }) }),
+  app.post(
+    '/tenants/:slug/revoke-tokens',
+    {
+      schema: {
+        operationId: 'revokeTenantTokens',
+        tags,
+        security,
+        params: slugParams,
+        summary:
+          'Start a new token generation: every access and refresh token issued for the tenant so far answers 401 TOKEN_REVOKED (in every API process within one change-poll interval); users sign in again.',
+        response: withProblems({
+          200: z.object({ tenant: tenantSchema, generation: z.number().int().describe('the new token generation'), operationId: z.number().int() }),
+        }),
+      },
+      onRequest: operator,
     },
-    onRequest: operator,
-  }, async (request) => {
-    const r = await revokeTenantTokens(ctx, request.params.slug, actor(request));
-    return { tenant: tenantOut(r.tenant), generation: r.generation, operationId: r.operationId };
-  });
-
-  app.get('/tenants/:slug/backups', {
-    schema: {
-      operationId: 'listBackups', tags, security, params: slugParams,
-      querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
-      response: withProblems({ 200: z.object({ data: z.array(backupSchema) }) }),
+    async (request) => {
+      const r = await revokeTenantTokens(ctx, request.params.slug, actor(request));
+      return { tenant: tenantOut(r.tenant), generation: r.generation, operationId: r.operationId };
     },
-    onRequest: anyone,
-  }, async (request) => ({ data: (await listBackups(ctx, request.params.slug, request.query.limit)).backups }));
+  );
 
-  app.post('/tenants/:slug/backups', {
-    schema: {
-      operationId: 'backupTenant', tags, security, params: slugParams,
-      summary: 'Back up a tenant database to S3 (a manual backup); answers 202 with the running operation.',
-      response: withProblems({ 202: acceptedSchema, 409: problemSchema, 503: problemSchema }),
+  app.get(
+    '/tenants/:slug/backups',
+    {
+      schema: {
+        operationId: 'listBackups',
+        tags,
+        security,
+        params: slugParams,
+        querystring: z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        response: withProblems({ 200: z.object({ data: z.array(backupSchema) }) }),
+      },
+      onRequest: anyone,
     },
-    onRequest: operator,
-  }, async (request, reply) => {
-    const operation = await inBackground((onOperation) => backupTenant(ctx, request.params.slug, actor(request), { onOperation }));
-    return reply.code(202).send({ operation });
-  });
+    async (request) => ({ data: (await listBackups(ctx, request.params.slug, request.query.limit)).backups }),
+  );
 
-  app.post('/tenants/:slug/restore', {
-    schema: {
-      operationId: 'restoreTenant', tags, security, params: slugParams,
-      summary: 'DESTRUCTIVE: replace the tenant database with a backup (a pre-restore backup is taken first); answers 202 with the running operation. Body: {"backupId": n} or {"latest": true}, and "confirm": "<slug>".',
-      body: z.strictObject({ backupId: z.number().int().positive().optional(), latest: z.boolean().optional(), confirm: z.string().max(64) }),
-      response: withProblems({ 202: acceptedSchema, 409: problemSchema, 503: problemSchema }),
+  app.post(
+    '/tenants/:slug/backups',
+    {
+      schema: {
+        operationId: 'backupTenant',
+        tags,
+        security,
+        params: slugParams,
+        summary: 'Back up a tenant database to S3 (a manual backup); answers 202 with the running operation.',
+        response: withProblems({ 202: acceptedSchema, 409: problemSchema, 503: problemSchema }),
+      },
+      onRequest: operator,
     },
-    onRequest: operator,
-  }, async (request, reply) => {
-    const { backupId, latest, confirm } = request.body;
-    if (confirm !== request.params.slug) throw new ValidationError('destructive: pass "confirm": "<slug>" to restore this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
-    const operation = await inBackground((onOperation) =>
-      restoreTenant(ctx, request.params.slug, actor(request), { ...(backupId !== undefined ? { backupId } : {}), latest: Boolean(latest), onOperation }),
-    );
-    return reply.code(202).send({ operation });
-  });
-
-  app.get('/operations', {
-    schema: {
-      operationId: 'listOperations', tags, security,
-      querystring: z.strictObject({ tenant: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }),
-      response: withProblems({ 200: z.object({ data: z.array(operationSchema) }) }),
+    async (request, reply) => {
+      const operation = await inBackground((onOperation) => backupTenant(ctx, request.params.slug, actor(request), { onOperation }));
+      return reply.code(202).send({ operation });
     },
-    onRequest: anyone,
-  }, async (request) => {
-    const tenantId = request.query.tenant ? (await getTenant(ctx, request.query.tenant, { includeDeleted: true })).id : undefined;
-    return { data: await ctx.catalog.operations.list({ ...(tenantId ? { tenantId } : {}), limit: request.query.limit }) };
-  });
+  );
 
-  app.get('/operations/:id', {
-    schema: { operationId: 'getOperation', tags, security, params: z.strictObject({ id: z.coerce.number().int().positive() }), response: withProblems({ 200: operationSchema }) },
-    onRequest: anyone,
-  }, async (request) => {
-    const op = await ctx.catalog.operations.get(request.params.id);
-    if (!op) throw new NotFoundError(`operation ${request.params.id} not found`, 'OPERATION_NOT_FOUND');
-    return op;
-  });
+  app.post(
+    '/tenants/:slug/restore',
+    {
+      schema: {
+        operationId: 'restoreTenant',
+        tags,
+        security,
+        params: slugParams,
+        summary:
+          'DESTRUCTIVE: replace the tenant database with a backup (a pre-restore backup is taken first); answers 202 with the running operation. Body: {"backupId": n} or {"latest": true}, and "confirm": "<slug>".',
+        body: z.strictObject({ backupId: z.number().int().positive().optional(), latest: z.boolean().optional(), confirm: z.string().max(64) }),
+        response: withProblems({ 202: acceptedSchema, 409: problemSchema, 503: problemSchema }),
+      },
+      onRequest: operator,
+    },
+    async (request, reply) => {
+      const { backupId, latest, confirm } = request.body;
+      if (confirm !== request.params.slug)
+        throw new ValidationError('destructive: pass "confirm": "<slug>" to restore this tenant', { field: 'confirm' }, 'CONFIRMATION_REQUIRED');
+      const operation = await inBackground((onOperation) =>
+        restoreTenant(ctx, request.params.slug, actor(request), { ...(backupId !== undefined ? { backupId } : {}), latest: Boolean(latest), onOperation }),
+      );
+      return reply.code(202).send({ operation });
+    },
+  );
+
+  app.get(
+    '/operations',
+    {
+      schema: {
+        operationId: 'listOperations',
+        tags,
+        security,
+        querystring: z.strictObject({ tenant: z.string().optional(), limit: z.coerce.number().int().min(1).max(1000).default(50) }),
+        response: withProblems({ 200: z.object({ data: z.array(operationSchema) }) }),
+      },
+      onRequest: anyone,
+    },
+    async (request) => {
+      const tenantId = request.query.tenant ? (await getTenant(ctx, request.query.tenant, { includeDeleted: true })).id : undefined;
+      return { data: await ctx.catalog.operations.list({ ...(tenantId ? { tenantId } : {}), limit: request.query.limit }) };
+    },
+  );
+
+  app.get(
+    '/operations/:id',
+    {
+      schema: {
+        operationId: 'getOperation',
+        tags,
+        security,
+        params: z.strictObject({ id: z.coerce.number().int().positive() }),
+        response: withProblems({ 200: operationSchema }),
+      },
+      onRequest: anyone,
+    },
+    async (request) => {
+      const op = await ctx.catalog.operations.get(request.params.id);
+      if (!op) throw new NotFoundError(`operation ${request.params.id} not found`, 'OPERATION_NOT_FOUND');
+      return op;
+    },
+  );
 };

@@ -6,18 +6,31 @@ import { UnavailableError } from '../../lib/errors.js';
 import { problemSchema } from '../schemas.js';
 
 export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
-  app.get('/health', {
-    schema: { operationId: 'health', tags: ['service'], summary: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
-  }, async () => ({ status: 'ok' as const }));
+  app.get(
+    '/health',
+    {
+      schema: { operationId: 'health', tags: ['service'], summary: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
 
-  app.get('/ready', {
-    schema: { operationId: 'ready', tags: ['service'], summary: 'The catalog answers', response: { 200: z.object({ status: z.literal('ready') }), 503: problemSchema } },
-  }, async () => {
-    try {
-      await ctx.catalog.knex.raw('SELECT 1');
-    } catch (err) {
-      throw new UnavailableError('the catalog is not reachable', 'CATALOG_UNAVAILABLE', 2, undefined, err);
-    }
-    return { status: 'ready' as const };
-  });
+  app.get(
+    '/ready',
+    {
+      schema: {
+        operationId: 'ready',
+        tags: ['service'],
+        summary: 'The catalog answers',
+        response: { 200: z.object({ status: z.literal('ready') }), 503: problemSchema },
+      },
+    },
+    async () => {
+      try {
+        await ctx.catalog.knex.raw('SELECT 1');
+      } catch (err) {
+        throw new UnavailableError('the catalog is not reachable', 'CATALOG_UNAVAILABLE', 2, undefined, err);
+      }
+      return { status: 'ready' as const };
+    },
+  );
 };

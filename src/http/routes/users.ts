@@ -7,7 +7,13 @@ import { createUserBody, createUsersService, updateUserBody } from '../../crm/us
 import { recordTokenVersionChange } from '../../provisioning/token-service.js';
 import { page, paginationQuery, problemSchema, userSchema, withProblems } from '../schemas.js';
 
-const idParams = z.strictObject({ id: z.coerce.number().int().positive().max(2 ** 53 - 1) });
+const idParams = z.strictObject({
+  id: z.coerce
+    .number()
+    .int()
+    .positive()
+    .max(2 ** 53 - 1),
+});
 
 /** Options: the context, to record token-version changes in the catalog (every API process then re-checks older tokens). */
 export const usersRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
@@ -20,32 +26,66 @@ export const usersRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (a
   const security = [{ tenantBearer: [] }];
   const admin = app.requireTenantUser(['admin']);
 
-  app.get('/users', {
-    schema: { operationId: 'listUsers', tags, security, querystring: paginationQuery, response: withProblems({ 200: page(userSchema) }) },
-    onRequest: admin,
-  }, async (request) => {
-    const { page: p, pageSize } = request.query;
-    const r = await (await users(request)).list(p, pageSize);
-    return { ...r, page: p, pageSize };
-  });
+  app.get(
+    '/users',
+    {
+      schema: { operationId: 'listUsers', tags, security, querystring: paginationQuery, response: withProblems({ 200: page(userSchema) }) },
+      onRequest: admin,
+    },
+    async (request) => {
+      const { page: p, pageSize } = request.query;
+      const r = await (await users(request)).list(p, pageSize);
+      return { ...r, page: p, pageSize };
+    },
+  );
 
-  app.post('/users', {
-    schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
-    onRequest: admin,
-  }, async (request, reply) => reply.code(201).send(await (await users(request)).create(request.body)));
+  app.post(
+    '/users',
+    {
+      schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
+      onRequest: admin,
+    },
+    async (request, reply) => reply.code(201).send(await (await users(request)).create(request.body)),
+  );
 
-  app.get('/users/:id', {
-    schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
-    onRequest: admin,
-  }, async (request) => (await users(request)).get(request.params.id));
+  app.get(
+    '/users/:id',
+    {
+      schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
+      onRequest: admin,
+    },
+    async (request) => (await users(request)).get(request.params.id),
+  );
 
-  app.patch('/users/:id', {
-    schema: { operationId: 'updateUser', tags, security, params: idParams, body: updateUserBody, response: withProblems({ 200: userSchema, 409: problemSchema }) },
-    onRequest: admin,
-  }, async (request) => (await users(request)).update(request.params.id, request.body));
+  app.patch(
+    '/users/:id',
+    {
+      schema: {
+        operationId: 'updateUser',
+        tags,
+        security,
+        params: idParams,
+        body: updateUserBody,
+        response: withProblems({ 200: userSchema, 409: problemSchema }),
+      },
+      onRequest: admin,
+    },
+    async (request) => (await users(request)).update(request.params.id, request.body),
+  );
 
-  app.delete('/users/:id', {
-    schema: { operationId: 'deactivateUser', tags, security, summary: 'Deactivate a user (its sessions are revoked)', params: idParams, response: withProblems({ 200: userSchema, 409: problemSchema }) },
-    onRequest: admin,
-  }, async (request) => (await users(request)).deactivate(request.params.id));
+  app.delete(
+    '/users/:id',
+    {
+      schema: {
+        operationId: 'deactivateUser',
+        tags,
+        security,
+        summary: 'Deactivate a user (its sessions are revoked)',
+        params: idParams,
+        response: withProblems({ 200: userSchema, 409: problemSchema }),
+      },
+      onRequest: admin,
+    },
+    async (request) => (await users(request)).deactivate(request.params.id),
+  );
 };
