@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import type { PlatformRole } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
-import { TENANT_ROLES, createUsersRepository, type TenantRole } from '../crm/users-repository.js';
+import { TENANT_ROLES, type TenantRole } from '../crm/users-repository.js';
+import { createUsersService } from '../crm/users-service.js';
 import { ConflictError } from '../lib/errors.js';
 import { createMysqlKnex } from '../lib/knex.js';
 import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
@@ -29,7 +30,8 @@ export interface AddedUser {
 }
 
 /**
- * Adds a user to a tenant.
+ * Adds a user to a tenant, through the tenant's own DML-only account and the same service
+ * as `POST /api/v1/users` (see {@link createUsersService}), activity log included.
  * @throws ValidationError (email, role, password); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`
  */
 export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input<typeof tenantUserInput>): Promise<AddedUser> {
@@ -52,11 +54,13 @@ export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input
     { min: 0, max: 1 },
   );
   try {
-    const id = await createUsersRepository(knex).insert({
+    // The service of `POST /api/v1/users`, acting as the platform (no user id): the same
+    // checks, the same `USER_EXISTS`, and the activity entry in the same transaction.
+    const { id } = await createUsersService(knex, null).create({
       email: input.email,
       role: input.role,
-      fullName: input.fullName ?? null,
-      passwordHash: await hashPassword(input.password ?? generated!),
+      ...(input.fullName === undefined ? {} : { fullName: input.fullName }),
+      password: input.password ?? generated!,
     });
     return { id, email: input.email, role: input.role, ...(generated ? { generatedPassword: generated } : {}) };
   } finally {
