@@ -46,8 +46,25 @@ export function knexLogger(log?: Logger): Knex.Logger {
   };
 }
 
+/** What {@link createMysqlKnex} uses of a mysql2 connection. */
+interface RawConnection {
+  query(sql: string, cb: (err: Error | null) => void): void;
+  ping(cb: (err: Error | null) => void): void;
+}
+
 /**
- * Builds a Knex over mysql2.
+ * Builds a Knex over mysql2. Only knex's, tarn's and mysql2's documented options and
+ * events are used (test/knex-contract.test.ts holds what Silo relies on):
+ * - a pooled connection is pinged (COM_PING) before it is lent, through tarn's `validate`
+ *   (knex's `pool.validate`); one that died while idle (KILL, a server restart,
+ *   `wait_timeout`, a network cut) fails the ping and the pool replaces it, so the next
+ *   read, transaction or write runs on a live connection, once. Idle connections are
+ *   closed after `idleTimeoutMillis` (30 s by default, far below MySQL's `wait_timeout`),
+ *   and TCP keep-alive finds peers that vanished without closing. (A connection that dies
+ *   between its ping and its statement fails that statement: nothing is retried);
+ * - every query error (transactions included: knex forwards their `query-error` to this
+ *   client) is stripped of its bound values in knex's `query-error` event, which runs before
+ *   the caller's catch ({@link sanitizeMysqlError}).
  * @param conn server and credentials; `database` may be empty (server-level admin connection)
  * @param pool pool bounds (default `{ min: 0, max: 4 }`)
  * @param log where knex's own messages go (default: warnings and up to stderr, see {@link knexLogger})
@@ -72,6 +89,9 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       bigNumberStrings: false,
       decimalNumbers: false,
       connectTimeout: 10_000,
+      // A server or network that vanished without closing the socket is found by TCP itself.
+      enableKeepAlive: true,
+      keepAliveInitialDelay: 30_000,
       // mysql2 preallocates its prepared-statement LRU per connection (4 arrays of this many
       // slots; 16,000 by default, ~0.5 MB). Knex sends plain queries, so a small cache is
       // enough, and opening a connection (a tenant pool after an eviction) stays cheap.
@@ -83,87 +103,19 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       idleTimeoutMillis: pool.idleTimeoutMillis ?? 30_000,
       acquireTimeoutMillis: pool.acquireTimeoutMillis ?? 15_000,
       propagateCreateError: true,
-      afterCreate: (raw: { query: (sql: string, cb: (err: Error | null) => void) => void }, done: (err: Error | null, c: unknown) => void) => {
+      afterCreate: (raw: RawConnection, done: (err: Error | null, c: unknown) => void) => {
         raw.query("SET time_zone = '+00:00'", (err) => done(err, raw));
       },
+      // A connection killed while idle still looks alive until its close is read: ask the
+      // server. A failed ping makes tarn destroy it and lend (or open) another one.
+      validate: (raw: RawConnection) => new Promise<boolean>((resolve) => raw.ping((err) => resolve(!err))),
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 15_000,
   });
-  retryOnLostConnection(knex);
-  withoutBoundValuesInErrors(knex);
+  // mysql2 puts the statement with its values inlined into `err.sql`, and the server quotes
+  // values in its messages: clean the error before it reaches the caller.
+  knex.on('query-error', (err: unknown, obj: { sql?: string } | undefined) => sanitizeMysqlError(err, obj?.sql));
   return knex;
-}
-
-/**
- * mysql2 puts the statement with its values inlined into `err.sql`, and the server quotes
- * values in its messages; every error of every query of this Knex (transactions included:
- * their clients inherit from this one) leaves without them ({@link sanitizeMysqlError}).
- */
-function withoutBoundValuesInErrors(knex: Knex): void {
-  const client = knex.client as { _query(connection: unknown, obj: { sql?: string }): Promise<unknown> };
-  const query = client._query;
-  client._query = function (this: unknown, connection, obj) {
-    return query.call(this, connection, obj).catch((err: unknown) => {
-      sanitizeMysqlError(err, obj?.sql);
-      throw err;
-    });
-  };
-}
-
-/** What {@link retryOnLostConnection} uses of knex's client and of a mysql2 connection. */
-interface RawConnection {
-  __knexTxId?: string;
-  destroy(): void;
-}
-interface KnexClient {
-  query(connection: RawConnection, obj: { method?: string } | string): Promise<unknown>;
-  transaction(container: unknown, config?: { connection?: unknown }, outerTx?: unknown): PromiseLike<unknown>;
-  acquireConnection(): Promise<RawConnection>;
-  releaseConnection(connection: RawConnection): Promise<void>;
-}
-
-const READ_METHODS = new Set(['select', 'first', 'pluck']);
-
-/**
- * A pooled connection can die while idle (KILL, server restart, wait_timeout) and still
- * look alive to the pool until its close is read, so the next statement on it fails.
- * Retries once, on another connection, what cannot have had an effect: a read outside a
- * transaction, and a transaction whose BEGIN failed (its callback never ran). Writes are
- * never repeated.
- */
-function retryOnLostConnection(knex: Knex): void {
-  const client = knex.client as KnexClient;
-  const query = client.query;
-  client.query = async (connection, obj) => {
-    try {
-      return await query.call(client, connection, obj);
-    } catch (err) {
-      if (connection.__knexTxId || typeof obj !== 'object' || !READ_METHODS.has(obj.method ?? '') || !isLostConnection(err)) throw err;
-      connection.destroy(); // so that the pool drops it instead of lending it again
-      await client.releaseConnection(connection);
-      const fresh = await client.acquireConnection();
-      try {
-        return await query.call(client, fresh, obj);
-      } finally {
-        await client.releaseConnection(fresh);
-      }
-    }
-  };
-  const transaction = client.transaction;
-  client.transaction = (container, config, outerTx) => {
-    if (outerTx || config?.connection || typeof container !== 'function') return transaction.call(client, container, config, outerTx);
-    let entered = false;
-    // knex calls the callback even when BEGIN failed (with a completed transaction): skip it then.
-    const enter = (trx: { isCompleted(): boolean }) => {
-      if (trx.isCompleted()) return undefined;
-      entered = true;
-      return (container as (trx: unknown) => unknown)(trx);
-    };
-    return Promise.resolve(transaction.call(client, enter, config, outerTx)).catch((err: unknown) => {
-      if (entered || !isLostConnection(err)) throw err;
-      return transaction.call(client, enter, config, outerTx);
-    });
-  };
 }
 
 /** True for errors that show a connection was gone (closed, reset, killed): not timeouts or refused connects. */
@@ -185,6 +137,10 @@ export const MysqlErrno = {
   DBACCESS_DENIED: 1044,
   TABLEACCESS_DENIED: 1142,
   CANNOT_USER: 1396,
+  /** MariaDB's ER_ACCOUNT_HAS_BEEN_LOCKED (login to an `ACCOUNT LOCK`ed account). */
+  ACCOUNT_LOCKED: 4151,
+  /** MySQL's ER_ACCOUNT_HAS_BEEN_LOCKED. */
+  MYSQL_ACCOUNT_LOCKED: 3118,
 } as const;
 
 /** The MySQL errno of an error thrown by mysql2, if any. */
