@@ -213,6 +213,10 @@ const envSchema = z.object({
   SILO_ENABLE_FAULTS: bool.default(false),
   SILO_FAULT_KILL_AFTER: faultSpec,
   SILO_FAULT_FAIL_AFTER: faultSpec,
+  SILO_FAULT_KILL_AFTER_STATEMENT: z
+    .string()
+    .regex(/^\d{4}-[a-z0-9-]+:\d+$/, 'must look like <migration>:<statement count>, e.g. 0005-create-pipeline-stages:1')
+    .optional(),
 });
 
 /** Media types accepted for attachments when `SILO_UPLOAD_CONTENT_TYPES` is unset. */
@@ -332,6 +336,8 @@ export interface Config {
   faultKillAfter: FaultSpec | undefined;
   /** Failure injection for tests: `{ operation, step }` after which the step throws. */
   faultFailAfter: FaultSpec | undefined;
+  /** Crash injection for tests: SIGKILL once `up` of that migration has sent `statement` statements (0: right after it is recorded as started). */
+  faultKillAfterStatement: { migration: string; statement: number } | undefined;
 }
 
 /**
@@ -428,5 +434,9 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),
     faultFailAfter: fault(e.SILO_FAULT_FAIL_AFTER),
+    faultKillAfterStatement:
+      e.SILO_ENABLE_FAULTS && e.SILO_FAULT_KILL_AFTER_STATEMENT
+        ? { migration: e.SILO_FAULT_KILL_AFTER_STATEMENT.replace(/:\d+$/, ''), statement: Number(e.SILO_FAULT_KILL_AFTER_STATEMENT.replace(/^.*:/, '')) }
+        : undefined,
   };
 }

@@ -71,3 +71,16 @@ export async function createTableInline(knex: Knex, name: string, build: (t: Kne
   await knex.raw(sql);
   for (const s of after) await knex.raw(s.sql, s.bindings as Knex.RawBinding[]);
 }
+
+/**
+ * Whether `table` of the connection's current database has an index named `index`
+ * (from `information_schema.STATISTICS`), so that a `down` drops an index only when its
+ * `up` got as far as making it.
+ */
+export async function hasIndex(knex: Knex, table: string, index: string): Promise<boolean> {
+  const row: unknown = await knex('information_schema.STATISTICS')
+    .whereRaw('TABLE_SCHEMA = DATABASE()')
+    .andWhere({ TABLE_NAME: table, INDEX_NAME: index })
+    .first('INDEX_NAME');
+  return row !== undefined;
+}

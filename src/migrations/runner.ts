@@ -7,11 +7,13 @@ import { readdir } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
-import { Umzug, type UmzugStorage } from 'umzug';
-import type { MigrationModule } from './types.js';
+import { Umzug } from 'umzug';
+import type { Config } from '../config.js';
+import { withStatementFault } from '../lib/faults.js';
+import { KnexStorage, MIGRATIONS_TABLE } from './storage.js';
+import { IrreversibleMigrationError, type MigrationModule, type MigrationParams } from './types.js';
 
-/** Name of the table that records applied migrations, in each migrated database. */
-export const MIGRATIONS_TABLE = 'schema_migrations';
+export { MIGRATIONS_TABLE };
 
 /** The two migration sets. */
 export type MigrationSet = 'main' | 'tenant';
@@ -70,55 +72,52 @@ export function loadMigrations(set: MigrationSet, extraDir?: string): Promise<Lo
   return p;
 }
 
-/** umzug storage in `schema_migrations` of the migrated database (created on first use). */
-class KnexStorage implements UmzugStorage<Knex> {
-  constructor(private readonly knex: Knex) {}
-
-  /** Set once the table is known to exist, so that each migration costs no extra DDL statement. */
-  private ensured = false;
-
-  private async ensureTable(): Promise<void> {
-    if (this.ensured) return;
-    await this.knex.raw(
-      `CREATE TABLE IF NOT EXISTS ?? (name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-      [MIGRATIONS_TABLE],
-    );
-    this.ensured = true;
-  }
-
-  async logMigration({ name }: { name: string }): Promise<void> {
-    await this.ensureTable();
-    await this.knex(MIGRATIONS_TABLE).insert({ name });
-  }
-
-  async unlogMigration({ name }: { name: string }): Promise<void> {
-    await this.ensureTable();
-    await this.knex(MIGRATIONS_TABLE).where({ name }).delete();
-  }
-
-  async executed(): Promise<string[]> {
-    await this.ensureTable();
-    const rows: Array<{ name: string }> = await this.knex(MIGRATIONS_TABLE).select('name').orderBy('name');
-    return rows.map((r) => r.name);
+/**
+ * Undoes whatever prefix of its `up` an interrupted run of a migration left, with its
+ * `down`. A migration whose `down` throws {@link IrreversibleMigrationError} promises
+ * instead that its `up` resumes from any prefix of itself (the template says so), so it
+ * is simply run again.
+ */
+async function undoPrefix(module: MigrationModule, params: MigrationParams): Promise<void> {
+  try {
+    await module.down(params);
+  } catch (err) {
+    // By name too: a migration of the extra folder (.mjs) cannot import the class.
+    if (!(err instanceof IrreversibleMigrationError) && (err as Error | undefined)?.name !== 'IrreversibleMigrationError') throw err;
   }
 }
 
 /**
- * An umzug instance over a database.
+ * An umzug instance over a database. Each migration is recorded as started (in
+ * {@link MIGRATIONS_TABLE}) before its `up` or `down` sends a statement, and as applied
+ * (or forgotten) once it has finished. `up` of a migration found started (a crash stopped
+ * an earlier `up` or `down` of it partway) first runs its `down`, which undoes any prefix
+ * of its `up` (the contract of `migrations/TEMPLATE.ts.txt`), then its `up`: so `migrate`
+ * and `repair` converge whatever statement a crash stopped at.
  * @param knex Knex connected to the database to migrate (as an admin: migrations run DDL)
  * @param migrations what {@link loadMigrations} returned
+ * @param options `faultKillAfterStatement`: test-only crash injection (`SILO_FAULT_KILL_AFTER_STATEMENT`)
  */
-export function createMigrator(knex: Knex, migrations: LoadedMigration[]): Umzug<Knex> {
+export function createMigrator(knex: Knex, migrations: LoadedMigration[], options: Partial<Pick<Config, 'faultKillAfterStatement'>> = {}): Umzug<Knex> {
+  const storage = new KnexStorage(knex);
   return new Umzug<Knex>({
     // A function: umzug calls a function-valued context, and a Knex is a function.
     context: () => knex,
-    storage: new KnexStorage(knex),
+    storage,
     logger: undefined,
     migrations: migrations.map((m) => ({
       name: m.name,
       path: m.path,
-      up: async ({ context }) => m.module.up({ name: m.name, context }),
-      down: async ({ context }) => m.module.down({ name: m.name, context }),
+      up: async ({ context }) => {
+        const params = { name: m.name, context };
+        if (storage.wasStarted(m.name)) await undoPrefix(m.module, params);
+        else await storage.logStarted(m.name);
+        await withStatementFault(options.faultKillAfterStatement, context, m.name, () => m.module.up(params));
+      },
+      down: async ({ context }) => {
+        await storage.logStarted(m.name);
+        await m.module.down({ name: m.name, context });
+      },
     })),
   });
 }

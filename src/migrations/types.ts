@@ -9,7 +9,9 @@ export interface MigrationParams {
 /**
  * The shape of a migration file (`migrations/{main,tenant}/NNNN-verb-object.ts`).
  * `creates`/`drops` name the tables the migration adds or removes; `silo tenants status`
- * uses them to report drift.
+ * uses them to report drift. `down` undoes any prefix of `up` (a crash can stop `up`
+ * after any statement, and the runner then runs `down` before `up` again): see
+ * `migrations/TEMPLATE.ts.txt`.
  */
 export interface MigrationModule {
   up(params: MigrationParams): Promise<void>;

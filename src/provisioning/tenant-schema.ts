@@ -33,7 +33,7 @@ export function migrationLockName(tenant: Pick<Tenant, 'databaseServerId' | 'dat
  * @throws ConflictError `MIGRATION_LOCKED` when not granted in time
  */
 export async function withAdvisoryLock<T>(knex: Knex, name: string, timeoutS: number, fn: () => Promise<T>): Promise<T> {
-  const [rows] = await knex.raw('SELECT GET_LOCK(?, ?) AS ok', [name, timeoutS]);
+  const [rows] = (await knex.raw('SELECT GET_LOCK(?, ?) AS ok', [name, timeoutS])) as [Array<{ ok: number | string | null }>];
   if (Number(rows[0]?.ok) !== 1) {
     throw new ConflictError(`another runner holds ${name} (waited ${timeoutS} s)`, 'MIGRATION_LOCKED');
   }
@@ -44,9 +44,16 @@ export async function withAdvisoryLock<T>(knex: Knex, name: string, timeoutS: nu
   }
 }
 
-/** The migrator of a tenant database. */
-export async function tenantMigrator(knex: Knex, config: Pick<Config, 'tenantMigrationsExtraDir'>): Promise<Umzug<Knex>> {
-  return createMigrator(knex, await tenantMigrations(config));
+/**
+ * The migrator of a tenant database (see {@link createMigrator}: a migration a crash
+ * stopped partway is undone and applied again).
+ * @param config `faultKillAfterStatement` is honoured when set (tests only)
+ */
+export async function tenantMigrator(
+  knex: Knex,
+  config: Pick<Config, 'tenantMigrationsExtraDir'> & Partial<Pick<Config, 'faultKillAfterStatement'>>,
+): Promise<Umzug<Knex>> {
+  return createMigrator(knex, await tenantMigrations(config), config);
 }
 
 /** Applied and pending migrations, and drift, of one tenant database. */
