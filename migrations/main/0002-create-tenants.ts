@@ -35,7 +35,8 @@ export async function up({ context: knex }: MigrationParams): Promise<void> {
   });
 }
 
+/** Undoes any prefix of `up`: drops each table only if `up` got as far as making it (the newest first). */
 export async function down({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.dropTable('tenant_domains');
-  await knex.schema.dropTable('tenants');
+  await knex.schema.dropTableIfExists('tenant_domains');
+  await knex.schema.dropTableIfExists('tenants');
 }

@@ -38,6 +38,7 @@ export async function up({ context: knex }: MigrationParams): Promise<void> {
     ${monthPartitionsSql(new Date(), 1, 2)}`);
 }
 
+/** Undoes any prefix of `up`: drops the table only if `up` got as far as making it. */
 export async function down({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.dropTable('request_history');
+  await knex.schema.dropTableIfExists('request_history');
 }

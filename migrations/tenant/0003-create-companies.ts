@@ -30,6 +30,7 @@ export async function up({ context: knex }: MigrationParams): Promise<void> {
   });
 }
 
+/** Undoes any prefix of `up`: drops the table only if `up` got as far as making it. */
 export async function down({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.dropTable('companies');
+  await knex.schema.dropTableIfExists('companies');
 }

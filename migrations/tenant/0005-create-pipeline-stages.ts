@@ -31,6 +31,11 @@ export async function up({ context: knex }: MigrationParams): Promise<void> {
   await knex('pipeline_stages').insert(DEFAULT_STAGES);
 }
 
+/**
+ * Undoes any prefix of `up`: drops the table only if `up` got as far as making it. The
+ * stages `up` inserted go with it: the table is this migration's own, so nothing but
+ * what `up` (and the application since) put there is lost.
+ */
 export async function down({ context: knex }: MigrationParams): Promise<void> {
-  await knex.schema.dropTable('pipeline_stages');
+  await knex.schema.dropTableIfExists('pipeline_stages');
 }
