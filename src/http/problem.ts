@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { SiloError, TooManyRequestsError, UnavailableError } from '../lib/errors.js';
-import { isConnectionError } from '../lib/knex.js';
+import { isConnectionError, MysqlErrno, mysqlErrno } from '../lib/knex.js';
 
 /** The problem+json body. */
 export interface Problem {
@@ -126,6 +126,15 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
   if (known) return { problem: make(known.status, known.code, known.detail ?? e.message ?? 'bad request', requestId), headers: {}, unexpected: false };
   if (e?.statusCode === 429) {
     return { problem: make(429, 'RATE_LIMITED', e.message ?? 'too many requests', requestId), headers: {}, unexpected: false };
+  }
+  const errno = mysqlErrno(err);
+  if (errno === MysqlErrno.ACCOUNT_LOCKED || errno === MysqlErrno.MYSQL_ACCOUNT_LOCKED) {
+    // The tenant's account is fenced while its database is replaced (provisioning/account-fence.ts).
+    return {
+      problem: make(503, 'TENANT_UNAVAILABLE', 'the tenant is under maintenance; retry shortly', requestId, { retryAfter: 5 }),
+      headers: { 'retry-after': '5' },
+      unexpected: false,
+    };
   }
   if (isConnectionError(err)) {
     return {
