@@ -15,7 +15,7 @@ import { ConflictError, NotFoundError, SiloError, UnavailableError, ValidationEr
 import { keys, requireStore } from '../storage/s3.js';
 import { dumpDatabase, findMysqlTools } from './dump.js';
 import { runOperation } from './operation.js';
-import { getTenant } from './tenants-service.js';
+import { getTenant } from './tenant-lookup.js';
 import { safeErrorText } from '../lib/error-text.js';
 
 /**

@@ -27,7 +27,8 @@ function quotePattern(database: string): string {
   return `\`${grantPattern(database)}\``;
 }
 
-function checkAccount(a: Account): void {
+/** Checks an account name before it is bound into admin SQL. @throws Error for an unsafe user or host */
+export function checkAccount(a: Account): void {
   assertSafeIdentifier(a.user, MAX_USER_NAME);
   if (!/^[A-Za-z0-9.%_:-]{1,255}$/.test(a.host)) throw new Error(`unsafe account host ${JSON.stringify(a.host)}`);
 }

@@ -8,12 +8,17 @@ import type { SiloContext } from '../context.js';
 import { OperationFailedError, SiloError, UnavailableError } from '../lib/errors.js';
 import { safeErrorText } from '../lib/error-text.js';
 import { faultPoint } from '../lib/faults.js';
+import { assertLockHeld, LockLostError } from './tenant-lock.js';
 
 /** Handle given to the body of an operation. */
 export interface OperationHandle {
   id: number;
   kind: OperationKind;
-  /** Records that `step` completed (then a configured fault may kill the process). */
+  /**
+   * Records that `step` completed (then a configured fault may kill the process), then
+   * checks the tenant lock the operation runs under is still held.
+   * @throws LockLostError `LOCK_LOST`
+   */
   step(step: string): Promise<void>;
   /** Merges facts into the operation's details (never secrets). */
   note(details: Record<string, unknown>): Promise<void>;
@@ -33,7 +38,8 @@ export interface OperationStart {
  * @returns what `body` returns
  * @throws OperationFailedError naming the operation id and the last completed step, with the cause;
  *         a {@link SiloError} from `body` with status < 500, or an {@link UnavailableError} (503), is
- *         rethrown as it is (after the row is closed)
+ *         rethrown as it is (after the row is closed); {@link LockLostError} `LOCK_LOST` when the
+ *         tenant lock was lost (checked after every step; `onFailure` is not called then)
  */
 export async function runOperation<T>(
   ctx: SiloContext,
@@ -52,6 +58,8 @@ export async function runOperation<T>(
       lastStep = step;
       ctx.log.debug({ operation: id, kind: start.kind, step }, 'operation step completed');
       faultPoint(ctx.config, start.kind, step);
+      // Before the next step: is the tenant lock still ours? (tenant-lock.ts)
+      await assertLockHeld();
     },
     note: (details) => ops.mergeDetails(id, details),
   };
@@ -63,7 +71,8 @@ export async function runOperation<T>(
     const message = safeErrorText(err);
     ctx.log.error({ operation: id, kind: start.kind, step: lastStep, err }, 'operation failed');
     try {
-      if (onFailure) await onFailure(err, lastStep);
+      // A lost lock means another runner may own the tenant now: leave the tenant alone.
+      if (onFailure && !(err instanceof LockLostError)) await onFailure(err, lastStep);
       await ops.fail(id, message);
     } catch (journalErr) {
       ctx.log.error({ operation: id, err: journalErr }, 'could not record the failure of an operation');

@@ -3,6 +3,7 @@
  * or a hand-made change left behind, and finds orphans (databases and accounts with the
  * tenant prefix that no tenant owns).
  */
+import type { Knex } from 'knex';
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { ValidationError } from '../lib/errors.js';
@@ -13,7 +14,9 @@ import { runOperation } from './operation.js';
 import { interruptedRestore, loadBackupInto } from './restore-service.js';
 import { applyMigrations, defaultAdminEmail, ensureAccount, ensureDatabase, seed, settledStatus, tenantAccount, type SeedOutcome } from './steps.js';
 import { readSchemaState } from './tenant-schema.js';
-import { dropTenantResources, getTenant } from './tenants-service.js';
+import { isAccountLocked, unfenceAccount } from './account-fence.js';
+import { dropTenantResources } from './tenant-destroy.js';
+import { getTenant } from './tenant-lookup.js';
 import { safeErrorText } from '../lib/error-text.js';
 
 /** What repair found and did for one tenant. */
@@ -68,6 +71,7 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
       warnings.push(...grants.fixes.map((f) => `account ${account.user}: ${f.problem}`));
     }
   }
+  if (userExists && (await isAccountLocked((await ctx.admin.server(tenant.databaseServerId)).knex, account))) actions.push('unlock-account');
   let adminMissing = true;
   if (dbExists) {
     const tables = await sql.listTables(tenant.databaseName);
@@ -77,7 +81,7 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
     // migrations again: say so, so the operator restores a backup or recreates.
     for (const t of state.drift.missing) warnings.push(`table ${t} is missing (drift): restore a backup or recreate the tenant`);
     if (tables.includes('users')) {
-      adminMissing = (await ctx.admin.withTenantDatabase(tenant, (knex) => createUsersRepository(knex).countActiveAdmins())) === 0;
+      adminMissing = await ctx.admin.withTenantDatabase(tenant, (knex) => adminIsMissing(knex, tenant, warnings));
     }
   } else {
     actions.push('apply-migrations');
@@ -88,14 +92,30 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
 }
 
 /**
+ * Whether the `seed` step has an admin to create: exactly when seeding would create one,
+ * that is no active admin and no user with the tenant's admin email. An admin that exists
+ * but was deactivated is someone's decision, not damage: repair warns and leaves it, so
+ * it does not plan `seed-admin` again on every run.
+ */
+async function adminIsMissing(knex: Knex, tenant: Tenant, warnings: string[]): Promise<boolean> {
+  const users = createUsersRepository(knex);
+  if ((await users.countActiveAdmins()) > 0) return false;
+  const email = tenant.adminEmail ?? defaultAdminEmail(tenant.slug);
+  if (!(await users.findForLogin(email))) return true;
+  warnings.push(`no active admin: user ${email} exists but is inactive or not an admin; reactivate it (repair does not)`);
+  return false;
+}
+
+/**
  * Repairs one tenant, holding its lifecycle lock: any operation still marked `running`
  * on it was interrupted (its process is gone) and is closed as failed.
  * @param dryRun report the plan, change nothing
  * @throws ConflictError `TENANT_BUSY` when another operation is running on the tenant
  */
 export async function repairTenant(ctx: SiloContext, slug: string, actor: string, dryRun = false): Promise<RepairReport> {
-  const tenant = await getTenant(ctx, slug, { includeDeleted: true });
-  return ctx.locks.withLock(tenant, () => repairLocked(ctx, tenant, actor, dryRun));
+  const found = await getTenant(ctx, slug, { includeDeleted: true });
+  // Planned on the catalog row as it is once the lock is held.
+  return ctx.locks.withLock(found, async () => repairLocked(ctx, await getTenant(ctx, slug, { includeDeleted: true }), actor, dryRun));
 }
 
 async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dryRun: boolean): Promise<RepairReport> {
@@ -132,7 +152,7 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
         return undefined;
       }
       if (tenant.status === 'deleted') {
-        await dropTenantResources(ctx, tenant, op.step);
+        await dropTenantResources(ctx, tenant, (s) => op.step(s));
         return undefined;
       }
       await ensureDatabase(ctx, tenant);
@@ -142,6 +162,8 @@ async function repairLocked(ctx: SiloContext, tenant: Tenant, actor: string, dry
       await op.step('user');
       await applyMigrations(ctx, tenant);
       await op.step('migrations');
+      // A live tenant's account is unlocked (a fence left by an interrupted restore, recreate or create).
+      await unfenceAccount((await ctx.admin.server(tenant.databaseServerId)).knex, tenantAccount(ctx, tenant));
       let admin: SeedOutcome | undefined;
       if (actions.includes('seed-admin')) {
         admin = await seed(ctx, tenant, tenant.adminEmail ?? defaultAdminEmail(slug));
@@ -191,7 +213,12 @@ export async function repairTenants(
   return { tenants, orphans: await findOrphans(ctx, Boolean(opts.pruneOrphans) && !opts.dryRun) };
 }
 
-/** Databases and accounts with the tenant prefix on every server that no tenant owns. */
+/**
+ * Databases and accounts with the tenant prefix on every server that no tenant owns.
+ * With `prune`, each one is checked again against the catalog under the names lock (which
+ * a create holds while its row commits) right before it is dropped: a name a concurrent
+ * create has just claimed is kept, and left out of the report.
+ */
 export async function findOrphans(ctx: SiloContext, prune: boolean): Promise<Orphans> {
   const all = await ctx.catalog.tenants.list();
   const ownedDbs = new Set(all.map((t) => `${t.databaseServerId}/${t.databaseName}`));
@@ -203,11 +230,27 @@ export async function findOrphans(ctx: SiloContext, prune: boolean): Promise<Orp
     const dbs = (await sql.listDatabases(ctx.config.tenantDbPrefix)).filter((d) => !ownedDbs.has(`${server.id}/${d}`));
     const accounts = (await sql.listUsers(ctx.config.tenantDbPrefix)).filter((a) => !ownedUsers.has(`${server.id}/${a.user}`));
     if (prune) {
-      for (const d of dbs) await sql.dropDatabase(d);
-      for (const a of accounts) await sql.dropUser(a);
+      for (const d of dbs) {
+        const dropped = await ctx.locks.withNamesLock(async () => !(await ownsName(ctx, server.id, { database_name: d })) && (await sql.dropDatabase(d), true));
+        if (dropped) databases.push(d);
+      }
+      for (const a of accounts) {
+        const dropped = await ctx.locks.withNamesLock(async () => !(await ownsName(ctx, server.id, { db_user: a.user })) && (await sql.dropUser(a), true));
+        if (dropped) users.push(a);
+      }
+    } else {
+      databases.push(...dbs);
+      users.push(...accounts);
     }
-    databases.push(...dbs);
-    users.push(...accounts);
   }
   return { databases, users, pruned: prune };
+}
+
+/** True when a tenant (of any status) on this server now owns the database or user name. */
+async function ownsName(ctx: SiloContext, serverId: number, name: { database_name: string } | { db_user: string }): Promise<boolean> {
+  const row: unknown = await ctx.catalog
+    .knex('tenants')
+    .where({ database_server_id: serverId, ...name })
+    .first('id');
+  return row !== undefined;
 }

@@ -5,36 +5,39 @@
  * 1. `backup`: a `pre-restore` backup of the current database (skipped when there is no
  *    database, e.g. a deleted tenant); if it fails, nothing changes.
  * 2. `maintenance`: the tenant goes to `maintenance` (the API answers 503 + Retry-After
- *    for it alone), then waits one tenant-change poll interval so that every API process
- *    has closed the tenant's pool before its database goes away.
+ *    for it alone) and its account is fenced (`account-fence.ts`: locked, its sessions
+ *    killed), so that no API process, even one that never heard of the change, can write.
  * 3. `verify`: the object is read once from S3 and its SHA-256 and size compared with the
  *    catalog's; a corrupted or replaced object is refused before anything is dropped.
- * 4. `database`: a new token generation starts (tokens of before the restore, and the
+ * 4. `replace`: the intent, recorded before the first destructive statement: from here on
+ *    repair loads the backup again, whatever the database holds.
+ * 5. `database`: a new token generation starts (tokens of before the restore, and the
  *    refresh tokens the backup brings back, are refused), then the database is dropped and
  *    created empty; the account and its grant are ensured.
- * 5. `load`: the object is streamed again (S3 -> SHA-256 -> gunzip -> client program);
+ * 6. `load`: the object is streamed again (S3 -> SHA-256 -> gunzip -> client program);
  *    the digest of what was read is checked again at the end.
- * 6. `migrations`: pending migrations run if the backup is older than the code.
- * 7. `activate`: the tenant returns to its settled status (`active`, or `suspended` if it
- *    was; a deleted tenant comes back `active`).
- * A failure after step 2 leaves the tenant in `maintenance` with the reason and the
- * pre-restore backup named; `repair` re-runs steps 3-7 from the same backup when the
- * database had already been replaced (step 4 reached), and otherwise just reopens the
- * tenant, whose data was not touched.
+ * 7. `migrations`: pending migrations run if the backup is older than the code.
+ * 8. `activate`: the account is unlocked and the tenant returns to its settled status
+ *    (`active`, or `suspended` if it was; a deleted tenant comes back `active`).
+ * A failure after step 2 leaves the tenant in `maintenance` (account locked) with the
+ * reason and the pre-restore backup named; `repair` re-runs steps 3-8 from the same
+ * backup when the replacement had begun (step 4 reached), and otherwise just reopens the
+ * tenant (and unlocks its account), whose data was not touched.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { Backup, Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { ConflictError, SiloError } from '../lib/errors.js';
+import { faultPoint } from '../lib/faults.js';
 import { requireStore, type ObjectStore } from '../storage/s3.js';
+import { fenceAccount, unfenceAccount } from './account-fence.js';
 import { backupFacts, findRestorableBackup, HashMeter, takeBackup } from './backup-service.js';
 import { findMysqlTools, loadDatabase } from './dump.js';
 import { runOperation, type OperationHandle } from './operation.js';
-import { applyMigrations, ensureAccount, settledStatus } from './steps.js';
+import { applyMigrations, ensureAccount, settledStatus, tenantAccount } from './steps.js';
 import { tenantMigrations } from './tenant-schema.js';
-import { getTenant } from './tenants-service.js';
+import { getTenant } from './tenant-lookup.js';
 import { safeErrorText } from '../lib/error-text.js';
 
 /** Options of {@link restoreTenant}: which backup (exactly one of the two). */
@@ -97,7 +100,7 @@ async function verifyObject(store: ObjectStore, backup: Backup): Promise<void> {
 }
 
 /**
- * Steps 3-7 (verify, database, load, migrations, activate) on a tenant in maintenance.
+ * Steps 3-8 (verify, replace, database, load, migrations, activate) on a tenant in maintenance.
  * Shared by restore and by repair of an interrupted restore.
  * @returns migrations applied after the load
  */
@@ -107,10 +110,15 @@ export async function loadBackupInto(ctx: SiloContext, tenant: Tenant, backup: B
   await verifyObject(store, backup);
   await op.step('verify');
 
-  const { sql, url } = await ctx.admin.server(tenant.databaseServerId);
-  // Before the first destructive statement (and again when repair resumes: harmless).
+  const { sql, url, knex } = await ctx.admin.server(tenant.databaseServerId);
+  const account = tenantAccount(ctx, tenant);
+  // Before the first destructive statement (and again when repair resumes: harmless):
+  // the fence, the intent in the journal, the new token generation.
+  await fenceAccount(knex, account);
+  await op.step('replace');
   await ctx.catalog.tenants.bumpGeneration(tenant.id);
   await sql.dropDatabase(tenant.databaseName);
+  faultPoint(ctx.config, 'restore', 'database-dropped');
   await sql.createDatabase(tenant.databaseName);
   await ensureAccount(ctx, tenant);
   await op.step('database');
@@ -137,6 +145,7 @@ export async function loadBackupInto(ctx: SiloContext, tenant: Tenant, backup: B
   // already `maintenance`: `deletedAt` is what still says it was deleted.
   const wasDeleted = tenant.status === 'deleted' || tenant.deletedAt !== null;
   const status = wasDeleted ? 'active' : settledStatus(tenant);
+  await unfenceAccount(knex, account);
   await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null, ...(wasDeleted ? { deletedAt: null } : {}) });
   tenant.status = status;
   ctx.events.emit('tenantChanged', tenant.slug);
@@ -182,8 +191,9 @@ export async function restoreTenant(ctx: SiloContext, slug: string, actor: strin
         await ctx.catalog.tenants.update(tenant.id, { status: 'maintenance', statusReason: `restoring backup ${backup.id}` });
         inMaintenance = true;
         ctx.events.emit('tenantChanged', slug);
-        // Other API processes notice the change within one poll interval and close the pool.
-        await sleep(ctx.config.tenantChangePollMs > 0 ? ctx.config.tenantChangePollMs + 250 : 0);
+        // The fence: API processes that missed the change can no longer reach the database.
+        const killed = await fenceAccount((await ctx.admin.server(tenant.databaseServerId)).knex, tenantAccount(ctx, tenant));
+        await op.note({ fencedSessions: killed });
         await op.step('maintenance');
         return loadBackupInto(ctx, tenant, backup, op);
       },
@@ -207,7 +217,7 @@ export async function restoreTenant(ctx: SiloContext, slug: string, actor: strin
 
 /**
  * For `repair`: the restore to resume on a tenant in maintenance, when its newest restore
- * did not succeed after the database was replaced (step `database` or `load` reached), or
+ * did not succeed once the replacement had begun (step `replace`, `database` or `load` reached), or
  * was bringing back a deleted tenant (whose database is gone anyway). A repair that
  * resumed a restore and did not finish is resumed again.
  * @returns the backup to load again, or undefined (the data was not touched: reopen it)
@@ -218,7 +228,7 @@ export async function interruptedRestore(ctx: SiloContext, tenant: Tenant): Prom
   if (!op || op.status === 'succeeded') return undefined;
   let backupId: number;
   if (op.kind === 'restore') {
-    const replaced = ['database', 'load'].includes(op.step ?? '');
+    const replaced = ['replace', 'database', 'load'].includes(op.step ?? '');
     const wasDeleted = op.details?.statusBefore === 'deleted' && ['maintenance', 'verify'].includes(op.step ?? '');
     if (!replaced && !wasDeleted) return undefined;
     backupId = Number(op.details?.backupId);

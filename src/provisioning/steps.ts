@@ -8,6 +8,7 @@ import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { seedTenant } from '../crm/seed.js';
 import { decryptSecret, generatePassword } from '../lib/secrets.js';
+import { fenceAccount, unfenceAccount } from './account-fence.js';
 import { forgetPreviousPassword } from './account-passwords.js';
 import type { OperationHandle } from './operation.js';
 import { migrationLockName, tenantMigrator, withAdvisoryLock } from './tenant-schema.js';
@@ -93,12 +94,16 @@ export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | '
 
 /**
  * Runs the provisioning steps from `database` to `activate` on a tenant whose catalog
- * row exists. Each step is recorded on the operation.
+ * row exists. Each step is recorded on the operation. The account stays fenced
+ * (`account-fence.ts`: locked) until `activate`, so that an API process with a stale
+ * tenant row cannot reach a database still being built (recreate).
  */
 export async function provision(ctx: SiloContext, op: OperationHandle, tenant: Tenant, admin: { email: string; password?: string }): Promise<SeedOutcome> {
   await ensureDatabase(ctx, tenant);
   await op.step('database');
   await ensureAccount(ctx, tenant);
+  const { knex } = await ctx.admin.server(tenant.databaseServerId);
+  await fenceAccount(knex, tenantAccount(ctx, tenant));
   await op.step('user');
   const applied = await applyMigrations(ctx, tenant);
   await op.note({ migrationsApplied: applied.length, schemaVersion: tenant.schemaVersion });
@@ -107,6 +112,7 @@ export async function provision(ctx: SiloContext, op: OperationHandle, tenant: T
   await op.note({ adminEmail: seeded.adminEmail, adminCreated: seeded.adminCreated });
   await op.step('seed');
   const status = settledStatus(tenant);
+  await unfenceAccount(knex, tenantAccount(ctx, tenant));
   await ctx.catalog.tenants.update(tenant.id, { status, statusReason: null });
   tenant.status = status;
   tenant.statusReason = null;

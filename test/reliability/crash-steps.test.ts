@@ -171,9 +171,9 @@ const MIGRATE = ['maintenance', 'migrations', 'activate'];
 const RECREATE = ['backup', 'provisioning', 'drop-database', 'drop-user', 'database', 'user', 'migrations', 'seed', 'activate'];
 const DELETE = ['backup', 'catalog', 'database', 'user'];
 const BACKUP = ['dump', 'recorded'];
-const RESTORE = ['backup', 'maintenance', 'verify', 'database', 'load', 'migrations', 'activate'];
-/** Restore steps after which the database holds (part of) the backup. */
-const RESTORE_REPLACED = ['database', 'load', 'migrations', 'activate'];
+const RESTORE = ['backup', 'maintenance', 'verify', 'replace', 'database', 'load', 'migrations', 'activate'];
+/** Restore steps after which repair ends with the backup's rows (`replace`: the intent is recorded, the DROP may have run). */
+const RESTORE_REPLACED = ['replace', 'database', 'load', 'migrations', 'activate'];
 
 // Every kill point is its own tenant: they run side by side.
 t.jobs = 4;
@@ -288,7 +288,7 @@ for (const step of RESTORE) {
       t.equal((await backupsOf(tenant, 'pre-restore', killedId)).length, 1, 'the pre-restore backup is completed');
       t.equal(
         report.actions.includes('resume-restore'),
-        ['database', 'load'].includes(step),
+        ['replace', 'database', 'load'].includes(step),
         'repair loads the backup again only when the killed restore had not finished loading it',
       );
       await assertServing(t, slug, NEWER, PASSWORD);
