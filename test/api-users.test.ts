@@ -32,7 +32,7 @@ async function createUser(role: 'admin' | 'manager' | 'staff', fullName?: string
   const email = `${role}${++seq}@users-a.test`;
   const res = await asAdmin('POST', '/api/v1/users', { email, role, password: PASSWORD, ...(fullName ? { fullName } : {}) });
   if (res.statusCode !== 201) throw new Error(`create ${email}: ${res.statusCode} ${res.body}`);
-  return res.json() as { id: number; email: string; role: string; version: number; active: boolean };
+  return res.json<{ id: number; email: string; role: string; version: number; active: boolean }>();
 }
 
 t.test('an admin creates, lists, gets, updates and deactivates users', async (t) => {

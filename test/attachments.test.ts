@@ -71,7 +71,7 @@ function upload(url: string, file: { data: Buffer; fileName?: string; type?: str
 /** Keys of the objects s3rver holds in the bucket folder. */
 async function objects(): Promise<string[]> {
   const root = join(s3.directory, s3.bucket);
-  const files = (await readdir(root, { recursive: true }).catch(() => [] as string[])) as string[];
+  const files = await readdir(root, { recursive: true }).catch((): string[] => []);
   return files
     .filter((f) => f.endsWith('._S3rver_object'))
     .map((f) => f.slice(0, -'._S3rver_object'.length).split('\\').join('/'))

@@ -25,15 +25,27 @@ function cells(csv: string): string[][] {
   for (let i = 0; i < csv.length; i++) {
     const c = csv[i]!;
     if (quoted) {
-      if (c === '"' && csv[i + 1] === '"') ((cell += '"'), i++);
-      else if (c === '"') quoted = false;
+      if (c === '"' && csv[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
       else cell += c;
     } else if (c === '"') quoted = true;
-    else if (c === ',') (row.push(cell), (cell = ''));
-    else if (c === '\r' && csv[i + 1] === '\n') (row.push(cell), rows.push(row), (row = []), (cell = ''), i++);
-    else cell += c;
+    else if (c === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (c === '\r' && csv[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += c;
   }
-  if (cell || row.length) (row.push(cell), rows.push(row));
+  if (cell || row.length) {
+    row.push(cell);
+    rows.push(row);
+  }
   return rows;
 }
 
@@ -79,7 +91,7 @@ t.test('companies/export.csv: formulas are prefixed with a quote too', async (t)
   t.ok(row?.includes(`'@evil`), 'the industry is defused');
 });
 
-t.test('the export options defuse a leading tab or carriage return too (the CRM trims names, so no stored value starts with one)', async (t) => {
+t.test('the export options defuse a leading tab or carriage return too (the CRM trims names, so no stored value starts with one)', (t) => {
   const out = stringify([['\t=1+1', '\r=1+1', 'ok', -5]], CSV_OPTIONS);
   const [tab, cr, ok, n] = out.replace(/\r\n$/, '').split(',');
   t.equal(tab, "'\t=1+1", 'a leading tab is prefixed');

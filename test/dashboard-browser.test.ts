@@ -44,7 +44,7 @@ t.test('the page loads without auth, under a nonce-only CSP, and stays out of Op
   t.notMatch(res.body, /<script[^>]+src=|<link[^>]+stylesheet|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'nothing loads from elsewhere');
   const again = await app.inject('/platform/dashboard');
   t.not(String(again.headers['content-security-policy']), csp, 'a fresh nonce per response');
-  const doc = (await app.inject('/docs/json')).json() as { paths: Record<string, unknown> };
+  const doc = (await app.inject('/docs/json')).json<{ paths: Record<string, unknown> }>();
   t.notOk(
     Object.keys(doc.paths).some((p) => p.includes('dashboard')),
     'not in the OpenAPI document',
@@ -127,9 +127,9 @@ t.test('a support user sees the same totals, chart points, top routes and errors
   const get = async <T>(url: string) => {
     const res = await app.inject({ url, headers: { authorization: `Bearer ${ptoken}` } });
     t.equal(res.statusCode, 200, url);
-    return res.json() as T;
+    return res.json<T>();
   };
-  const stats = await get<Stats>(`/platform/v1/history/stats?${q}`);
+  const stats = await get<Stats>(`/platform/v1/history/stats?${q.toString()}`);
   t.match(stats.totals, { requests: 15, clientErrors: 6, serverErrors: 0 }, 'the API counts only dash-a traffic');
 
   const shown = async (id: string) => {
@@ -171,7 +171,7 @@ t.test('a support user sees the same totals, chart points, top routes and errors
   t.match(stats.byRoute[0], { route: '/api/v1/auth/me', count: 6 });
   t.equal(await page.locator('table#top-routes tbody tr').count(), stats.byRoute.length, 'every route row');
 
-  const errors = await get<{ data: Array<{ id: number; status: number }>; total: number }>(`/platform/v1/history?${q}&statusClass=4xx&pageSize=100`);
+  const errors = await get<{ data: Array<{ id: number; status: number }>; total: number }>(`/platform/v1/history?${q.toString()}&statusClass=4xx&pageSize=100`);
   const ids = await page.$$eval('table#recent-errors tbody tr[data-id]', (rs) => rs.map((r) => Number(r.getAttribute('data-id'))));
   t.same(ids, errors.data.map((e) => e.id).slice(0, 20), 'recent errors, newest first');
   await page.click('table#recent-errors tbody tr:first-child a.details-link');

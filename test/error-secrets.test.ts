@@ -43,8 +43,7 @@ t.teardown(() => root.destroy());
 await addPlatformUser(ctx, { email: 'op@silo.test', role: 'operator', password: PASSWORD });
 await addPlatformUser(ctx, { email: 'support@silo.test', role: 'support', password: PASSWORD });
 const token = async (email: string) =>
-  ((await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email, password: PASSWORD } })).json() as { accessToken: string })
-    .accessToken;
+  (await app.inject({ method: 'POST', url: '/platform/v1/auth/login', payload: { email, password: PASSWORD } })).json<{ accessToken: string }>().accessToken;
 const operator = await token('op@silo.test');
 const support = await token('support@silo.test');
 const platform = (bearer: string, method: 'GET' | 'POST', url: string, payload?: object) =>

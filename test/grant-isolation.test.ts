@@ -135,12 +135,12 @@ t.test('a tenant account cannot open more than MAX_USER_CONNECTIONS connections'
       }),
     ),
   );
-  const refused = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as { errno?: number });
+  const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason as { errno?: number });
   t.ok(refused.length >= 2, `at most 4 sessions at once (${refused.length} of 6 refused)`);
   // 1226 ER_USER_LIMIT_REACHED (the account's own limit); 1203 is the server-wide max_user_connections.
   t.ok(
     refused.every((e) => e.errno === 1226 || e.errno === 1203),
-    `refused with ER_USER_LIMIT_REACHED: ${refused.map((e) => e.errno ?? String(e)).join(', ')}`,
+    `refused with ER_USER_LIMIT_REACHED: ${refused.map((e) => e.errno ?? JSON.stringify(e)).join(', ')}`,
   );
 });
 

@@ -106,7 +106,7 @@ t.test('history keyset pagination: cursor -> nextCursor walks every row once, ne
   while (cursor !== null && pages < 20) {
     const res = await getA(`/api/v1/history?route=/keyset&pageSize=7&from=${iso(base - DAY)}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     t.equal(res.statusCode, 200, res.body);
-    const body = res.json() as { data: Array<{ id: number }>; nextCursor: string | null; total: number };
+    const body = res.json<{ data: Array<{ id: number }>; nextCursor: string | null; total: number }>();
     seen.push(...body.data.map((r) => r.id));
     cursor = body.nextCursor;
     pages++;

@@ -22,7 +22,7 @@ const tokB = await login(app, 'hist-b');
 const staffA = await login(app, 'hist-a', 'staff@hist-a.test');
 // A route that fails, to see a 5xx recorded (added before the app is used).
 const boomApp = await buildApp({ ctx });
-boomApp.get('/api/v1/test-boom', async () => {
+boomApp.get('/api/v1/test-boom', () => {
   throw new Error('boom with secret-ish internals');
 });
 await boomApp.ready();
@@ -55,7 +55,7 @@ t.test('rows are written for success, 4xx, 5xx, unknown tenant and platform call
 
   const rows = await k('request_history').select('*');
   const byReq = new Map(rows.map((r: any) => [r.request_id, r]));
-  const okRow: any = byReq.get(ok.headers['x-request-id'] as string);
+  const okRow: any = byReq.get(ok.headers['x-request-id']);
   t.match(okRow, {
     tenant_id: ta.id,
     user_kind: 'tenant',
@@ -71,15 +71,15 @@ t.test('rows are written for success, 4xx, 5xx, unknown tenant and platform call
   t.ok(okRow.duration_ms > 0);
   t.ok(okRow.response_bytes > 0);
   t.ok(okRow.ip);
-  t.match(byReq.get(notFound.headers['x-request-id'] as string), {
+  t.match(byReq.get(notFound.headers['x-request-id']), {
     status: 404,
     error_code: 'COMPANY_NOT_FOUND',
     route: '/api/v1/companies/:id',
     tenant_id: ta.id,
   });
-  t.match(byReq.get(unknown.headers['x-request-id'] as string), { status: 404, error_code: 'TENANT_NOT_FOUND', tenant_id: null, user_id: null });
-  t.match(byReq.get(boom.headers['x-request-id'] as string), { status: 500, error_code: 'INTERNAL' });
-  t.match(byReq.get(plat.headers['x-request-id'] as string), { status: 200, user_kind: 'platform', route: '/platform/v1/tenants' });
+  t.match(byReq.get(unknown.headers['x-request-id']), { status: 404, error_code: 'TENANT_NOT_FOUND', tenant_id: null, user_id: null });
+  t.match(byReq.get(boom.headers['x-request-id']), { status: 500, error_code: 'INTERNAL' });
+  t.match(byReq.get(plat.headers['x-request-id']), { status: 200, user_kind: 'platform', route: '/platform/v1/tenants' });
   t.notOk(
     rows.some((r: any) => r.path === '/health'),
     '/health is not recorded',

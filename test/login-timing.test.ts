@@ -24,10 +24,10 @@ await ctx.catalog.knex('platform_users').where({ email: 'gone@silo.test' }).upda
 // Counts argon2 verifications (src/lib/passwords.ts calls argon2.verify on this object).
 let verifies = 0;
 const realVerify = argon2.verify.bind(argon2);
-argon2.verify = (async (...args: Parameters<typeof argon2.verify>) => {
+argon2.verify = async (...args: Parameters<typeof argon2.verify>) => {
   verifies++;
   return realVerify(...args);
-}) as typeof argon2.verify;
+};
 t.teardown(() => void (argon2.verify = realVerify));
 
 const median = (xs: number[]) => {

@@ -102,7 +102,7 @@ t.test('commands that need no key work without one (NODE_ENV=production)', async
   t.equal(stats.code, 0, stats.stderr);
 });
 
-t.test('the configuration refuses lazily: loading works, encrypting and decrypting throw a ConfigError', async (t) => {
+t.test('the configuration refuses lazily: loading works, encrypting and decrypting throw a ConfigError', (t) => {
   for (const nodeEnv of [undefined, 'production', 'test']) {
     const config = loadConfig({ ...(nodeEnv ? { NODE_ENV: nodeEnv } : {}) });
     t.throws(() => config.secrets.encrypt('x'), ConfigError);

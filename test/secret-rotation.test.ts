@@ -53,7 +53,7 @@ async function storedSecrets(knex: import('knex').Knex, catalog: string): Promis
   )) as [Array<{ t: string; c: string }>];
   const out = new Map<string, string>();
   for (const { t: table, c } of cols) {
-    const rows = (await knex(table).whereNotNull(c).select('id', c)) as Array<Record<string, unknown>>;
+    const rows: Array<Record<string, unknown>> = await knex(table).whereNotNull(c).select('id', c);
     for (const r of rows) out.set(`${table}.${c}#${String(r.id)}`, String(r[c]));
   }
   return out;
@@ -287,10 +287,10 @@ t.test('rotate-credentials killed after each step: the API is never locked out, 
 
       const fin = await cli(finish === 'repair' ? ['tenants', 'repair', slug, '--json'] : ['tenants', 'rotate-credentials', slug, '--json'], env);
       t.equal(fin.code, 0, `${finish} after a crash at ${step} succeeds (${fin.stderr}${fin.stdout.slice(0, 300)})`);
-      const row = (await ctx.catalog.knex('tenants').where({ id: tenant.id }).first('db_password_enc', 'db_password_prev_enc')) as {
-        db_password_enc: string;
-        db_password_prev_enc: string | null;
-      };
+      const row: { db_password_enc: string; db_password_prev_enc: string | null } = await ctx.catalog
+        .knex('tenants')
+        .where({ id: tenant.id })
+        .first('db_password_enc', 'db_password_prev_enc');
       t.equal(row.db_password_prev_enc, null, 'no previous password is kept');
       t.equal(await connect(tenant, ctx.config.secrets.decrypt(row.db_password_enc)), 'ok', 'the server has the catalog password');
       t.equal(await connect(tenant, decryptSecret(tenant.dbPasswordEnc, OLD)), 1045, 'the password before the rotation is refused');

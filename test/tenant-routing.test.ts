@@ -163,16 +163,16 @@ t.test('a tenant in maintenance, provisioning or failed is a 503 TENANT_UNAVAILA
 
 t.test('a flood of requests for an unknown tenant reaches the catalog only a few times', async (t) => {
   const repo = ctx.catalog.tenants;
-  const original = repo.findBySlug;
-  const originalDomain = repo.slugByDomain;
+  const original = repo.findBySlug.bind(repo);
+  const originalDomain = repo.slugByDomain.bind(repo);
   const lookups = { slug: 0, domain: 0 };
   repo.findBySlug = (slug, trx) => {
     if (slug === 'phantom') lookups.slug++;
-    return original.call(repo, slug, trx);
+    return original(slug, trx);
   };
   repo.slugByDomain = (domain, ...rest) => {
     if (domain === 'crm.phantom.example') lookups.domain++;
-    return originalDomain.call(repo, domain, ...rest);
+    return originalDomain(domain, ...rest);
   };
   t.teardown(() => {
     repo.findBySlug = original;

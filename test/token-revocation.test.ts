@@ -60,7 +60,7 @@ async function eventually(probe: () => Promise<LightMyRequestResponse>, done: (r
 async function addUser(slug: string, adminToken: string, role: 'admin' | 'manager' | 'staff', email: string): Promise<number> {
   const res = await call(app, slug, adminToken, 'POST', '/api/v1/users', { email, role, password: PASSWORD });
   if (res.statusCode !== 201) throw new Error(`create ${email}: ${res.statusCode} ${res.body}`);
-  return (res.json() as { id: number }).id;
+  return res.json<{ id: number }>().id;
 }
 
 t.test('an access token from before a recreate is refused after it, though a user with its id exists again', async (t) => {
@@ -167,9 +167,9 @@ t.test('a lowered role applies at once: a manager-only route is refused to the o
   const admin = (await login(app, 'tr-role')).accessToken;
   const id = await addUser('tr-role', admin, 'manager', 'mia@tr-role.test');
   const mia = await login(app, 'tr-role', 'mia@tr-role.test');
-  const company = (await call(app, 'tr-role', admin, 'POST', '/api/v1/companies', { name: 'Acme' })).json() as { id: number };
+  const company = (await call(app, 'tr-role', admin, 'POST', '/api/v1/companies', { name: 'Acme' })).json<{ id: number }>();
   const rename = async (token: string, name: string, on = app) => {
-    const { version } = (await call(on, 'tr-role', admin, 'GET', `/api/v1/companies/${company.id}`)).json() as { version: number };
+    const { version } = (await call(on, 'tr-role', admin, 'GET', `/api/v1/companies/${company.id}`)).json<{ version: number }>();
     return call(on, 'tr-role', token, 'PATCH', `/api/v1/companies/${company.id}`, { name, version });
   };
   t.equal((await rename(mia.accessToken, 'Acme 1')).statusCode, 200, 'a manager may update');
@@ -185,7 +185,7 @@ t.test('a lowered role applies at once: a manager-only route is refused to the o
   isProblem(t, res, 401, 'TOKEN_REVOKED');
   const refreshed = await refresh('tr-role', mia.refreshToken);
   t.equal(refreshed.statusCode, 200, 'a role change keeps the sessions: refresh gives a token with the new role');
-  const staffToken = (refreshed.json() as { accessToken: string }).accessToken;
+  const staffToken = refreshed.json<{ accessToken: string }>().accessToken;
   isProblem(t, await rename(staffToken, 'Acme 5'), 403, 'FORBIDDEN');
   t.equal((await call(app, 'tr-role', staffToken, 'GET', '/api/v1/companies')).statusCode, 200, 'staff may still read');
 });

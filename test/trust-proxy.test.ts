@@ -45,7 +45,7 @@ const sink = new Writable({
 async function appWith(trustProxy: Config['trustProxy'], logger = pino({ level: 'silent' })): Promise<FastifyInstance> {
   const c: SiloContext = { ...ctx, config: { ...ctx.config, trustProxy } };
   const app = await buildApp({ ctx: c, logger });
-  app.get('/test/ip', async (request) => ({ ip: request.ip }));
+  app.get('/test/ip', (request) => ({ ip: request.ip }));
   await app.ready();
   t.teardown(() => app.close());
   return app;
@@ -66,7 +66,7 @@ const badLogin = (xff: string) =>
     payload: { email: 'admin@proxied.test', password: 'not the password at all' },
   });
 
-t.test('config: SILO_TRUST_PROXY is off, a hop count, or proxy addresses/CIDRs; nothing else', async (t) => {
+t.test('config: SILO_TRUST_PROXY is off, a hop count, or proxy addresses/CIDRs; nothing else', (t) => {
   t.equal(loadConfig({}).trustProxy, false, 'off by default');
   t.equal(loadConfig({ SILO_TRUST_PROXY: '0' }).trustProxy, false);
   t.equal(loadConfig({ SILO_TRUST_PROXY: '1' }).trustProxy, 1);

@@ -51,7 +51,7 @@ function auth(url: string): Record<string, string> {
 async function must<T = any>(method: 'GET' | 'POST', url: string, payload?: object): Promise<T> {
   const res = await app.inject({ method, url, headers: auth(url), ...(payload ? { payload } : {}) });
   if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
-  return res.json() as T;
+  return res.json<T>();
 }
 
 // Records the body sweep updates; each keeps its current version here.
@@ -76,13 +76,13 @@ let cliRuns = 0;
 function check(where: string, value: string, res: LightMyRequestResponse): void {
   if (res.statusCode >= 500) violations.push({ where, value, status: res.statusCode, problem: res.body.slice(0, 300) });
   else if (res.statusCode >= 400 && !String(res.headers['content-type']).startsWith('application/problem+json')) {
-    violations.push({ where, value, status: res.statusCode, problem: `error answer is ${res.headers['content-type']}, not problem+json` });
+    violations.push({ where, value, status: res.statusCode, problem: `error answer is ${String(res.headers['content-type'])}, not problem+json` });
   } else if (res.statusCode >= 400 && res.json().requestId !== res.headers['x-request-id']) {
     violations.push({
       where,
       value,
       status: res.statusCode,
-      problem: `problem requestId ${res.json().requestId} is not the X-Request-Id ${res.headers['x-request-id']}`,
+      problem: `problem requestId ${res.json().requestId} is not the X-Request-Id ${String(res.headers['x-request-id'])}`,
     });
   }
 }
@@ -138,7 +138,7 @@ interface Operation {
   parameters?: Param[];
   requestBody?: { content?: Record<string, { schema?: Schema }> };
 }
-const doc = (await app.inject('/docs/json')).json() as { paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } };
+const doc = (await app.inject('/docs/json')).json<{ paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, Schema> } }>();
 const HTTP_METHODS = new Set(['get', 'post', 'put', 'patch', 'delete']);
 const operations = Object.entries(doc.paths).flatMap(([path, item]) =>
   Object.entries(item)

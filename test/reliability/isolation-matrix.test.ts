@@ -428,7 +428,7 @@ const digestAll = async () => {
 };
 const before = await digestAll();
 
-t.test('every tenant route is enumerated from the app and can be exercised', async (t) => {
+t.test('every tenant route is enumerated from the app and can be exercised', (t) => {
   t.ok(cases.length >= 50, `${cases.length} method+path pairs under ${API}`);
   for (const must of [
     `GET ${API}/companies/{id}`,
@@ -592,7 +592,7 @@ t.test("each tenant's MySQL account is denied on the other tenants' databases an
   }
 });
 
-t.test('coverage and run time', async (t) => {
+t.test('coverage and run time', (t) => {
   const byMethod = new Map<string, number>();
   for (const c of runnable) byMethod.set(c.route.method, (byMethod.get(c.route.method) ?? 0) + 1);
   t.comment(`${runnable.length} routes (${[...byMethod].map(([m, n]) => `${m} ${n}`).join(', ')}) x ${data.length} tenants`);

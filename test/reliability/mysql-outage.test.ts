@@ -45,7 +45,7 @@ const records = new Map<string, { id: number; databaseName: string }>();
 for (const slug of [...tenants, COLD]) records.set(slug, await makeTenant(ctx, slug));
 const app = await buildApp({ ctx });
 // A write whose transaction is still open when the server stops (a route of this test only).
-app.post('/api/v1/test-slow-write', { onRequest: app.identifyTenant }, async (request, reply) => {
+app.post('/api/v1/test-slow-write', { onRequest: (request) => app.identifyTenant(request) }, async (request, reply) => {
   const knex = await app.tenantKnex(request);
   await knex.transaction(async (trx) => {
     await trx('companies').insert({ name: `Slow ${request.id}` });
@@ -179,11 +179,11 @@ const okAfterRestart = (tenant: string | null) => samples.filter((s) => s.tenant
 
 // Everything written on stdout while the load runs (stdout is for data: nothing is expected).
 const printed: string[] = [];
-const stdoutWrite = process.stdout.write;
-process.stdout.write = function (this: NodeJS.WriteStream, chunk: unknown, ...rest: unknown[]) {
+const stdoutWrite = process.stdout.write.bind(process.stdout);
+process.stdout.write = function (chunk: unknown, ...rest: unknown[]) {
   printed.push(String(chunk));
-  return (stdoutWrite as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
-} as typeof process.stdout.write;
+  return (stdoutWrite as (...a: unknown[]) => boolean)(chunk, ...rest);
+};
 
 const clients = [...tenants.flatMap((slug) => [0, 1, 2].map((n) => tenantClient(slug, n))), coldClient(), readinessClient()];
 const slowWrites: Array<Promise<void>> = [];
@@ -219,7 +219,7 @@ t.comment(`${samples.length} requests (${recorded.length} recorded), server down
 
 /** A short description of a sample for failure messages. */
 const show = (s: Sample) =>
-  `${s.id} ${s.method} ${s.path} ${s.tenant ?? ''} sent ${s.sent} answered ${s.answered} -> ${s.status} ${String(s.body?.code ?? '')} in ${Math.round(s.ms)} ms${s.error ? ` (${s.error})` : ''}`;
+  `${s.id} ${s.method} ${s.path} ${s.tenant ?? ''} sent ${s.sent} answered ${s.answered} -> ${s.status} ${typeof s.body?.code === 'string' ? s.body.code : ''} in ${Math.round(s.ms)} ms${s.error ? ` (${s.error})` : ''}`;
 
 /** Reasons a sample is not a 503 problem+json saying a dependency is unavailable, with a Retry-After. */
 function notUnavailableProblem(s: Sample): string | undefined {
@@ -233,7 +233,7 @@ function notUnavailableProblem(s: Sample): string | undefined {
   return undefined;
 }
 
-t.test('no answer is a 500 or a transport error, and none outlives the request timeout', async (t) => {
+t.test('no answer is a 500 or a transport error, and none outlives the request timeout', (t) => {
   t.same(samples.filter((s) => s.status === 0).map(show), [], 'every request got an HTTP answer');
   t.same(samples.filter((s) => s.status >= 500 && s.status !== 503).map(show), [], 'no 5xx other than 503');
   t.same(samples.filter((s) => s.ms >= REQUEST_TIMEOUT_MS).map(show), [], `every answer came within ${REQUEST_TIMEOUT_MS} ms`);
@@ -241,7 +241,7 @@ t.test('no answer is a 500 or a transport error, and none outlives the request t
   t.comment(`slowest answer: ${Math.round(slowest)} ms`);
 });
 
-t.test('while MySQL is down, every answer is a 503 problem+json with Retry-After', async (t) => {
+t.test('while MySQL is down, every answer is a 503 problem+json with Retry-After', (t) => {
   const down = samples.filter((s) => s.sent === 'down' && s.answered === 'down');
   t.ok(down.length >= 50, `${down.length} requests made while the server was down`);
   t.same(
@@ -286,11 +286,11 @@ t.test('a write whose transaction the shutdown cuts is a 503 problem and leaves 
   }
 });
 
-t.test('nothing is printed on stdout while the server goes down and comes back', async (t) => {
+t.test('nothing is printed on stdout while the server goes down and comes back', (t) => {
   t.same(printed.slice(0, 5), [], `${printed.length} writes to stdout (stdout is for data, logs go to stderr)`);
 });
 
-t.test('before the outage everything succeeds; while it stops and starts, answers are successes or 503 problems', async (t) => {
+t.test('before the outage everything succeeds; while it stops and starts, answers are successes or 503 problems', (t) => {
   t.same(samples.filter((s) => s.sent === 'before' && s.answered === 'before' && !ok(s)).map(show), [], 'all succeed before');
   const edges = samples.filter(
     (s) => !(s.sent === 'before' && s.answered === 'before') && !(s.sent === 'down' && s.answered === 'down') && !(s.sent === 'after'),
@@ -302,7 +302,7 @@ t.test('before the outage everything succeeds; while it stops and starts, answer
   );
 });
 
-t.test('after the restart the same API process serves every tenant again', async (t) => {
+t.test('after the restart the same API process serves every tenant again', (t) => {
   for (const slug of [...tenants, COLD, null]) {
     const after = samples.filter((s) => s.tenant === slug && s.sent === 'after');
     const first = after.find(ok);

@@ -305,8 +305,8 @@ t.test('no password, token, key or database password appears anywhere it is not 
   const operations: Array<Record<string, unknown>> = await ctx.catalog.knex('operations').select('*');
   const haystacks: Array<{ name: string; text: string }> = [
     ...logLines.map((text, i) => ({ name: `log line ${i + 1}`, text })),
-    ...history.map((row) => ({ name: `request_history ${row.id}`, text: JSON.stringify(row) })),
-    ...operations.map((row) => ({ name: `operation ${row.id}`, text: JSON.stringify(row) })),
+    ...history.map((row) => ({ name: `request_history ${String(row.id)}`, text: JSON.stringify(row) })),
+    ...operations.map((row) => ({ name: `operation ${String(row.id)}`, text: JSON.stringify(row) })),
     ...responses.flatMap(({ name, res }) => [
       { name: `response body ${name}`, text: res.body },
       { name: `response headers ${name}`, text: JSON.stringify(res.headers) },
