@@ -98,4 +98,5 @@ t.test('the export options defuse a leading tab or carriage return too (the CRM 
   t.match(cr, /^"?'\r=1\+1"?$/, 'a leading carriage return is prefixed');
   t.equal(ok, 'ok', 'plain text is unchanged');
   t.equal(n, '-5', 'a negative number is a number, unchanged');
+  t.end();
 });

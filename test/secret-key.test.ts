@@ -113,6 +113,7 @@ t.test('the configuration refuses lazily: loading works, encrypting and decrypti
   t.equal(dev.secrets.available, true);
   t.equal(dev.secrets.isDevelopmentKey, true);
   t.equal(decryptSecret(dev.secrets.encrypt('hello'), Buffer.from(DEV_SECRET_KEY, 'base64')), 'hello');
+  t.end();
 });
 
 t.test('NODE_ENV=development without a key uses the development key', async (t) => {

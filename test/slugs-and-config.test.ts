@@ -59,6 +59,7 @@ t.test('slug rules and name derivation', (t) => {
   const long = tenantUserName('tenant_', 'a'.repeat(32));
   t.ok(long.length <= 32, 'user names fit MySQL 32-character limit');
   t.not(tenantUserName('tenant_', `${'a'.repeat(31)}b`), tenantUserName('tenant_', `${'a'.repeat(31)}c`), 'distinct slugs -> distinct users');
+  t.end();
 });
 
 t.test('configuration errors name the variable in one line', async (t) => {

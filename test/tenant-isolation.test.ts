@@ -27,6 +27,7 @@ function connectAs(tenant: typeof red, database = '') {
 t.test('the stored password is encrypted, not the password', (t) => {
   t.match(red.dbPasswordEnc, /^v2\.[A-Za-z0-9_-]{8}\./, 'v2.<key id>.<iv>.<tag>.<ciphertext>');
   t.notOk(red.dbPasswordEnc.includes(decryptSecret(red.dbPasswordEnc, config.secrets)));
+  t.end();
 });
 
 t.test('a tenant account reads and writes its own database', async (t) => {

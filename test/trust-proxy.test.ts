@@ -84,6 +84,7 @@ t.test('config: SILO_TRUST_PROXY is off, a hop count, or proxy addresses/CIDRs; 
     );
     t.match((caught as Error | undefined)?.message, /^invalid configuration: SILO_TRUST_PROXY: /);
   }
+  t.end();
 });
 
 t.test('behind one trusted hop, rotating spoofed left-most X-Forwarded-For values does not escape the login limit', async (t) => {

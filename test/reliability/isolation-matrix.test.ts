@@ -465,6 +465,7 @@ t.test('every tenant route is enumerated from the app and can be exercised', (t)
         .join(', ') || 'none'
     }`,
   );
+  t.end();
 });
 
 t.test('a request with a token, tenant or row of another tenant is refused and shows nothing of it', async (t) => {
@@ -605,4 +606,5 @@ t.test('coverage and run time', (t) => {
   );
   t.comment(`run time ${((Date.now() - started) / 1000).toFixed(1)} s`);
   t.pass('reported');
+  t.end();
 });

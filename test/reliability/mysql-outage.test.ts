@@ -239,6 +239,7 @@ t.test('no answer is a 500 or a transport error, and none outlives the request t
   t.same(samples.filter((s) => s.ms >= REQUEST_TIMEOUT_MS).map(show), [], `every answer came within ${REQUEST_TIMEOUT_MS} ms`);
   const slowest = samples.reduce((m, s) => Math.max(m, s.ms), 0);
   t.comment(`slowest answer: ${Math.round(slowest)} ms`);
+  t.end();
 });
 
 t.test('while MySQL is down, every answer is a 503 problem+json with Retry-After', (t) => {
@@ -269,6 +270,7 @@ t.test('while MySQL is down, every answer is a 503 problem+json with Retry-After
     down.some((s) => s.method === 'POST'),
     'writes were tried during the outage too',
   );
+  t.end();
 });
 
 t.test('a write whose transaction the shutdown cuts is a 503 problem and leaves nothing behind', async (t) => {
@@ -288,6 +290,7 @@ t.test('a write whose transaction the shutdown cuts is a 503 problem and leaves 
 
 t.test('nothing is printed on stdout while the server goes down and comes back', (t) => {
   t.same(printed.slice(0, 5), [], `${printed.length} writes to stdout (stdout is for data, logs go to stderr)`);
+  t.end();
 });
 
 t.test('before the outage everything succeeds; while it stops and starts, answers are successes or 503 problems', (t) => {
@@ -300,6 +303,7 @@ t.test('before the outage everything succeeds; while it stops and starts, answer
     [],
     `${edges.length} requests around the stop and the start`,
   );
+  t.end();
 });
 
 t.test('after the restart the same API process serves every tenant again', (t) => {
@@ -323,6 +327,7 @@ t.test('after the restart the same API process serves every tenant again', (t) =
         `${slug}: writes succeed again`,
       );
   }
+  t.end();
 });
 
 t.test('the request history buffered during the outage is written once the catalog is back', async (t) => {
