@@ -1,0 +1,115 @@
+/**
+ * The typed configuration Silo runs with ({@link Config}), as built by `loadConfig` in
+ * `src/config.ts` from the environment schema (`src/config/env-schema.ts`).
+ */
+import type { z } from 'zod';
+import type { SecretKeyring } from '../lib/secrets.js';
+import type { envSchema, MysqlUrl } from './env-schema.js';
+
+/**
+ * S3 settings. Credentials are never part of the configuration: the AWS SDK's default
+ * provider chain finds them (environment `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
+ * shared config files, instance or container roles).
+ */
+export interface S3Config {
+  bucket: string;
+  region: string;
+  /** For S3-compatible stores (MinIO, s3rver); undefined means AWS. */
+  endpoint: string | undefined;
+  /** Path-style URLs (`endpoint/bucket/key`), needed by most S3-compatible stores. */
+  forcePathStyle: boolean;
+  /** Lifetime of pre-signed GET URLs, seconds (default 300: 5 minutes). */
+  presignTtlS: number;
+  /** Connection and per-request socket timeout, ms. */
+  timeoutMs: number;
+}
+
+/** Names a step of an operation, e.g. `{ operation: 'create', step: 'database' }`. */
+export interface FaultSpec {
+  operation: string;
+  step: string;
+}
+
+/** The validated configuration Silo runs with. Durations are in ms unless the name says otherwise. */
+export interface Config {
+  /** `NODE_ENV`; unset means `production` (the development key is never used then). */
+  env: 'development' | 'production' | 'test';
+  /** pino level; undefined means "the program's default" (info for the server, warn for the CLI). */
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Catalog database connection; `database` is the catalog's name. */
+  catalog: MysqlUrl;
+  /** Admin connection of the default database server (no database). */
+  tenantDb: MysqlUrl;
+  /** Prefix of every tenant database and tenant MySQL user name, e.g. `tenant_`. */
+  tenantDbPrefix: string;
+  /** Host part of tenant MySQL accounts (`'user'@'host'`). */
+  tenantDbUserHost: string;
+  /**
+   * Keys of secrets at rest (tenant DB passwords, server admin passwords): writes with
+   * `SILO_SECRET_KEY`, reads with it or `SILO_SECRET_KEY_PREVIOUS`. Without a key (and
+   * unless `NODE_ENV=development`), its methods throw a {@link ConfigError} naming
+   * `SILO_SECRET_KEY` and `silo init`: commands that touch no secret still run.
+   */
+  secrets: SecretKeyring;
+  /** Seconds a migration runner waits for another runner's per-tenant lock (MySQL `GET_LOCK` timeout). */
+  migrationLockTimeoutS: number;
+  /** Extra folder of tenant migrations merged with `migrations/tenant` (benchmarks, experiments). */
+  tenantMigrationsExtraDir: string | undefined;
+  /** HTTP listener. */
+  host: string;
+  port: number;
+  /** Tenants are `<slug>.<baseDomain>`. */
+  baseDomain: string;
+  /** Tenant identification sources, in order. */
+  tenantSources: Array<'subdomain' | 'domain' | 'header' | 'query'>;
+  /** Tenant lookup cache TTL and negative (unknown name) cache TTL, ms (the latter only when `tenantChangePollMs` is 0). */
+  tenantCacheTtlMs: number;
+  tenantNegativeCacheTtlMs: number;
+  /** How often the API looks for tenant changes made by other processes, ms (0: never). */
+  tenantChangePollMs: number;
+  /**
+   * Per-tenant pools: connections per tenant, pools kept, idle time before a connection closes (ms),
+   * longest wait for a pool slot or a connection before 503 `POOL_EXHAUSTED` (ms).
+   */
+  pool: { maxPerTenant: number; maxTenants: number; idleMs: number; acquireTimeoutMs: number };
+  /** JWT signing key (HS256); `silo serve` refuses to start without it. */
+  jwtSecret: string | undefined;
+  /** Login attempts per minute per tenant and IP. */
+  loginRateLimit: number;
+  /**
+   * Which `X-Forwarded-For` hops to believe (passed to Fastify's `trustProxy`): `false`
+   * (none: the socket's address is the client), a hop count, or proxy addresses/CIDRs.
+   */
+  trustProxy: false | number | string[];
+  /** `MAX_USER_CONNECTIONS` of every tenant MySQL account (MySQL 8.4 §8.2.21 "Setting Account Resource Limits"). */
+  tenantDbMaxUserConnections: number;
+  /** The key secrets were encrypted with before the current one (`silo secrets rotate` reads with it). */
+  secretKeyPrevious: Buffer | undefined;
+  /** Token refreshes per minute per tenant and IP. */
+  refreshRateLimit: number;
+  /** Requests naming an unknown tenant per minute per IP before 429. */
+  unknownTenantRateLimit: number;
+  /** Tenant admins' history statistics: widest window (days) and requests per minute per tenant. */
+  tenantStats: { maxDays: number; rateLimit: number };
+  /** Largest accepted request body, bytes. */
+  bodyLimitBytes: number;
+  /** Requests taking longer are answered 503, ms. */
+  requestTimeoutMs: number;
+  /** Request history: on/off, rows per INSERT, flush interval (ms), buffer bound (rows). */
+  history: { enabled: boolean; batchSize: number; flushMs: number; bufferMax: number };
+  /** Cron expression (UTC) of the maintenance run of `silo serve`; null when `SILO_MAINTENANCE_CRON=off`. */
+  maintenanceCron: string | null;
+  /** Object storage; undefined when `SILO_S3_BUCKET` is unset (backups and attachments are then unavailable). */
+  s3: S3Config | undefined;
+  /** Attachments: largest upload in bytes, and the accepted media types (lower case; `type/*` allowed). */
+  upload: { maxBytes: number; contentTypes: readonly string[] };
+  /** Dump and client programs for backups and restores (default: the first of mariadb-dump/mysqldump, mariadb/mysql on PATH). */
+  mysqldumpPath: string | undefined;
+  mysqlClientPath: string | undefined;
+  /** Crash injection for tests: `{ operation, step }` after which the process SIGKILLs itself. */
+  faultKillAfter: FaultSpec | undefined;
+  /** Failure injection for tests: `{ operation, step }` after which the step throws. */
+  faultFailAfter: FaultSpec | undefined;
+  /** Crash injection for tests: SIGKILL once `up` of that migration has sent `statement` statements (0: right after it is recorded as started). */
+  faultKillAfterStatement: { migration: string; statement: number } | undefined;
+}
