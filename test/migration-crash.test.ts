@@ -145,12 +145,14 @@ for (const [i, m] of TENANT.entries()) {
   const count = COUNTS.get(m.name)!;
   t.test(`tenant migration ${m.name}: migrate killed after each of its ${count} statements (and before the first), then repair, converges`, async (t) => {
     const slug = `mc-${m.name.slice(0, 4)}`;
-    await createTenant(ctx, { slug, adminEmail: `admin@${slug}.test`, adminPassword: PASSWORD }, 'test');
+    const { databaseName } = (await createTenant(ctx, { slug, adminEmail: `admin@${slug}.test`, adminPassword: PASSWORD }, 'test')).tenant;
     for (let n = 0; n <= count; n++) {
       const at = `${m.name}:${n}`;
       await rollbackTenant(ctx, slug, 'test', TENANT.length - i);
       const killed = await runCli(['tenants', 'migrate', slug], { ...env, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER_STATEMENT: at });
       t.equal(killed.signal, 'SIGKILL', `migrate was killed after ${at}`, { stderr: killed.stderr });
+      const row: unknown = await root(`${databaseName}.${MIGRATIONS_TABLE}`).where({ name: m.name }).first('state');
+      t.same(row, { state: 'started' }, `${at}: the migrations table says it started and did not finish`);
       const { result, json } = await runCliJson<{ tenants: RepairReport[] }>(['tenants', 'repair', slug], env);
       const report = json.tenants[0];
       const tenant = (await ctx.catalog.tenants.findBySlug(slug))!;
@@ -176,5 +178,20 @@ t.test('create killed inside the seeding migration, then repair, converges', asy
   t.equal(result.code, 0, 'repair exits 0', { error: json.tenants[0]?.error });
   const tenant = (await ctx.catalog.tenants.findBySlug(slug))!;
   t.match(tenant, { status: 'active', schemaVersion: LATEST }, 'the tenant is active at the latest schema');
+  t.same(await tenantSchema(tenant.databaseName), CLEAN, 'the schema and the stages are those of a clean run');
+});
+
+t.test('migrate killed between the CREATE TABLE and the INSERT of the stages, then migrate again (not repair), converges', async (t) => {
+  const slug = 'mc-again';
+  await createTenant(ctx, { slug, adminEmail: `admin@${slug}.test`, adminPassword: PASSWORD }, 'test');
+  const i = TENANT.findIndex((m) => m.name.includes('pipeline-stages'));
+  await rollbackTenant(ctx, slug, 'test', TENANT.length - i);
+  const killed = await runCli(['tenants', 'migrate', slug], { ...env, SILO_ENABLE_FAULTS: '1', SILO_FAULT_KILL_AFTER_STATEMENT: `${TENANT[i]!.name}:1` });
+  t.equal(killed.signal, 'SIGKILL', 'migrate was killed after the CREATE TABLE', { stderr: killed.stderr });
+  const { result, json } = await runCliJson<{ tenants: Array<{ outcome: string; error?: string }> }>(['tenants', 'migrate', slug], env);
+  t.equal(result.code, 0, 'migrate exits 0', { error: json.tenants[0]?.error });
+  t.match(json.tenants[0], { outcome: 'migrated' }, 'and migrated');
+  const tenant = (await ctx.catalog.tenants.findBySlug(slug))!;
+  t.match(tenant, { status: 'active', statusReason: null, schemaVersion: LATEST }, 'the tenant is active at the latest schema');
   t.same(await tenantSchema(tenant.databaseName), CLEAN, 'the schema and the stages are those of a clean run');
 });

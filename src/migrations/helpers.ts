@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 
 /** `created_at` and `updated_at` as DATETIME(3) in UTC, set by MySQL (ms precision). */
 export function timestamps(t: Knex.CreateTableBuilder, knex: Knex): void {
@@ -73,14 +74,16 @@ export async function createTableInline(knex: Knex, name: string, build: (t: Kne
 }
 
 /**
- * Whether `table` of the connection's current database has an index named `index`
- * (from `information_schema.STATISTICS`), so that a `down` drops an index only when its
- * `up` got as far as making it.
+ * Whether `table` (of the connection's current database) has an index named `index`
+ * (`SHOW INDEX`; false when the table does not exist either), so that a `down` drops an
+ * index only when its `up` got as far as making it.
  */
 export async function hasIndex(knex: Knex, table: string, index: string): Promise<boolean> {
-  const row: unknown = await knex('information_schema.STATISTICS')
-    .whereRaw('TABLE_SCHEMA = DATABASE()')
-    .andWhere({ TABLE_NAME: table, INDEX_NAME: index })
-    .first('INDEX_NAME');
-  return row !== undefined;
+  try {
+    const [rows] = (await knex.raw('SHOW INDEX FROM ?? WHERE Key_name = ?', [table, index])) as [unknown[]];
+    return rows.length > 0;
+  } catch (err) {
+    if (mysqlErrno(err) === MysqlErrno.NO_SUCH_TABLE) return false;
+    throw err;
+  }
 }

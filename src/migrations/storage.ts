@@ -8,7 +8,7 @@
  */
 import type { Knex } from 'knex';
 import type { UmzugStorage } from 'umzug';
-import { mysqlErrno } from '../lib/knex.js';
+import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 
 /** Name of the table that records applied migrations, in each migrated database. */
 export const MIGRATIONS_TABLE = 'schema_migrations';
@@ -36,21 +36,30 @@ export class KnexStorage implements UmzugStorage<Knex> {
 
   private async ensureTable(): Promise<void> {
     if (this.ensured) return;
-    const columns = (await this.knex('information_schema.COLUMNS')
-      .whereRaw('TABLE_SCHEMA = DATABASE()')
-      .andWhere({ TABLE_NAME: MIGRATIONS_TABLE })
-      .pluck('COLUMN_NAME')) as string[];
-    if (!columns.length) {
+    // SHOW COLUMNS, not information_schema: a server with many databases answers it at once.
+    const columns = await this.columns();
+    if (!columns) {
       await this.knex.raw(
         `CREATE TABLE IF NOT EXISTS ?? (name VARCHAR(255) NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), ${STATE_COLUMN}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
         [MIGRATIONS_TABLE],
       );
-    } else if (!columns.some((c) => c.toLowerCase() === 'state')) {
+    } else if (!columns.includes('state')) {
       await this.knex.raw(`ALTER TABLE ?? ADD COLUMN ${STATE_COLUMN}`, [MIGRATIONS_TABLE]).catch((err: unknown) => {
         if (mysqlErrno(err) !== DUPLICATE_COLUMN) throw err;
       });
     }
     this.ensured = true;
+  }
+
+  /** Lower-case column names of the table, or undefined when it does not exist. */
+  private async columns(): Promise<string[] | undefined> {
+    try {
+      const [rows] = (await this.knex.raw('SHOW COLUMNS FROM ??', [MIGRATIONS_TABLE])) as [Array<{ Field: string }>];
+      return rows.map((r) => r.Field.toLowerCase());
+    } catch (err) {
+      if (mysqlErrno(err) === MysqlErrno.NO_SUCH_TABLE) return undefined;
+      throw err;
+    }
   }
 
   /** Records `name` as started: its `up` or `down` is about to send its first statement. */
