@@ -80,9 +80,10 @@ export function fmtTime(d: Date | null | undefined): string {
 
 /**
  * Asks the operator to type `expected` back (destructive actions).
+ * @param skip the option that skips the question, for the refusal message (default `--yes`)
  * @throws SiloError `NOT_CONFIRMED` (exit 1) when the answer differs or stdin ends
  */
-export async function confirmTyped(question: string, expected: string): Promise<void> {
+export async function confirmTyped(question: string, expected: string, skip = '--yes'): Promise<void> {
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: Boolean(process.stdin.isTTY) });
   let answer: string | undefined;
   try {
@@ -94,7 +95,7 @@ export async function confirmTyped(question: string, expected: string): Promise<
     rl.close();
   }
   if (answer?.trim() !== expected) {
-    throw new SiloError('not confirmed: nothing was changed (use --yes to skip the question)', { code: 'NOT_CONFIRMED', status: 400, exitCode: EXIT.failed });
+    throw new SiloError(`not confirmed: nothing was changed (use ${skip} to skip the question)`, { code: 'NOT_CONFIRMED', status: 400, exitCode: EXIT.failed });
   }
 }
 

@@ -9,7 +9,8 @@ import { getTenant } from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { ValidationError } from '../src/lib/errors.js';
 import { tenantView } from './views.js';
-import { cliActor, confirmTyped, fmtTime, note, opt, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
+import { confirmDestructive } from './confirm.js';
+import { cliActor, fmtTime, note, opt, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 
 /** Bytes for people: 1.2 MiB. */
 export function fmtBytes(n: number | null | undefined): string {
@@ -110,9 +111,13 @@ export function restoreCommand(): Command {
     .option('--backup <id>', 'the backup to restore (see `silo tenants backups <slug>`)')
     .option('--latest', 'the newest completed backup')
     .option('-y, --yes', 'do not ask for confirmation')
+    .option('--confirm <slug>', 'confirm by naming the tenant: runs without a question')
     .option('--json', 'machine-readable output')
-    .addHelpText('after', '\nExamples:\n  $ silo tenants restore acme --latest\n  $ silo tenants restore acme --backup 42 --yes')
-    .action(async (slug: string, o: { backup?: string; latest?: boolean; yes?: boolean; json?: boolean }) => {
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ silo tenants restore acme --latest\n  $ silo tenants restore acme --backup 42 --yes\n  $ silo tenants restore acme --latest --confirm acme',
+    )
+    .action(async (slug: string, o: { backup?: string; latest?: boolean; yes?: boolean; confirm?: string; json?: boolean }) => {
       assertValidSlug(slug);
       const { backup } = parseOptions(z.object({ backup: opt.int(1, Number.MAX_SAFE_INTEGER).optional() }), { backup: o.backup });
       if (backup === undefined && !o.latest)
@@ -120,13 +125,15 @@ export function restoreCommand(): Command {
       if (backup !== undefined && o.latest) throw new ValidationError('give --backup <id> or --latest, not both');
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug, { includeDeleted: true });
-        if (!o.yes) {
-          const which = backup !== undefined ? `backup ${backup}` : 'its newest backup';
-          await confirmTyped(
-            `This replaces every row of tenant ${slug} (database ${t.databaseName}) with ${which}; a pre-restore backup is taken first.`,
-            slug,
-          );
-        }
+        const which = backup !== undefined ? `backup ${backup}` : 'its newest backup';
+        // The pre-restore backup is always taken (restore has no --no-backup): --yes is enough.
+        await confirmDestructive({
+          slug,
+          yes: o.yes,
+          confirm: o.confirm,
+          backedUp: true,
+          question: `This replaces every row of tenant ${slug} (database ${t.databaseName}) with ${which}; a pre-restore backup is taken first.`,
+        });
         const r = await restoreTenant(ctx, slug, cliActor(), { ...(backup !== undefined ? { backupId: backup } : {}), latest: Boolean(o.latest) });
         if (o.json) {
           return printJson({

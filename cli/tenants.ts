@@ -14,7 +14,8 @@ import {
   suspendTenant,
 } from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
-import { cliActor, confirmTyped, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
+import { confirmDestructive } from './confirm.js';
+import { cliActor, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 import { passwordFrom, UNSAFE_PASSWORD_HELP } from './password-input.js';
 import { repairCommand } from './tenants-repair.js';
 import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
@@ -177,23 +178,27 @@ export function tenantsCommand(): Command {
       "read that admin's password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo; from a pipe, add --yes)",
     )
     .option('--admin-password <password>', `password of that admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
-    .option('--no-backup', 'do not take the pre-recreate backup (the data is lost for good; still asks for confirmation)')
-    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-backup', 'do not take the pre-recreate backup (the data is lost for good; only --confirm <slug> skips the question)')
+    .option('-y, --yes', 'do not ask for confirmation (not enough with --no-backup)')
+    .option('--confirm <slug>', 'confirm by naming the tenant: runs without a question, with or without a backup')
     .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  $ silo tenants recreate acme --yes\n  $ silo tenants recreate acme --no-backup --confirm acme')
     .action(
       async (
         slug: string,
-        o: { adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; backup: boolean; yes?: boolean; json?: boolean },
+        o: { adminEmail?: string; adminPassword?: string; adminPasswordStdin?: boolean; backup: boolean; yes?: boolean; confirm?: string; json?: boolean },
       ) => {
         assertValidSlug(slug);
         const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
         await withContext(async (ctx) => {
           const t = await getTenant(ctx, slug);
-          if (!o.yes || !o.backup)
-            await confirmTyped(
-              `This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`,
-              slug,
-            );
+          await confirmDestructive({
+            slug,
+            yes: o.yes,
+            confirm: o.confirm,
+            backedUp: o.backup,
+            question: `This drops database ${t.databaseName} and every row of tenant ${slug}${o.backup ? ' (a pre-recreate backup is taken first)' : ', WITHOUT a backup'}.`,
+          });
           const r = await recreateTenant(ctx, slug, cliActor(), { adminEmail: o.adminEmail, adminPassword, backup: o.backup });
           printProvisioned(r, 'recreated', o.json);
         });
@@ -204,18 +209,22 @@ export function tenantsCommand(): Command {
     .command('delete')
     .description('DESTRUCTIVE: back up to S3, then drop the tenant database and user; the catalog keeps the tenant as deleted (slug stays reserved)')
     .argument('<slug>')
-    .option('--no-backup', 'do not take the pre-delete backup (the data is lost for good; still asks for confirmation)')
-    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--no-backup', 'do not take the pre-delete backup (the data is lost for good; only --confirm <slug> skips the question)')
+    .option('-y, --yes', 'do not ask for confirmation (not enough with --no-backup)')
+    .option('--confirm <slug>', 'confirm by naming the tenant: runs without a question, with or without a backup')
     .option('--json', 'machine-readable output')
-    .action(async (slug: string, o: { backup: boolean; yes?: boolean; json?: boolean }) => {
+    .addHelpText('after', '\nExamples:\n  $ silo tenants delete acme --yes\n  $ silo tenants delete acme --no-backup --confirm acme')
+    .action(async (slug: string, o: { backup: boolean; yes?: boolean; confirm?: string; json?: boolean }) => {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
         const t = await getTenant(ctx, slug);
-        if (!o.yes || !o.backup)
-          await confirmTyped(
-            `This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}${o.backup ? ' (a pre-delete backup is taken first)' : ', WITHOUT a backup'}.`,
-            slug,
-          );
+        await confirmDestructive({
+          slug,
+          yes: o.yes,
+          confirm: o.confirm,
+          backedUp: o.backup,
+          question: `This drops database ${t.databaseName} and MySQL user ${t.dbUser} of tenant ${slug}${o.backup ? ' (a pre-delete backup is taken first)' : ', WITHOUT a backup'}.`,
+        });
         const r = await deleteTenant(ctx, slug, cliActor(), { backup: o.backup });
         if (o.json) return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId });
         say(`Tenant ${slug} deleted (operation ${r.operationId}).`);

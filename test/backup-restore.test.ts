@@ -131,8 +131,8 @@ t.test('restore: after changes, every table checksums as at backup time; a pre-r
   const changed = await checksums(acme);
   t.not(JSON.stringify(changed), JSON.stringify(atBackup), 'the data did change');
 
-  const refused = await runCli(['tenants', 'restore', 'bk-acme', '--backup', String(manualId)], env, 'nope\n');
-  t.equal(refused.code, 1, 'confirmation is asked');
+  const refused = await runCli(['tenants', 'restore', 'bk-acme', '--backup', String(manualId)], env, 'bk-acme\n');
+  t.equal(refused.code, 2, 'no terminal and no --yes or --confirm: refused');
   t.same(await checksums(acme), changed, 'nothing restored without confirmation');
 
   const { result, json } = await runCliJson<any>(['tenants', 'restore', 'bk-acme', '--backup', String(manualId), '--yes'], env);

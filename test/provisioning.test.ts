@@ -161,18 +161,19 @@ t.test('users add and platform-users add', async (t) => {
 });
 
 t.test('recreate asks for the slug, then wipes data and provisions afresh', async (t) => {
-  const refused = await runCli(['tenants', 'recreate', 'acme'], env, 'wrong\n');
-  t.equal(refused.code, 1);
-  t.match(refused.stderr, /not confirmed/);
+  const refused = await runCli(['tenants', 'recreate', 'acme'], env, 'acme\n');
+  t.equal(refused.code, 2, 'no terminal: stdin is never read as an answer');
+  t.match(refused.stderr, /--yes or --confirm acme/);
   const acme = (await ctx.catalog.tenants.findBySlug('acme'))!;
   const noS3 = await runCli(['tenants', 'recreate', 'acme', '--yes'], env);
   t.equal(noS3.code, 1, 'without S3 the pre-recreate backup cannot be taken: refused');
   t.match(noS3.stderr, /STORAGE_NOT_CONFIGURED/);
   t.match(noS3.stderr, /--no-backup/);
-  const noBackupUnconfirmed = await runCli(['tenants', 'recreate', 'acme', '--yes', '--no-backup'], env, '');
-  t.equal(noBackupUnconfirmed.code, 1, '--no-backup asks for confirmation even with --yes');
+  const noBackupUnconfirmed = await runCli(['tenants', 'recreate', 'acme', '--yes', '--no-backup'], env, 'acme\n');
+  t.equal(noBackupUnconfirmed.code, 2, '--yes is not enough with --no-backup');
+  t.match(noBackupUnconfirmed.stderr, /add --confirm acme/);
   t.ok(Number((await ctx.admin.withTenantDatabase(acme, (k) => k('users').count({ n: '*' }).first()))?.n) > 1, 'nothing dropped so far');
-  const { json } = await runCliJson<any>(['tenants', 'recreate', 'acme', '--yes', '--no-backup'], env, 'acme\n');
+  const { json } = await runCliJson<any>(['tenants', 'recreate', 'acme', '--yes', '--no-backup', '--confirm', 'acme'], env);
   t.equal(json.tenant.status, 'active');
   t.ok(json.admin.password);
   const users = await ctx.admin.withTenantDatabase(acme, (k) => k('users').select('email'));
@@ -181,19 +182,19 @@ t.test('recreate asks for the slug, then wipes data and provisions afresh', asyn
     ['boss@acme.test'],
     'only the new admin remains',
   );
-  const typed = await runCli(['tenants', 'recreate', 'globex', '--no-backup'], env, 'globex\n');
+  const typed = await runCli(['tenants', 'recreate', 'globex', '--no-backup', '--confirm', 'globex'], env);
   t.equal(typed.code, 0, typed.stderr);
 });
 
 t.test('delete drops database and user; the slug stays reserved', async (t) => {
   const refused = await runCli(['tenants', 'delete', 'globex'], env, '');
-  t.equal(refused.code, 1, 'no answer on stdin: not confirmed');
+  t.equal(refused.code, 2, 'no terminal and no --yes or --confirm: refused');
   t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped');
   const noS3 = await runCli(['tenants', 'delete', 'globex', '--yes'], env);
   t.equal(noS3.code, 1);
   t.match(noS3.stderr, /STORAGE_NOT_CONFIGURED/);
   t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped without a backup');
-  const { result, json } = await runCliJson<any>(['tenants', 'delete', 'globex', '--no-backup'], env, 'globex\n');
+  const { result, json } = await runCliJson<any>(['tenants', 'delete', 'globex', '--no-backup', '--confirm', 'globex'], env);
   t.equal(result.code, 0, result.stderr);
   t.equal(json.tenant.status, 'deleted');
   const state = await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`);

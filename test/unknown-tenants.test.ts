@@ -185,7 +185,7 @@ t.test('a custom domain added by the CLI is served within one poll interval, and
 t.test('a tenant deleted by the CLI answers 404 within one poll interval', async (t) => {
   const token = (await login(app, 'doomed')).accessToken;
   t.equal((await me({ 'x-tenant': 'doomed' }, nextIp(), token)).statusCode, 200);
-  const r = await runCli(['tenants', 'delete', 'doomed', '--no-backup', '--yes'], env, 'doomed\n');
+  const r = await runCli(['tenants', 'delete', 'doomed', '--no-backup', '--confirm', 'doomed'], env);
   t.equal(r.code, 0, r.stderr);
   const { res, ms } = await until(
     () => me({ 'x-tenant': 'doomed' }, nextIp(), token),
