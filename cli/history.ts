@@ -1,4 +1,4 @@
-/** `silo history stats | tail | prune`: the request history from the command line. */
+/** `silo history stats | tail | prune | maintain`: the request history from the command line. */
 import { setTimeout as delay } from 'node:timers/promises';
 import { Command } from 'commander';
 import { z } from 'zod';
@@ -7,10 +7,11 @@ import { requireStore } from '../src/storage/s3.js';
 import { historyAfter, lastHistoryId, type HistoryEntry } from '../src/history/query.js';
 import { parseDuration, pruneHistory, type PruneResult } from '../src/history/retention.js';
 import { historyStats, type HistoryStats } from '../src/history/stats.js';
-import { SiloError } from '../src/lib/errors.js';
+import { countPartitionRows, ensureHistoryPartitions, listHistoryPartitions } from '../src/history/partitions.js';
+import { HISTORY_MONTHS_AHEAD } from '../src/jobs/maintenance.js';
 import type { SiloContext } from '../src/context.js';
 import { getTenant } from '../src/provisioning/tenants-service.js';
-import { confirmTyped, EXIT, fmtTime, note, opt, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
+import { confirmTyped, fmtTime, note, opt, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 
 const BREAKDOWNS = ['route', 'status', 'method', 'tenant', 'user'] as const;
 type Breakdown = (typeof BREAKDOWNS)[number];
@@ -214,10 +215,35 @@ function pruneCommand(): Command {
     });
 }
 
+/**
+ * Makes the partitions of the coming months (what `silo serve` does at start and on its
+ * schedule), moving rows that piled into `pmax` into their months.
+ */
+function maintainCommand(): Command {
+  return new Command('maintain')
+    .description(`make the monthly partitions of request_history up to ${HISTORY_MONTHS_AHEAD} months ahead (rows in pmax move to their month); idempotent`)
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ silo history maintain')
+    .action(async (o: { json?: boolean }) => {
+      await withContext(async (ctx) => {
+        const knex = ctx.catalog.knex;
+        const added = await ensureHistoryPartitions(knex, new Date(), HISTORY_MONTHS_AHEAD);
+        const partitions = await listHistoryPartitions(knex);
+        const pmaxRows = partitions.some((p) => p.name === 'pmax') ? await countPartitionRows(knex, 'pmax') : 0;
+        if (o.json) return printJson({ added, partitions: partitions.map((p) => ({ name: p.name, lessThan: p.lessThan })), pmaxRows });
+        if (!partitions.length) return note('request_history is not partitioned: nothing to do');
+        say(`Partitions added: ${added.join(', ') || '(none: already there)'}`);
+        say(`Newest month: ${partitions.filter((p) => p.lessThan).at(-1)?.name ?? '-'}; rows in pmax: ${pmaxRows}`);
+        if (pmaxRows) note(`pmax holds ${pmaxRows} row(s) dated more than ${HISTORY_MONTHS_AHEAD} months ahead: check the API servers' clocks`);
+      });
+    });
+}
+
 export function historyCommand(): Command {
-  const cmd = new Command('history').description('request history: statistics, live tail, retention');
+  const cmd = new Command('history').description('request history: statistics, live tail, retention, partitions ahead');
   cmd.addCommand(statsCommand());
   cmd.addCommand(tailCommand());
   cmd.addCommand(pruneCommand());
+  cmd.addCommand(maintainCommand());
   return cmd;
 }

@@ -17,6 +17,7 @@ import { assertValidSlug } from '../src/lib/identifiers.js';
 import { confirmDestructive } from './confirm.js';
 import { cliActor, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 import { passwordFrom, UNSAFE_PASSWORD_HELP } from './password-input.js';
+import { purgeCommand } from './tenants-purge.js';
 import { repairCommand } from './tenants-repair.js';
 import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
 import { revokeTokensCommand } from './tenants-tokens.js';
@@ -132,6 +133,7 @@ export function tenantsCommand(): Command {
   cmd.addCommand(restoreCommand());
   cmd.addCommand(revokeTokensCommand());
   cmd.addCommand(rotateCredentialsCommand());
+  cmd.addCommand(purgeCommand());
 
   for (const verb of ['suspend', 'resume'] as const) {
     cmd

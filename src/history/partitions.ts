@@ -48,12 +48,39 @@ export async function listHistoryPartitions(knex: Knex): Promise<HistoryPartitio
     }));
 }
 
+/** ER_SAME_NAME_PARTITION: another process split the same month off first. */
+const SAME_NAME_PARTITION = 1517;
+
+/**
+ * Exact number of rows in one partition (`SELECT COUNT(*) ... PARTITION (name)`), unlike
+ * the estimate `TABLE_ROWS` of information_schema.
+ * @throws Error when `name` is not `pmax` or `pYYYYMM`
+ */
+export async function countPartitionRows(knex: Knex, name: string): Promise<number> {
+  if (!/^(pmax|p\d{6})$/.test(name)) throw new Error(`not a history partition name: ${JSON.stringify(name)}`);
+  const [rows] = (await knex.raw(`SELECT COUNT(*) AS n FROM request_history PARTITION (${name})`)) as [Array<{ n: number | string }>];
+  return Number(rows[0]?.n ?? 0);
+}
+
 /**
  * Makes sure monthly partitions exist up to `monthsAhead` months after `now`, splitting
- * them off `pmax`. Idempotent; a no-op on an unpartitioned table.
- * @returns names of partitions added
+ * them off `pmax` with `REORGANIZE PARTITION pmax INTO (...)`. While `pmax` is empty that
+ * is a metadata change; rows already in `pmax` (written while a month was missing) are
+ * moved into their months by the same statement (a copy of `pmax`'s rows only), so
+ * `pmax` keeps only rows dated beyond `monthsAhead` (a clock error). Idempotent, also when
+ * two processes run it at once; a no-op on an unpartitioned table.
+ * @returns names of partitions added (by this call)
  */
 export async function ensureHistoryPartitions(knex: Knex, now = new Date(), monthsAhead = 2): Promise<string[]> {
+  try {
+    return await splitMonthsOffPmax(knex, now, monthsAhead);
+  } catch (err) {
+    if ((err as { errno?: unknown }).errno !== SAME_NAME_PARTITION) throw err;
+    return splitMonthsOffPmax(knex, now, monthsAhead);
+  }
+}
+
+async function splitMonthsOffPmax(knex: Knex, now: Date, monthsAhead: number): Promise<string[]> {
   const parts = await listHistoryPartitions(knex);
   if (!parts.length || parts.at(-1)!.name !== 'pmax') return [];
   const last = parts.filter((p) => p.lessThan).at(-1);

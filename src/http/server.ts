@@ -1,12 +1,17 @@
 /**
  * The API server: listens on HOST:PORT and shuts down gracefully on SIGINT/SIGTERM
- * (`close-with-grace`): stop accepting, finish in-flight requests, flush what must be
- * flushed (app `onClose` hooks), destroy every pool, close the catalog.
+ * (`close-with-grace`): stop the maintenance schedule (waiting for a run in progress),
+ * stop accepting, finish in-flight requests, flush what must be flushed (app `onClose`
+ * hooks), destroy every pool, close the catalog. Before listening it makes the history
+ * partitions of the coming months; then runs the maintenance schedule
+ * (`SILO_MAINTENANCE_CRON`, src/jobs/maintenance.ts).
  */
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import { createContext, type SiloContext } from '../context.js';
+import { ensureHistoryPartitions } from '../history/partitions.js';
+import { HISTORY_MONTHS_AHEAD, startMaintenance } from '../jobs/maintenance.js';
 import { createLogger } from '../lib/logger.js';
 import { buildApp } from './app.js';
 
@@ -36,7 +41,16 @@ export async function startServer(config: Config, opts: { graceMs?: number; hand
     await ctx.close();
     throw err;
   }
+  try {
+    const added = await ensureHistoryPartitions(ctx.catalog.knex, new Date(), HISTORY_MONTHS_AHEAD);
+    if (added.length) log.info({ partitions: added }, 'request history partitions added');
+  } catch (err) {
+    // Another process may be splitting pmax at this moment; the schedule tries again.
+    log.error({ err }, 'request history partitions ahead could not be made');
+  }
+  const maintenance = startMaintenance(ctx, config.maintenanceCron);
   const close = async () => {
+    await maintenance.stop();
     await app.close();
     await ctx.close();
   };
