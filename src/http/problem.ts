@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { SiloError, TooManyRequestsError, UnavailableError } from '../lib/errors.js';
 import { isConnectionError, MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import { isConnectionWaitTimeout, poolExhaustedError } from '../tenancy/connections.js';
 
 /** The problem+json body. */
 export interface Problem {
@@ -74,7 +75,7 @@ const FASTIFY_CODES: Record<string, { status: number; code: string; detail?: str
  * and buckets: it answers a generic detail ({@link GENERIC_503}) instead, and its text
  * goes to the log.
  */
-const PUBLIC_503_CODES = new Set(['TENANT_UNAVAILABLE', 'CATALOG_UNAVAILABLE']);
+const PUBLIC_503_CODES = new Set(['TENANT_UNAVAILABLE', 'CATALOG_UNAVAILABLE', 'POOL_EXHAUSTED']);
 /** Generic details of 503 answers whose own text is kept for the log. */
 const GENERIC_503: Record<string, string> = {
   STORAGE_UNAVAILABLE: 'object storage is not available right now; retry shortly',
@@ -83,10 +84,13 @@ const GENERIC_503: Record<string, string> = {
 const GENERIC_503_DEFAULT = 'a service this request needs is not available right now; retry shortly';
 
 /**
- * Maps any thrown value to a problem. Order: Silo's typed errors, schema validation
+ * Maps any thrown value to a problem. Order: a timed-out wait for a tenant connection
+ * (503 `POOL_EXHAUSTED`), Silo's typed errors, schema validation
  * (zod), Fastify's and JWT's own codes, unreachable databases (503), then 500.
  */
 export function toProblem(err: unknown, requestId: string): MappedProblem {
+  // A wait for a connection of a full tenant pool that timed out is the pool budget, not an outage.
+  if (isConnectionWaitTimeout(err)) err = poolExhaustedError('connection', err);
   if (err instanceof SiloError) {
     const headers: Record<string, string> = {};
     const retryAfterS = err instanceof UnavailableError || err instanceof TooManyRequestsError ? err.retryAfterS : undefined;

@@ -14,7 +14,7 @@ declare module 'fastify' {
 }
 
 export default fp<{ connections: TenantConnections }>(
-  async (app, { connections }) => {
+  (app, { connections }, done) => {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'silo_' });
     app.decorate('metrics', registry);
@@ -43,6 +43,21 @@ export default fp<{ connections: TenantConnections }>(
     gauge('silo_tenant_connections_open', 'Tenant database connections open (in use + idle)', () => connections.stats().openConnections);
     gauge('silo_tenant_connections_idle', 'Tenant database connections idle', () => connections.stats().idleConnections);
     gauge('silo_tenant_connection_acquires_pending', 'Requests waiting for a tenant connection', () => connections.stats().pendingAcquires);
+    gauge('silo_tenant_connections_peak', 'Most tenant database connections open at once since start', () => connections.stats().peakConnections);
+    const seenExhausted = { pool: 0, connection: 0 };
+    new Counter({
+      name: 'silo_tenant_pool_exhausted_total',
+      help: 'Requests answered 503 POOL_EXHAUSTED: no pool slot (wait="pool") or no connection (wait="connection") within SILO_POOL_ACQUIRE_TIMEOUT_MS',
+      labelNames: ['wait'],
+      registers: [registry],
+      collect() {
+        const now = connections.stats().exhausted;
+        for (const wait of ['pool', 'connection'] as const) {
+          this.inc({ wait }, now[wait] - seenExhausted[wait]);
+          seenExhausted[wait] = now[wait];
+        }
+      },
+    });
     let seenEvictions = 0;
     let seenWaits = 0;
     new Counter({
@@ -67,6 +82,7 @@ export default fp<{ connections: TenantConnections }>(
     });
 
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+    done();
   },
   { name: 'silo-metrics' },
 );

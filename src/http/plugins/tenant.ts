@@ -1,7 +1,12 @@
 /**
  * Tenant routing for `/api/v1`: identifies the tenant of each request (onRequest), and
  * borrows a connection pool of that tenant's database for the request's duration
- * (`request.tenantDb`, released when the response is sent or the request aborted).
+ * (`request.tenantDb`). The lease is released exactly once, when both have happened: the
+ * raw response closed (answered, or the client hung up: every way a socket ends emits
+ * `close`), and the request's processing ended (its handler returned, or it was answered
+ * without reaching one). So a handler whose client hung up keeps its pool, counted in the
+ * budget and never evicted, until it returns. A request whose client is gone does not
+ * queue for a pool slot.
  * An address that names more than `unknownTenantRateLimit` unknown tenants in a minute
  * gets 429 `TOO_MANY_UNKNOWN_TENANTS` (with Retry-After) instead of 404 for the rest of
  * that minute; its requests for real tenants are served as usual.
@@ -14,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Tenant } from '../../catalog/index.js';
 import { NotFoundError, TooManyRequestsError, UnavailableError } from '../../lib/errors.js';
 import { isConnectionError } from '../../lib/knex.js';
-import type { TenantConnections } from '../../tenancy/connections.js';
+import type { Lease, TenantConnections } from '../../tenancy/connections.js';
 import type { TenantResolver } from '../../tenancy/resolve.js';
 
 declare module 'fastify' {
@@ -23,22 +28,53 @@ declare module 'fastify' {
     tenantConnections: TenantConnections;
     /** onRequest hook: identifies and loads the tenant (404/403/503/400 otherwise). */
     identifyTenant(request: FastifyRequest): Promise<void>;
-    /** Borrows the tenant's Knex for this request (released on response). */
+    /**
+     * Borrows the tenant's Knex for this request (released once the response closed and the handler returned).
+     * @throws UnavailableError `POOL_EXHAUSTED` when no pool slot came free within `SILO_POOL_ACQUIRE_TIMEOUT_MS`
+     */
     tenantKnex(request: FastifyRequest): Promise<Knex>;
   }
   interface FastifyRequest {
     tenant?: Tenant;
-    releaseTenantDb?: () => void;
     tenantDb?: Knex;
+    /** The request's hold on its tenant lease (set in onRequest). */
+    tenantDbHold?: TenantDbHold;
   }
 }
+
+/** What decides when a request's tenant lease is released. */
+interface TenantDbHold {
+  lease?: Lease;
+  acquiring?: Promise<Knex>;
+  /** The raw response closed: answered, or the client hung up. */
+  closed: boolean;
+  /** Route handlers of this request running now (0 or 1). */
+  running: number;
+  /** The request's processing ended: its handler returned, or it was answered without reaching one. */
+  settled: boolean;
+  /** Aborted when the response closes: a request whose client is gone stops waiting for a pool slot. */
+  gone?: AbortController;
+}
+
+/** Releases the lease once the response closed and the processing ended (the lease ignores later calls). */
+function settle(hold: TenantDbHold): void {
+  if (!hold.closed || !hold.settled || hold.running > 0 || !hold.lease) return;
+  const lease = hold.lease;
+  hold.lease = undefined;
+  lease.release();
+}
+
+/** Why a request stopped waiting for a pool: its client closed the connection (the answer reaches no one). */
+const clientGone = () => new UnavailableError('the client closed the connection while the request waited for a tenant connection pool', 'CLIENT_CLOSED', 1);
+
+const isThenable = (x: unknown): x is PromiseLike<unknown> => typeof (x as PromiseLike<unknown> | null)?.then === 'function';
 
 /** Window of the unknown-tenant limit, ms. */
 const UNKNOWN_WINDOW_MS = 60_000;
 
 /** Options: the resolver and the pool manager (built by the app factory), and the unknown-tenant limit per minute and address. */
 export default fp<{ resolver: TenantResolver; connections: TenantConnections; unknownTenantRateLimit: number }>(
-  async (app, opts) => {
+  (app, opts, done) => {
     // Unknown names per client address in a fixed one-minute window (from its first one); the
     // 100,000 addresses seen last at most, so a flood from many addresses cannot grow it.
     const unknownByIp = new LRUCache<string, { n: number }>({ max: 100_000, ttl: UNKNOWN_WINDOW_MS, noUpdateTTL: true });
@@ -57,7 +93,6 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections; un
     app.decorate('tenantConnections', opts.connections);
     app.decorateRequest('tenant', undefined);
     app.decorateRequest('tenantDb', undefined);
-    app.decorateRequest('releaseTenantDb', undefined);
 
     app.decorate('identifyTenant', async (request: FastifyRequest) => {
       const q = request.query as Record<string, string | string[] | undefined> | undefined;
@@ -85,18 +120,64 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections; un
 
     app.decorate('tenantKnex', async (request: FastifyRequest) => {
       if (request.tenantDb) return request.tenantDb;
-      const lease = await opts.connections.acquire(request.tenant!);
-      request.tenantDb = lease.knex;
-      request.releaseTenantDb = lease.release;
-      return lease.knex;
+      const hold = request.tenantDbHold!;
+      hold.acquiring ??= (async () => {
+        hold.gone = new AbortController();
+        if (hold.closed) hold.gone.abort(clientGone());
+        const lease = await opts.connections.acquire(request.tenant!, { signal: hold.gone.signal });
+        hold.lease = lease;
+        request.tenantDb = lease.knex;
+        settle(hold);
+        return lease.knex;
+      })();
+      return hold.acquiring;
     });
 
-    const release = async (request: FastifyRequest) => {
-      request.releaseTenantDb?.();
-      request.releaseTenantDb = undefined;
-    };
-    app.addHook('onResponse', release);
-    app.addHook('onRequestAbort', release);
+    app.decorateRequest('tenantDbHold', undefined);
+    app.addHook('onRequest', (request, reply, done) => {
+      const hold: TenantDbHold = { closed: false, running: 0, settled: false };
+      request.tenantDbHold = hold;
+      reply.raw.once('close', () => {
+        hold.closed = true;
+        hold.gone?.abort(clientGone());
+        settle(hold);
+      });
+      done();
+    });
+    // Answered without the handler running now (a hook or an error replied, or the handler already returned).
+    app.addHook('onSend', (request, _reply, payload, done) => {
+      const hold = request.tenantDbHold;
+      if (hold && hold.running === 0) {
+        hold.settled = true;
+        settle(hold);
+      }
+      done(null, payload);
+    });
+    // Every route handler (of the routes registered after this plugin) marks its run; what it returns is passed on unchanged.
+    app.addHook('onRoute', (route) => {
+      const handler = route.handler;
+      route.handler = function (this: typeof app, request, reply) {
+        const hold = request.tenantDbHold;
+        if (!hold) return handler.call(this, request, reply);
+        const finish = () => {
+          hold.running--;
+          hold.settled = true;
+          settle(hold);
+        };
+        hold.running++;
+        let result: unknown;
+        try {
+          result = handler.call(this, request, reply);
+        } catch (err) {
+          finish();
+          throw err;
+        }
+        if (isThenable(result)) result.then(finish, finish);
+        else finish();
+        return result;
+      };
+    });
+    done();
   },
   { name: 'silo-tenant' },
 );
