@@ -19,159 +19,29 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
-import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import { pageOffset } from '../lib/validation.js';
-import { contentDisposition, keys, type ObjectStore } from '../storage/s3.js';
+import { contentDisposition, keys } from '../storage/s3.js';
 import { logActivity } from './activity.js';
+import {
+  attachmentSummary,
+  fileTooLarge,
+  FILE_NAME_MAX,
+  isAllowedContentType,
+  normalizeContentType,
+  PARENT_TABLES,
+  toAttachment,
+  type Attachment,
+  type AttachmentEntity,
+  type AttachmentRow,
+  type AttachmentSettings,
+  type StagedFile,
+  type UploadMeta,
+} from './attachment-model.js';
 import { notFound, type Actor } from './common.js';
 
-/** Records that take attachments. */
-export const ATTACHMENT_ENTITIES = ['company', 'contact', 'deal'] as const;
-export type AttachmentEntity = (typeof ATTACHMENT_ENTITIES)[number];
-
-const TABLES: Record<AttachmentEntity, string> = { company: 'companies', contact: 'contacts', deal: 'deals' };
-
-/** Longest file name, in characters (code points). */
-export const FILE_NAME_MAX = 255;
-
-/** An attachment as the API shows it (never its storage key). */
-export interface Attachment {
-  id: number;
-  entityType: AttachmentEntity;
-  entityId: number;
-  /** The client's file name, as given. */
-  fileName: string;
-  /** Media type, lower case, without parameters. */
-  contentType: string;
-  /** Bytes. */
-  sizeBytes: number;
-  /** SHA-256 of the bytes, 64 hex digits. */
-  sha256: string;
-  isLogo: boolean;
-  /** Id of the tenant user who uploaded it. */
-  uploadedBy: number | null;
-  createdAt: Date;
-}
-
-/** What an upload is about, known before its first byte. */
-export interface UploadMeta {
-  entity: AttachmentEntity;
-  entityId: number;
-  fileName: string;
-  /** Media type as the client declared it for the file (parameters are dropped). */
-  contentType: string;
-  /** Make it the company's logo (companies and `image/*` only). */
-  logo: boolean;
-}
-
-/** An object written to S3 by {@link AttachmentsService.stage} and not yet recorded. */
-export interface StagedFile {
-  key: string;
-  /** Bytes. */
-  sizeBytes: number;
-  /** Hex SHA-256. */
-  sha256: string;
-  /** Normalised media type stored with the object. */
-  contentType: string;
-}
-
-/** Settings of the service: the store, the tenant whose keys it makes, and upload limits. */
-export interface AttachmentSettings {
-  store: ObjectStore;
-  tenantId: number;
-  /** Largest file, bytes. */
-  maxBytes: number;
-  /** Accepted media types, lower case; `type/*` accepts a whole type. */
-  contentTypes: readonly string[];
-  /** Where an object that could not be cleaned up is reported. */
-  log?: WarnLogger;
-}
-
-/** A logger for problems that should not fail a request (pino's and Fastify's fit). */
-export interface WarnLogger {
-  warn(obj: object, msg: string): void;
-}
-
-/** 413 `FILE_TOO_LARGE` naming the limit (bytes). */
-export function fileTooLarge(maxBytes: number): SiloError {
-  return new SiloError(`the file is larger than the limit of ${maxBytes} bytes`, { code: 'FILE_TOO_LARGE', status: 413, details: { maxBytes } });
-}
-
-/** `Text/Plain; charset=UTF-8` -> `text/plain` (empty when absent). */
-export function normalizeContentType(raw: string | undefined): string {
-  return (raw ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
-/**
- * Whether a media type is on the allow-list (entries `type/subtype` or `type/*`).
- * @param type a normalised media type (see {@link normalizeContentType})
- */
-export function isAllowedContentType(type: string, allowed: readonly string[]): boolean {
-  if (!/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type)) return false;
-  const major = type.slice(0, type.indexOf('/'));
-  return allowed.some((a) => a === type || a === `${major}/*`);
-}
-
-/** Maps a row to the API view. */
-export function toAttachment(r: Record<string, any>): Attachment {
-  return {
-    id: Number(r.id),
-    entityType: r.entity_type,
-    entityId: Number(r.entity_id),
-    fileName: r.file_name,
-    contentType: r.content_type,
-    sizeBytes: Number(r.size_bytes),
-    sha256: r.sha256,
-    isLogo: Boolean(r.is_logo),
-    uploadedBy: r.uploaded_by === null ? null : Number(r.uploaded_by),
-    createdAt: r.created_at,
-  };
-}
-
-/** What the activity log keeps of an attachment. */
-function summary(a: Attachment) {
-  return { id: a.id, fileName: a.fileName, contentType: a.contentType, sizeBytes: a.sizeBytes, sha256: a.sha256, isLogo: a.isLogo };
-}
-
-/**
- * Pre-signed URLs of the logos of these companies: one query (through the unique logo
- * index), then local signing. Without a store, or in a tenant database not yet migrated
- * to attachments, there are no logos. A URL that cannot be signed is left out (and
- * logged), so a company answer never fails for its logo.
- * @returns company id -> URL, for companies that have a logo
- */
-export async function companyLogoUrls(
-  knex: Knex,
-  store: ObjectStore | undefined,
-  tenantId: number | undefined,
-  companyIds: number[],
-  log?: WarnLogger,
-): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  if (!store || tenantId === undefined || companyIds.length === 0) return out;
-  let rows: Array<{ logo_company_id: number; storage_key: string; file_name: string; content_type: string }>;
-  try {
-    rows = await knex('attachments')
-      .whereIn('logo_company_id', [...new Set(companyIds)])
-      .select('logo_company_id', 'storage_key', 'file_name', 'content_type');
-  } catch (err) {
-    if (mysqlErrno(err) === MysqlErrno.NO_SUCH_TABLE) return out;
-    throw err;
-  }
-  await Promise.all(
-    rows.map(async (r) => {
-      try {
-        out.set(
-          Number(r.logo_company_id),
-          (await store.presignTenantFile(tenantId, r.storage_key, { fileName: r.file_name, contentType: r.content_type })).url,
-        );
-      } catch (err) {
-        log?.warn({ err, companyId: Number(r.logo_company_id) }, 'could not sign the company logo URL');
-      }
-    }),
-  );
-  return out;
-}
+// The model and the logos live in their own files; everything stays importable from here.
+export * from './attachment-model.js';
+export { companyLogoUrls } from './company-logos.js';
 
 /** The attachments service over a tenant's Knex, acting as `actor`. */
 export function createAttachmentsService(knex: Knex, actor: Actor, settings: AttachmentSettings) {
@@ -179,7 +49,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
 
   /** @throws NotFoundError `<ENTITY>_NOT_FOUND` unless the record is live; `lock` takes FOR SHARE / FOR UPDATE */
   const assertParent = async (entity: AttachmentEntity, id: number, db: Knex | Knex.Transaction = knex, lock?: 'share' | 'update'): Promise<void> => {
-    const q = db(TABLES[entity]).where({ id }).whereNull('deleted_at');
+    const q = db(PARENT_TABLES[entity]).where({ id }).whereNull('deleted_at');
     if (lock === 'share') q.forShare();
     if (lock === 'update') q.forUpdate();
     if (!(await q.first('id'))) throw notFound(entity, id);
@@ -190,15 +60,12 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
    * tenant (a row pointing elsewhere, e.g. tampered in the database, is logged and not found).
    * @throws NotFoundError `ATTACHMENT_NOT_FOUND`
    */
-  const loadVisible = async (id: number, db: Knex | Knex.Transaction = knex, lock = false): Promise<Record<string, any>> => {
-    const q = db('attachments').where({ id });
+  const loadVisible = async (id: number, db: Knex | Knex.Transaction = knex, lock = false): Promise<AttachmentRow> => {
+    const q = db<AttachmentRow>('attachments').where({ id });
     if (lock) q.forUpdate();
     const row = await q.first();
     if (row) {
-      const parent = await db(TABLES[row.entity_type as AttachmentEntity])
-        .where({ id: row.entity_id })
-        .whereNull('deleted_at')
-        .first('id');
+      const parent = await db<{ id: number }>(PARENT_TABLES[row.entity_type]).where({ id: row.entity_id }).whereNull('deleted_at').first('id');
       if (parent && keys.isTenantFile(settings.tenantId, row.storage_key)) return row;
       if (parent) settings.log?.warn({ attachmentId: id }, 'attachment row points outside the tenant files prefix: refused');
     }
@@ -207,7 +74,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
 
   /** Deletes an object, never failing the caller (it is already failing); a failure is logged. */
   const discardKey = async (key: string): Promise<void> => {
-    await store.delete(key).catch((err) => settings.log?.warn({ err, key }, 'could not delete the object of a failed upload'));
+    await store.delete(key).catch((err: unknown) => settings.log?.warn({ err, key }, 'could not delete the object of a failed upload'));
   };
 
   const service = {
@@ -223,6 +90,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
       const length = [...meta.fileName].length;
       if (length === 0 || length > FILE_NAME_MAX)
         throw new ValidationError(`the file name must have 1 to ${FILE_NAME_MAX} characters`, { field: 'file' }, 'INVALID_FILE_NAME');
+      // eslint-disable-next-line no-control-regex -- control characters are what this check refuses
       if (/[\u0000-\u001f\u007f]/.test(meta.fileName))
         throw new ValidationError('the file name must not contain control characters', { field: 'file' }, 'INVALID_FILE_NAME');
       const type = normalizeContentType(meta.contentType);
@@ -292,7 +160,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
           await assertParent(meta.entity, meta.entityId, trx, meta.logo ? 'update' : 'share');
           let previousLogo: number | null = null;
           if (meta.logo) {
-            const prev = await trx('attachments').where({ logo_company_id: meta.entityId }).forUpdate().first('id');
+            const prev = await trx<AttachmentRow>('attachments').where({ logo_company_id: meta.entityId }).forUpdate().first('id');
             if (prev) {
               previousLogo = Number(prev.id);
               await trx('attachments').where({ id: prev.id }).update({ is_logo: false });
@@ -309,13 +177,15 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
             is_logo: meta.logo,
             uploaded_by: actor.userId,
           });
-          const created = toAttachment(await trx('attachments').where({ id }).first());
+          const row = await trx<AttachmentRow>('attachments').where({ id }).first();
+          if (!row) throw new NotFoundError(`attachment ${id} not found`, 'ATTACHMENT_NOT_FOUND');
+          const created = toAttachment(row);
           await logActivity(trx, {
             userId: actor.userId,
             action: 'update',
             entity: meta.entity,
             entityId: meta.entityId,
-            changes: { attachment: { old: null, new: summary(created) }, ...(meta.logo ? { logo: { old: previousLogo, new: created.id } } : {}) },
+            changes: { attachment: { old: null, new: attachmentSummary(created) }, ...(meta.logo ? { logo: { old: previousLogo, new: created.id } } : {}) },
           });
           return created;
         });
@@ -334,7 +204,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
      */
     async list(entity: AttachmentEntity, entityId: number, p: { page: number; pageSize: number }): Promise<{ data: Attachment[]; total: number }> {
       await assertParent(entity, entityId);
-      const base = knex('attachments').where({ entity_type: entity, entity_id: entityId });
+      const base = knex<AttachmentRow>('attachments').where({ entity_type: entity, entity_id: entityId });
       const [rows, count] = await Promise.all([
         base
           .clone()
@@ -345,9 +215,9 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
           .limit(p.pageSize)
           .offset(pageOffset(p.page, p.pageSize))
           .select('*'),
-        base.clone().count({ n: '*' }).first(),
+        base.clone().count<{ n: number }>({ n: '*' }).first(),
       ]);
-      return { data: rows.map(toAttachment), total: Number((count as { n?: number } | undefined)?.n ?? 0) };
+      return { data: rows.map(toAttachment), total: Number(count?.n ?? 0) };
     },
 
     /** @throws NotFoundError `ATTACHMENT_NOT_FOUND` (also when its record is deleted) */
@@ -380,7 +250,7 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
           action: 'update',
           entity: a.entityType,
           entityId: a.entityId,
-          changes: { attachment: { old: summary(a), new: null }, ...(a.isLogo ? { logo: { old: a.id, new: null } } : {}) },
+          changes: { attachment: { old: attachmentSummary(a), new: null }, ...(a.isLogo ? { logo: { old: a.id, new: null } } : {}) },
         });
         await store.delete(row.storage_key);
       });

@@ -56,16 +56,19 @@ export function likeContains(term: string): string {
 }
 
 /** Runs a count and a page of a query. @throws ValidationError `PAGE_TOO_DEEP` past 10,000 rows (see `pageOffset`) */
-export async function paginate<T>(
+export async function paginate<R, T>(
   base: Knex.QueryBuilder,
   p: { page: number; pageSize: number },
   sort: (q: Knex.QueryBuilder) => void,
-  map: (row: any) => T,
+  map: (row: R) => T,
 ): Promise<{ data: T[]; total: number }> {
   const pageQ = base.clone().limit(p.pageSize).offset(pageOffset(p.page, p.pageSize)).select('*');
   sort(pageQ);
-  const [rows, count] = await Promise.all([pageQ, base.clone().clearSelect().clearOrder().count({ n: '*' }).first()]);
-  return { data: rows.map(map), total: Number((count as { n?: number } | undefined)?.n ?? 0) };
+  const [rows, count] = await Promise.all([
+    pageQ as Promise<R[]>,
+    base.clone().clearSelect().clearOrder().count({ n: '*' }).first() as Promise<{ n?: number } | undefined>,
+  ]);
+  return { data: rows.map(map), total: Number(count?.n ?? 0) };
 }
 
 /**
@@ -103,20 +106,20 @@ export function inTransaction<T>(knex: Knex, trx: Knex.Transaction | undefined, 
 }
 
 /**
- * Reads one row by id.
+ * Reads one row by id, typed as `R` (the caller names its table's row type).
  * @param opts.includeDeleted also return a soft-deleted row; `lock` takes `FOR UPDATE`
  * @throws NotFoundError `<WHAT>_NOT_FOUND` when missing (or soft-deleted without includeDeleted)
  */
-export async function loadRow(
+export async function loadRow<R extends { deleted_at?: Date | null }>(
   db: Knex | Knex.Transaction,
   table: string,
   what: string,
   id: number,
   opts: { includeDeleted?: boolean; lock?: boolean } = {},
-): Promise<Record<string, any>> {
+): Promise<R> {
   const q = db(table).where({ id });
   if (opts.lock) q.forUpdate();
-  const row = await q.first();
+  const row = (await q.first()) as R | undefined;
   if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound(what, id);
   return row;
 }
