@@ -8,7 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { SiloError, TooManyRequestsError, UnavailableError } from '../lib/errors.js';
 import { isConnectionError, MysqlErrno, mysqlErrno } from '../lib/knex.js';
-import { isConnectionWaitTimeout, poolExhaustedError } from '../tenancy/connections.js';
+import { isConnectionWaitTimeout, poolExhaustedError } from '../tenancy/pool-exhausted.js';
 
 /** The problem+json body. */
 export interface Problem {

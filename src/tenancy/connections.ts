@@ -16,9 +16,9 @@ import type { Knex } from 'knex';
 import type { Catalog, Tenant } from '../catalog/index.js';
 import { createTenantCredentialsRepository } from '../catalog/tenant-credentials.js';
 import type { Config } from '../config.js';
-import { UnavailableError } from '../lib/errors.js';
 import { createMysqlKnex } from '../lib/knex.js';
 import { decryptSecret } from '../lib/secrets.js';
+import { poolExhaustedError } from './pool-exhausted.js';
 import { retryRefusedLogins, type RotatablePool } from './refused-logins.js';
 
 interface Entry extends RotatablePool {
@@ -49,27 +49,6 @@ export interface PoolStats {
   waitsForPool: number;
   /** Requests turned away with `POOL_EXHAUSTED`, by what they waited for. */
   exhausted: { pool: number; connection: number };
-}
-
-/** Seconds a `POOL_EXHAUSTED` answer asks the client to wait (Retry-After). */
-export const POOL_EXHAUSTED_RETRY_AFTER_S = 1;
-
-/**
- * The 503 `POOL_EXHAUSTED` answer: no pool slot (`pool`) or no connection of the tenant's
- * full pool (`connection`) came free within `SILO_POOL_ACQUIRE_TIMEOUT_MS`.
- */
-export function poolExhaustedError(what: 'pool' | 'connection', cause?: unknown): UnavailableError {
-  const message =
-    what === 'pool'
-      ? 'every tenant connection pool of this API process is busy; retry shortly'
-      : "every connection of this tenant's pool is busy; retry shortly";
-  return new UnavailableError(message, 'POOL_EXHAUSTED', POOL_EXHAUSTED_RETRY_AFTER_S, undefined, cause);
-}
-
-/** True for knex's timeout of a wait for a pool connection (not a query timeout): see {@link poolExhaustedError}. */
-export function isConnectionWaitTimeout(err: unknown): boolean {
-  const e = err as { name?: unknown; message?: unknown } | null;
-  return e?.name === 'KnexTimeoutError' && typeof e.message === 'string' && e.message.startsWith('Knex: Timeout acquiring a connection');
 }
 
 /** Options of {@link TenantConnections.acquire}. */
