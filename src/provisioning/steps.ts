@@ -46,8 +46,10 @@ export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<s
  */
 export async function applyMigrations(ctx: SiloContext, tenant: Tenant, onApplied?: (name: string) => void): Promise<string[]> {
   return ctx.admin.withTenantDatabase(tenant, (knex) =>
-    withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async () => {
+    withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async (lock) => {
       const migrator = await tenantMigrator(knex, ctx.config);
+      // Before each migration: the lock is still this runner's (umzug awaits the listener).
+      migrator.on('migrating', () => lock.assertHeld());
       if (onApplied) migrator.on('migrated', ({ name }) => onApplied(name));
       const applied = (await migrator.up()).map((m) => m.name);
       await recordSchemaVersion(ctx, tenant, knex);

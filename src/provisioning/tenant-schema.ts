@@ -5,8 +5,10 @@
 import type { Knex } from 'knex';
 import type { Umzug } from 'umzug';
 import type { Tenant } from '../catalog/index.js';
-import type { Config } from '../config.js';
+import type { Config, MysqlUrl } from '../config.js';
 import { ConflictError } from '../lib/errors.js';
+import { createMysqlKnex } from '../lib/knex.js';
+import { LockLostError } from './tenant-lock.js';
 import { createMigrator, expectedTables, loadMigrations, type LoadedMigration } from '../migrations/runner.js';
 
 /** The tenant migrations this code knows (files of `migrations/tenant` plus the extra dir). */
@@ -26,21 +28,40 @@ export function migrationLockName(tenant: Pick<Tenant, 'databaseServerId' | 'dat
 }
 
 /**
- * Runs `fn` while holding `GET_LOCK(name)` on `knex`'s single connection (MySQL 8.4
- * §14.14 "Locking Functions": the lock belongs to the session and is released on
- * disconnect, so a killed runner never leaves it held).
+ * Runs `fn` while holding `GET_LOCK(name)` on a dedicated connection opened with `knex`'s
+ * settings (MySQL 8.4 §14.14 "Locking Functions": the lock belongs to the session and is
+ * released on disconnect, so a killed runner never leaves it held). The lock's session is
+ * not one a pool may silently replace: `fn` gets `assertHeld` (`IS_USED_LOCK(name) =
+ * CONNECTION_ID()` on that session) to call between migrations, and it is checked again
+ * when `fn` ends, so a lost lock fails the run.
  * @param timeoutS seconds to wait for another holder
  * @throws ConflictError `MIGRATION_LOCKED` when not granted in time
+ * @throws LockLostError `LOCK_LOST` when the lock's session ended before `fn` did
  */
-export async function withAdvisoryLock<T>(knex: Knex, name: string, timeoutS: number, fn: () => Promise<T>): Promise<T> {
-  const [rows] = (await knex.raw('SELECT GET_LOCK(?, ?) AS ok', [name, timeoutS])) as [Array<{ ok: number | string | null }>];
-  if (Number(rows[0]?.ok) !== 1) {
-    throw new ConflictError(`another runner holds ${name} (waited ${timeoutS} s)`, 'MIGRATION_LOCKED');
-  }
+export async function withAdvisoryLock<T>(knex: Knex, name: string, timeoutS: number, fn: (lock: { assertHeld(): Promise<void> }) => Promise<T>): Promise<T> {
+  const c = (knex.client as { config: { connection: MysqlUrl } }).config.connection;
+  const lockKnex = createMysqlKnex({ host: c.host, port: c.port, user: c.user, password: c.password, database: '' }, { min: 0, max: 1 });
+  let trx: Knex.Transaction | undefined;
   try {
-    return await fn();
+    trx = await lockKnex.transaction();
+    const lockTrx = trx;
+    const [rows] = (await trx.raw('SELECT GET_LOCK(?, ?) AS ok', [name, timeoutS])) as [Array<{ ok: number | string | null }>];
+    if (Number(rows[0]?.ok) !== 1) {
+      throw new ConflictError(`another runner holds ${name} (waited ${timeoutS} s)`, 'MIGRATION_LOCKED');
+    }
+    const assertHeld = async () => {
+      const held = await lockTrx
+        .raw('SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS held', [name])
+        .then(([r]: [Array<{ held: number | null }>]) => Number(r[0]?.held) === 1)
+        .catch(() => false);
+      if (!held) throw new LockLostError(name);
+    };
+    const result = await fn({ assertHeld });
+    await assertHeld();
+    return result;
   } finally {
-    await knex.raw('SELECT RELEASE_LOCK(?)', [name]).catch(() => undefined);
+    await trx?.rollback().catch(() => undefined); // gives the connection back, so destroy can end it
+    await lockKnex.destroy(); // ends the session: the lock is released with it
   }
 }
 
