@@ -17,6 +17,17 @@ export const REFRESH_TTL_MS = 7 * 24 * 3600 * 1000;
 
 const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
 
+/** A row of a tenant's `refresh_tokens` table. */
+interface RefreshTokenRow {
+  id: number;
+  token_hash: string;
+  user_id: number;
+  family_id: string;
+  expires_at: Date | string;
+  rotated_at: Date | null;
+  revoked_at: Date | null;
+}
+
 /**
  * The tenant generation a refresh token was issued in (1 for tokens of the old format,
  * issued before generations existed).
@@ -73,10 +84,10 @@ export function createAuthService(knex: Knex, generation = 1) {
       if (refreshTokenGeneration(token) !== generation) throw new UnauthorizedError('this refresh token was revoked: sign in again', 'TOKEN_REVOKED');
       return knex
         .transaction(async (trx) => {
-          const row = await trx('refresh_tokens')
+          const row = (await trx('refresh_tokens')
             .where({ token_hash: sha256(token) })
             .forUpdate()
-            .first();
+            .first()) as RefreshTokenRow | undefined;
           if (!row) throw new UnauthorizedError('refresh token is not valid', 'INVALID_REFRESH_TOKEN');
           if (row.rotated_at || row.revoked_at) {
             await trx('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
@@ -98,7 +109,7 @@ export function createAuthService(knex: Knex, generation = 1) {
 
     /** Revokes the family of a refresh token (logout). Unknown tokens are ignored. */
     async logout(token: string): Promise<void> {
-      const row = await knex('refresh_tokens')
+      const row = await knex<RefreshTokenRow>('refresh_tokens')
         .where({ token_hash: sha256(token) })
         .first('family_id');
       if (row) await knex('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });

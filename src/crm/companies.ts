@@ -98,8 +98,22 @@ export interface CompanyFilters extends ListParams {
 const SORT = { name: 'name', createdAt: 'created_at', updatedAt: 'updated_at', industry: 'industry', country: 'country' };
 const UNIQUE = { companies_live_name_uq: ['COMPANY_NAME_TAKEN', 'a live company already has this name'] as [string, string] };
 
+/** A row of a tenant's `companies` table. */
+export interface CompanyRow {
+  id: number;
+  name: string;
+  industry: string | null;
+  country: string | null;
+  website: string | null;
+  phone: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
 /** Maps a row to the API view. */
-export function toCompany(r: Record<string, any>): Company {
+export function toCompany(r: CompanyRow): Company {
   return {
     id: Number(r.id),
     name: r.name,
@@ -135,14 +149,14 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
     if (f.industry) q.where('industry', f.industry);
     if (f.country) q.where('country', f.country.toUpperCase());
     if (f.q)
-      q.where((w) =>
-        w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)),
+      q.where(
+        (w) => void w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)),
       );
     return q;
   };
 
   const load = async (id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}) =>
-    toCompany(await loadRow(trx, 'companies', 'company', id, opts));
+    toCompany(await loadRow<CompanyRow>(trx, 'companies', 'company', id, opts));
 
   return {
     /** A page of companies. @throws ValidationError `INVALID_SORT` */

@@ -69,8 +69,22 @@ export interface ContactFilters extends ListParams {
 const SORT = { fullName: 'full_name', email: 'email', createdAt: 'created_at', updatedAt: 'updated_at' };
 const UNIQUE = { contacts_live_email_uq: ['CONTACT_EMAIL_TAKEN', 'a live contact of this company already has this email'] as [string, string] };
 
+/** A row of a tenant's `contacts` table. */
+export interface ContactRow {
+  id: number;
+  company_id: number | null;
+  full_name: string;
+  email: string | null;
+  phone: string | null;
+  job_title: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
 /** Maps a row to the API view. */
-export function toContact(r: Record<string, any>): Contact {
+export function toContact(r: ContactRow): Contact {
   return {
     id: Number(r.id),
     companyId: r.company_id === null ? null : Number(r.company_id),
@@ -88,7 +102,7 @@ export function toContact(r: Record<string, any>): Contact {
 /** @throws UnprocessableError `INVALID_REFERENCE` unless the company is live (locks it against a concurrent delete) */
 async function assertLiveCompany(trx: Knex.Transaction, companyId: number | null | undefined): Promise<void> {
   if (companyId === null || companyId === undefined) return;
-  const row = await trx('companies').where({ id: companyId }).whereNull('deleted_at').forShare().first('id');
+  const row = await trx<{ id: number; deleted_at: Date | null }>('companies').where({ id: companyId }).whereNull('deleted_at').forShare().first('id');
   if (!row) throw new UnprocessableError(`companyId ${companyId} is not a live company of this tenant`, 'INVALID_REFERENCE', { field: 'companyId' });
 }
 
@@ -100,14 +114,15 @@ export function createContactsService(knex: Knex, actor: Actor) {
     if (f.companyId) q.where('company_id', f.companyId);
     if (f.email) q.where('email', f.email.trim().toLowerCase());
     if (f.q)
-      q.where((w) =>
-        w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)),
+      q.where(
+        (w) =>
+          void w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)),
       );
     return q;
   };
 
   const load = async (id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}) =>
-    toContact(await loadRow(trx, 'contacts', 'contact', id, opts));
+    toContact(await loadRow<ContactRow>(trx, 'contacts', 'contact', id, opts));
 
   const columns = (input: Partial<z.output<typeof updateContactBody>>) => {
     const row: Record<string, unknown> = {};
@@ -189,7 +204,11 @@ export function createContactsService(knex: Knex, actor: Actor) {
           const before = await load(id, trx, { includeDeleted: true, lock: true });
           if (!before.deletedAt) return before;
           if (before.companyId !== null) {
-            const company = await trx('companies').where({ id: before.companyId }).whereNull('deleted_at').forShare().first('id');
+            const company = await trx<{ id: number; deleted_at: Date | null }>('companies')
+              .where({ id: before.companyId })
+              .whereNull('deleted_at')
+              .forShare()
+              .first('id');
             if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
           }
           await markRestored(trx, { table: 'contacts', entity: 'contact', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);

@@ -57,7 +57,7 @@ async function assertReferences(trx: Knex.Transaction, set: References, current?
   const contactId = set.contactId !== undefined ? set.contactId : (current?.contactId ?? null);
   const companyId = set.companyId !== undefined ? set.companyId : (current?.companyId ?? null);
   if (contactId === null || companyId === null) return;
-  const contact = await trx('contacts').where({ id: contactId }).first('company_id');
+  const contact = await trx<{ id: number; company_id: number | null }>('contacts').where({ id: contactId }).first('company_id');
   if (contact && contact.company_id !== null && Number(contact.company_id) !== companyId) {
     const field = set.contactId !== undefined ? 'contactId' : 'companyId';
     throw invalidReference(field, `${field}: contact ${contactId} belongs to company ${contact.company_id}, not to the deal's company ${companyId}`);
@@ -143,7 +143,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
   /** Sets the outcome, moving the deal to the stage of that name when the pipeline has one. */
   const close = (dealId: number, sentVersion: number | undefined, status: 'won' | 'lost', stageName: string) =>
     change(dealId, sentVersion, async (before, trx) => {
-      const stage = await trx('pipeline_stages').where({ name: stageName }).forShare().first('id');
+      const stage = await trx<{ id: number; name: string }>('pipeline_stages').where({ name: stageName }).forShare().first('id');
       const patch: Record<string, unknown> = {};
       if (before.status !== status) patch.status = status;
       if (stage && Number(stage.id) !== before.stageId) patch.stage_id = Number(stage.id);

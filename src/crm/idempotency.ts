@@ -9,6 +9,13 @@ import type { Knex } from 'knex';
 import { UnprocessableError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 
+/** A row of a tenant's `idempotency_keys` table (the columns read back). */
+interface IdempotencyRow {
+  request_hash: string;
+  response_status: number;
+  response_body: string;
+}
+
 /** Result: the value created now, or the stored JSON of the first answer. */
 export type IdempotentResult<T> = { replayed: false; status: number; value: T } | { replayed: true; status: number; value: unknown };
 
@@ -53,11 +60,11 @@ export async function withIdempotency<T>(
     });
   } catch (err) {
     if (mysqlErrno(err) !== MysqlErrno.DUP_ENTRY || !String((err as Error).message).includes('PRIMARY')) throw err;
-    const row = await knex('idempotency_keys').where(where).first();
+    const row = (await knex('idempotency_keys').where(where).first()) as IdempotencyRow | undefined;
     if (!row) throw err;
     if (row.request_hash !== hash) {
       throw new UnprocessableError('this Idempotency-Key was used with a different request', 'IDEMPOTENCY_KEY_REUSED');
     }
-    return { replayed: true, status: row.response_status, value: JSON.parse(row.response_body) };
+    return { replayed: true, status: row.response_status, value: JSON.parse(row.response_body) as unknown };
   }
 }

@@ -44,8 +44,19 @@ const UNIQUE = { pipeline_stages_name_uq: ['STAGE_NAME_TAKEN', 'a pipeline stage
 /** ER_ROW_IS_REFERENCED_2: a foreign key still points at the row. */
 const ROW_IS_REFERENCED = 1451;
 
+/** A row of a tenant's `pipeline_stages` table. */
+export interface StageRow {
+  id: number;
+  name: string;
+  position: number;
+  probability: number;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
 /** Maps a row to the API view. */
-export function toStage(r: Record<string, any>): PipelineStage {
+export function toStage(r: StageRow): PipelineStage {
   return {
     id: Number(r.id),
     name: r.name,
@@ -60,7 +71,7 @@ export function toStage(r: Record<string, any>): PipelineStage {
 /** The pipeline stages service over a tenant's Knex, acting as `actor`. */
 export function createPipelineStagesService(knex: Knex, actor: Actor) {
   async function load(id: number, trx: Knex | Knex.Transaction = knex, lock = false): Promise<PipelineStage> {
-    const q = trx('pipeline_stages').where({ id });
+    const q = trx<StageRow>('pipeline_stages').where({ id });
     if (lock) q.forUpdate();
     const row = await q.first();
     if (!row) throw notFound('stage', id);
@@ -70,7 +81,7 @@ export function createPipelineStagesService(knex: Knex, actor: Actor) {
   return {
     /** A page of stages, in pipeline order (position, then id). */
     list(p: { page: number; pageSize: number }) {
-      return paginate(knex('pipeline_stages'), p, (q) => q.orderBy('position', 'asc').orderBy('id', 'asc'), toStage);
+      return paginate(knex('pipeline_stages'), p, (q) => void q.orderBy('position', 'asc').orderBy('id', 'asc'), toStage);
     },
 
     /** @throws NotFoundError `STAGE_NOT_FOUND` */

@@ -33,7 +33,8 @@ export interface UserTokenState {
   role: TenantRole;
 }
 
-interface Row {
+/** A row of a tenant's `users` table. */
+export interface UserRow {
   id: number;
   email: string;
   full_name: string | null;
@@ -47,7 +48,7 @@ interface Row {
   last_login_at: Date | null;
 }
 
-const toUser = (r: Row): TenantUser => ({
+const toUser = (r: UserRow): TenantUser => ({
   id: Number(r.id),
   email: r.email,
   fullName: r.full_name,
@@ -78,19 +79,19 @@ export function createUsersRepository(knex: Knex) {
     },
 
     async findById(id: number, trx?: Knex.Transaction): Promise<TenantUser | undefined> {
-      const row = await (trx ?? knex)<Row>('users').where({ id }).first();
+      const row = await (trx ?? knex)<UserRow>('users').where({ id }).first();
       return row && toUser(row);
     },
 
     /** The user with its hash and token version, for sign-in. */
     async findForLogin(email: string, trx?: Knex.Transaction): Promise<(TenantUser & { passwordHash: string; tokenVersion: number }) | undefined> {
-      const row = await (trx ?? knex)<Row>('users').where({ email }).first();
+      const row = await (trx ?? knex)<UserRow>('users').where({ email }).first();
       return row && { ...toUser(row), passwordHash: row.password_hash, tokenVersion: Number(row.token_version) };
     },
 
     /** The user's token state (one primary-key read), or undefined when there is no such user. */
     async findTokenState(id: number, trx?: Knex.Transaction): Promise<UserTokenState | undefined> {
-      const row = await (trx ?? knex)<Row>('users').where({ id }).first('token_version', 'active', 'role');
+      const row = await (trx ?? knex)<UserRow>('users').where({ id }).first('token_version', 'active', 'role');
       return row && { tokenVersion: Number(row.token_version), active: Boolean(row.active), role: row.role };
     },
 

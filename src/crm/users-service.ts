@@ -10,7 +10,7 @@ import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
 import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService } from './auth-service.js';
-import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
+import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser, type UserRow } from './users-repository.js';
 
 const role = z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]]);
 
@@ -32,7 +32,7 @@ export const updateUserBody = z.strictObject({
 });
 
 /** The comparable fields of a `users` row (for the activity log). */
-function userView(r: Record<string, any>) {
+function userView(r: UserRow) {
   return { id: Number(r.id), email: r.email, fullName: r.full_name, role: r.role, active: Boolean(r.active), lastLoginAt: r.last_login_at };
 }
 
@@ -102,7 +102,7 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
         // that two admins demoting each other queue (one consistent lock order) instead of deadlocking.
         const mayLoseAdmin = (input.role !== undefined && input.role !== 'admin') || input.active === false;
         const admins = mayLoseAdmin ? await trx('users').where({ role: 'admin', active: true }).forUpdate().count({ n: '*' }).first() : undefined;
-        const current = await trx('users').where({ id }).forUpdate().first();
+        const current = (await trx('users').where({ id }).forUpdate().first()) as UserRow | undefined;
         if (!current) throw new NotFoundError(`user ${id} not found`, 'USER_NOT_FOUND');
         if (input.version !== undefined && input.version !== current.version) {
           throw new ConflictError(`user ${id} was changed meanwhile (version ${current.version})`, 'VERSION_CONFLICT', { currentVersion: current.version });
