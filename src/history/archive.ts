@@ -50,9 +50,9 @@ class ByteCounter extends Transform {
  * @throws UnavailableError `STORAGE_UNAVAILABLE` when an upload fails (nothing is deleted by this function)
  */
 export async function archiveHistory(knex: Knex, store: ObjectStore, cutoff: Date, now = new Date()): Promise<HistoryArchive[]> {
-  const months: Array<{ m: string }> = (
-    await knex.raw("SELECT DISTINCT DATE_FORMAT(created_at, '%Y-%m') AS m FROM request_history WHERE created_at < ? ORDER BY m", [cutoff])
-  )[0];
+  const [months] = (await knex.raw("SELECT DISTINCT DATE_FORMAT(created_at, '%Y-%m') AS m FROM request_history WHERE created_at < ? ORDER BY m", [cutoff])) as [
+    Array<{ m: string }>,
+  ];
   const out: HistoryArchive[] = [];
   for (const { m } of months) {
     const [year, month] = m.split('-').map(Number) as [number, number];

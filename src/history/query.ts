@@ -64,7 +64,28 @@ export function applyFilter(q: Knex.QueryBuilder, f: HistoryFilter): Knex.QueryB
   return q;
 }
 
-function toEntry(r: Record<string, any>): HistoryEntry {
+/** A `request_history` row joined with its tenant's slug, as mysql2 returns it. */
+interface HistoryRow {
+  id: number | string;
+  created_at: Date;
+  request_id: string;
+  tenant_id: number | null;
+  slug: string | null;
+  user_id: number | string | null;
+  user_kind: HistoryEntry['userKind'];
+  method: string;
+  route: string | null;
+  path: string;
+  query: string | null;
+  status: number;
+  duration_ms: number | string;
+  response_bytes: number | null;
+  ip: string | null;
+  user_agent: string | null;
+  error_code: string | null;
+}
+
+function toEntry(r: HistoryRow): HistoryEntry {
   return {
     id: Number(r.id),
     createdAt: r.created_at,
@@ -128,13 +149,15 @@ export async function listHistory(
     .orderBy('h.id', 'desc')
     .limit(pageSize);
   if (cursor) {
-    rowsQ.where((w) =>
-      w.where('h.created_at', '<', cursor.createdAt).orWhere((x) => x.where('h.created_at', '=', cursor.createdAt).andWhere('h.id', '<', cursor.id)),
-    );
+    rowsQ.where((w) => {
+      void w.where('h.created_at', '<', cursor.createdAt).orWhere((x) => {
+        void x.where('h.created_at', '=', cursor.createdAt).andWhere('h.id', '<', cursor.id);
+      });
+    });
   } else {
     rowsQ.offset(pageOffset(page, pageSize));
   }
-  const [rows, count] = await Promise.all([rowsQ, base.clone().count({ n: '*' }).first()]);
+  const [rows, count] = (await Promise.all([rowsQ, base.clone().count({ n: '*' }).first()])) as [HistoryRow[], { n: number | string } | undefined];
   const data = rows.map(toEntry);
   const last = data.at(-1);
   return { data, total: Number(count?.n ?? 0), nextCursor: last && data.length === pageSize ? encodeHistoryCursor(last) : null };
@@ -149,7 +172,7 @@ export async function historyAfter(knex: Knex, afterId: number, opts: { tenantId
     .orderBy('h.id')
     .limit(opts.limit ?? 500);
   if (opts.tenantId !== undefined) q.where('h.tenant_id', opts.tenantId);
-  return (await q).map(toEntry);
+  return ((await q) as HistoryRow[]).map(toEntry);
 }
 
 /** The newest row id (0 when empty). */
@@ -166,7 +189,7 @@ export async function lastHistoryId(knex: Knex): Promise<number> {
 export async function getHistory(knex: Knex, id: number, tenantId?: number): Promise<HistoryEntry> {
   const q = knex('request_history as h').leftJoin('tenants as t', 't.id', 'h.tenant_id').where('h.id', id).first('h.*', 't.slug');
   if (tenantId !== undefined) q.where('h.tenant_id', tenantId);
-  const row = await q;
+  const row = (await q) as HistoryRow | undefined;
   if (!row) throw new NotFoundError(`history entry ${id} not found`, 'HISTORY_NOT_FOUND');
   return toEntry(row);
 }

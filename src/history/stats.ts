@@ -7,7 +7,7 @@
  * MariaDB 10.2+). The error rate is (4xx + 5xx) / requests. Durations are in ms.
  */
 import type { Knex } from 'knex';
-import { applyFilter, checkWindow, type HistoryFilter } from './query.js';
+import { applyFilter, checkWindow, type HistoryEntry, type HistoryFilter } from './query.js';
 
 /** Time bucket of the series. */
 export type Bucket = 'minute' | 'hour' | 'day';
@@ -36,6 +36,9 @@ export function autoBucket(from: Date, to: Date): Bucket {
   return 'day';
 }
 
+/** A number as MySQL returns it for an aggregate: a number, a DECIMAL string, or NULL. */
+type Cell = number | string | null;
+
 const num = (v: unknown) => (v === null || v === undefined ? null : Math.round(Number(v) * 1000) / 1000);
 const rate = (errors: unknown, n: unknown) => (Number(n) ? Math.round((Number(errors) / Number(n)) * 1e6) / 1e6 : 0);
 const utc = (s: string | Date) => (s instanceof Date ? s : new Date(`${s.replace(' ', 'T')}Z`));
@@ -52,7 +55,7 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
   const base = () => applyFilter(knex('request_history as h'), f);
   const pct = (p: number, col = 'd') => knex.raw(`MAX(CASE WHEN rn = CEIL(${p} * cnt) THEN ${col} END)`);
 
-  const [totalsRow, pctRow, byStatus, byMethod, byRoute, byTenant, byUser, series] = await Promise.all([
+  const [totalsRow, pctRow, byStatus, byMethod, byRoute, byTenant, byUser, series] = (await Promise.all([
     base().first(
       knex.raw('COUNT(*) AS n'),
       knex.raw('SUM(h.status BETWEEN 400 AND 499) AS c4'),
@@ -113,7 +116,16 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
       .select('b', knex.raw('COUNT(*) AS n'), knex.raw('SUM(status >= 400) AS errors'), { p95: pct(0.95) })
       .groupBy('b')
       .orderBy('b'),
-  ]);
+  ])) as [
+    { n: Cell; c4: Cell; c5: Cell; mean: Cell; mx: Cell } | undefined,
+    { p50: Cell; p95: Cell; p99: Cell } | undefined,
+    Array<{ status: Cell; n: Cell }>,
+    Array<{ method: string; n: Cell }>,
+    Array<{ route: string; n: Cell; errors: Cell; p95: Cell }>,
+    Array<{ tenant_id: number | null; slug: string | null; n: Cell; errors: Cell }>,
+    Array<{ user_kind: HistoryEntry['userKind']; user_id: Cell; tenant_id: number | null; n: Cell }>,
+    Array<{ b: string; n: Cell; errors: Cell; p95: Cell }>,
+  ];
 
   const n = Number(totalsRow?.n ?? 0);
   const c4 = Number(totalsRow?.c4 ?? 0);
@@ -122,18 +134,18 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
     window: { from: f.from, to: f.to, bucket },
     totals: { requests: n, clientErrors: c4, serverErrors: c5, errorRate: rate(c4 + c5, n) },
     latency: { mean: num(totalsRow?.mean), p50: num(pctRow?.p50), p95: num(pctRow?.p95), p99: num(pctRow?.p99), max: num(totalsRow?.mx) },
-    byStatus: byStatus.map((r: any) => ({ status: Number(r.status), count: Number(r.n) })),
-    byMethod: byMethod.map((r: any) => ({ method: r.method, count: Number(r.n) })),
-    byRoute: byRoute.map((r: any) => ({ route: r.route, count: Number(r.n), errorRate: rate(r.errors, r.n), p95: num(r.p95) })),
-    byTenant: byTenant.map((r: any) => ({ tenantId: r.tenant_id, slug: r.slug ?? null, count: Number(r.n), errorRate: rate(r.errors, r.n) })),
-    byUser: byUser.map((r: any) => ({
+    byStatus: byStatus.map((r) => ({ status: Number(r.status), count: Number(r.n) })),
+    byMethod: byMethod.map((r) => ({ method: r.method, count: Number(r.n) })),
+    byRoute: byRoute.map((r) => ({ route: r.route, count: Number(r.n), errorRate: rate(r.errors, r.n), p95: num(r.p95) })),
+    byTenant: byTenant.map((r) => ({ tenantId: r.tenant_id, slug: r.slug ?? null, count: Number(r.n), errorRate: rate(r.errors, r.n) })),
+    byUser: byUser.map((r) => ({
       userKind: r.user_kind,
       userId: r.user_id === null ? null : Number(r.user_id),
       tenantId: r.tenant_id,
       count: Number(r.n),
     })),
     series: fillSeries(
-      series.map((r: any) => ({ start: utc(r.b), count: Number(r.n), errors: Number(r.errors), p95: num(r.p95) })),
+      series.map((r) => ({ start: utc(r.b), count: Number(r.n), errors: Number(r.errors), p95: num(r.p95) })),
       f.from,
       f.to,
       bucket,

@@ -38,8 +38,8 @@ export class TenantChangeWatcher {
     this.running = true;
     try {
       if (!this.since) {
-        const [rows] = await this.catalog.knex.raw('SELECT CURRENT_TIMESTAMP(3) AS now');
-        this.since = new Date(rows[0].now);
+        const [rows] = (await this.catalog.knex.raw('SELECT CURRENT_TIMESTAMP(3) AS now')) as [Array<{ now: Date | string }>];
+        this.since = new Date(rows[0]!.now);
         return;
       }
       // 1 s of overlap: rows updated in the same instant as the last look are seen again, never
