@@ -73,7 +73,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     },
     ajv: { customOptions: { removeAdditional: false } },
     // What the router refuses before any route runs is problem+json too.
-    frameworkErrors: (err, request, reply) => sendProblem(err, request, reply),
+    frameworkErrors: (err, request, reply) => void sendProblem(err, request, reply),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -82,12 +82,11 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   });
   // A JSON string may hold a lone surrogate ("\ud800"), which UTF-8 and utf8mb4 cannot:
   // refuse it (I-JSON, RFC 7493 §2.1) rather than store U+FFFD in its place.
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     const path = illFormedStringPath(request.body, 'body');
-    if (path !== undefined) {
-      const message = 'must be well-formed Unicode (it holds a lone surrogate)';
-      throw new ValidationError(`${path}: ${message}`, { fields: [{ path, message }] });
-    }
+    if (path === undefined) return done();
+    const message = 'must be well-formed Unicode (it holds a lone surrogate)';
+    done(new ValidationError(`${path}: ${message}`, { fields: [{ path, message }] }));
   });
 
   // The live tenant names in memory, kept current by the watcher (so only with one): unknown names cost no query.
@@ -144,7 +143,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(serviceRoutes, { ctx });
   await app.register(
     async (api) => {
-      api.addHook('onRequest', api.identifyTenant);
+      api.addHook('onRequest', (request) => api.identifyTenant(request));
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
       await api.register(companiesRoutes, { storage: ctx.storage });

@@ -101,22 +101,22 @@ export const CSV_OPTIONS = { record_delimiter: '\r\n', escape_formulas: true, ca
  * where needed; formulas defused, see {@link CSV_OPTIONS}).
  * @param columns header -> function of a row
  */
-export async function sendCsv(
+export async function sendCsv<R = Record<string, unknown>>(
   reply: FastifyReply,
   query: Knex.QueryBuilder,
   filename: string,
-  columns: Record<string, (row: Record<string, any>) => unknown>,
+  columns: Record<string, (row: R) => unknown>,
 ): Promise<FastifyReply> {
   const csv = stringify({ ...CSV_OPTIONS, header: true, columns: Object.keys(columns) });
   const out = new PassThrough();
   const rows = query.stream();
   void pipeline(
     rows,
-    async function* (source: AsyncIterable<Record<string, any>>) {
+    async function* (source: AsyncIterable<R>) {
       for await (const row of source) yield Object.fromEntries(Object.entries(columns).map(([k, f]) => [k, f(row) ?? '']));
     },
     csv,
     out,
-  ).catch((err) => out.destroy(err));
+  ).catch((err: unknown) => out.destroy(err instanceof Error ? err : new Error(String(err))));
   return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="${filename}"`).send(out);
 }

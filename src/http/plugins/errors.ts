@@ -29,7 +29,7 @@ export function sendProblem(err: unknown, request: FastifyRequest, reply: Fastif
 }
 
 export default fp(
-  async (app) => {
+  (app, _opts, done) => {
     app.setErrorHandler((err, request, reply) => sendProblem(err, request, reply));
     app.setNotFoundHandler((request, reply) => {
       reply.problemCode = 'ROUTE_NOT_FOUND';
@@ -45,6 +45,7 @@ export default fp(
           requestId: request.id,
         });
     });
+    done();
   },
   { name: 'silo-errors' },
 );

@@ -17,7 +17,7 @@ const RECORDED = /^\/(api|platform)\/v1(\/|$|\?)/;
 
 /** Options: the recorder (undefined: recording off). */
 export default fp<{ recorder: HistoryRecorder | undefined }>(
-  async (app, { recorder }) => {
+  (app, { recorder }, done) => {
     const r = recorder;
     new Gauge({
       name: 'silo_history_buffered',
@@ -83,10 +83,11 @@ export default fp<{ recorder: HistoryRecorder | undefined }>(
         // Fastify sets Content-Length for string and buffer payloads; streams have none.
         responseBytes: lengthHeader !== undefined ? Number(lengthHeader) : null,
         ip: request.ip ?? null,
-        userAgent: (request.headers['user-agent'] as string | undefined) ?? null,
+        userAgent: request.headers['user-agent'] ?? null,
         errorCode: reply.statusCode >= 400 ? (reply.problemCode ?? null) : null,
       });
     });
+    done();
   },
   { name: 'silo-history', dependencies: ['silo-metrics'] },
 );

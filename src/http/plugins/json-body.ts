@@ -11,7 +11,7 @@ import { ValidationError } from '../../lib/errors.js';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../../lib/validation.js';
 
 export default fp(
-  async (app) => {
+  (app, _opts, done) => {
     const parse = app.getDefaultJsonParser('error', 'error');
     app.removeContentTypeParser('application/json');
     app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
@@ -22,8 +22,9 @@ export default fp(
         );
         return;
       }
-      parse(request, body as string, done);
+      void parse(request, body as string, done);
     });
+    done();
   },
   { name: 'silo-json-body' },
 );

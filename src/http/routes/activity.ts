@@ -1,5 +1,5 @@
 /** `GET /api/v1/activity`: the tenant's activity log (read-only), newest first. */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listActivity } from '../../crm/activity.js';
 import { ROLES } from '../crm-helpers.js';
@@ -18,7 +18,7 @@ const activitySchema = z
   })
   .meta({ id: 'Activity' });
 
-export const activityRoutes: FastifyPluginAsyncZod = async (app) => {
+export const activityRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   app.get(
     '/activity',
     {
@@ -41,4 +41,5 @@ export const activityRoutes: FastifyPluginAsyncZod = async (app) => {
       return { ...r, page: q.page, pageSize: q.pageSize };
     },
   );
+  done();
 };

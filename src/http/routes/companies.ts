@@ -2,9 +2,9 @@
  * `/api/v1/companies`: companies of the tenant, with activity, export and restore. Every
  * company answer carries `logoUrl` (pre-signed, short-lived; null without a logo or without S3).
  */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createCompaniesService, createCompanyBody, updateCompanyBody } from '../../crm/companies.js';
+import { createCompaniesService, createCompanyBody, updateCompanyBody, type CompanyRow } from '../../crm/companies.js';
 import type { ObjectStore } from '../../storage/s3.js';
 import {
   actorOf,
@@ -46,7 +46,7 @@ const listQuery = paginationQuery.extend({
 const exportQuery = listQuery.omit({ page: true, pageSize: true });
 
 /** Options: the store that signs logo URLs (undefined when S3 is not configured). */
-export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> = async (app, opts) => {
+export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }> = (app, opts, done) => {
   const tags = ['companies'];
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) =>
@@ -74,7 +74,7 @@ export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> =
     async (request, reply) => {
       const q = request.query;
       const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
-      return sendCsv(reply, query, 'companies.csv', {
+      return sendCsv<CompanyRow>(reply, query, 'companies.csv', {
         id: (r) => r.id,
         name: (r) => r.name,
         industry: (r) => r.industry,
@@ -157,4 +157,5 @@ export const companiesRoutes: FastifyPluginAsyncZod<{ storage?: ObjectStore }> =
     },
     async (request) => (await svc(request)).restore(request.params.id),
   );
+  done();
 };

@@ -1,7 +1,7 @@
 /** `/api/v1/contacts`: contacts of the tenant, with export and restore. */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createContactBody, createContactsService, updateContactBody } from '../../crm/contacts.js';
+import { createContactBody, createContactsService, updateContactBody, type ContactRow } from '../../crm/contacts.js';
 import {
   actorOf,
   checkIncludeDeleted,
@@ -40,7 +40,7 @@ const listQuery = paginationQuery.extend({
 });
 const exportQuery = listQuery.omit({ page: true, pageSize: true });
 
-export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
+export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['contacts'];
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) => createContactsService(await app.tenantKnex(request), actorOf(request));
@@ -68,7 +68,7 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
     async (request, reply) => {
       const q = request.query;
       const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
-      return sendCsv(reply, query, 'contacts.csv', {
+      return sendCsv<ContactRow>(reply, query, 'contacts.csv', {
         id: (r) => r.id,
         companyId: (r) => r.company_id,
         fullName: (r) => r.full_name,
@@ -137,4 +137,5 @@ export const contactsRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => (await svc(request)).restore(request.params.id),
   );
+  done();
 };

@@ -5,7 +5,7 @@
  * reads `/platform/v1/history*` with the platform token. Its inline style and script run
  * under a per-response CSP nonce; it may connect to this origin only. Not in OpenAPI.
  */
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginCallback } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { dashboardPage } from '../dashboard/page.js';
 
@@ -24,7 +24,7 @@ export function dashboardCsp(nonce: string): string {
 }
 
 /** Mounted under `/platform`. */
-export const dashboardRoutes: FastifyPluginAsync = async (app) => {
+export const dashboardRoutes: FastifyPluginCallback = (app, _opts, done) => {
   app.get('/dashboard', { schema: { hide: true } }, async (_request, reply) => {
     const nonce = randomBytes(16).toString('base64');
     return reply
@@ -35,4 +35,5 @@ export const dashboardRoutes: FastifyPluginAsync = async (app) => {
       .type('text/html; charset=utf-8')
       .send(dashboardPage(nonce));
   });
+  done();
 };

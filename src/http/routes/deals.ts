@@ -2,7 +2,7 @@
  * `/api/v1/deals`: deals of the tenant, their moves through the pipeline, outcome, stats
  * and restore.
  */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { amountSchema, createDealBody, createDealsService, DEAL_STATUSES, isoDay, moveDealBody, updateDealBody, versionBody } from '../../crm/deals.js';
 import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, ROLES } from '../crm-helpers.js';
@@ -58,7 +58,7 @@ const listQuery = paginationQuery.extend({
   includeDeleted: includeDeletedParam,
 });
 
-export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
+export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['deals'];
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) => createDealsService(await app.tenantKnex(request), actorOf(request));
@@ -192,4 +192,5 @@ export const dealsRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (request) => (await svc(request)).restore(request.params.id),
   );
+  done();
 };

@@ -3,7 +3,7 @@
  * support staff, any tenant) and `/api/v1/history[/stats]` (tenant admins, their own
  * tenant only: the tenant filter is forced, never taken from the client).
  */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import type {} from '@fastify/rate-limit';
 import { z } from 'zod';
@@ -110,7 +110,7 @@ function cursorOf(q: { cursor?: string }) {
 }
 
 /** Platform routes (mounted under /platform/v1). */
-export const platformHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
+export const platformHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
   const tags = ['history'];
   const security = [{ platformBearer: [] }];
   const readers = app.requirePlatformUser(['operator', 'support']);
@@ -167,10 +167,11 @@ export const platformHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> 
     },
     async (request) => getHistory(ctx.catalog.knex, request.params.id),
   );
+  done();
 };
 
 /** Tenant routes (mounted under /api/v1): admins see their own tenant only. */
-export const tenantHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
+export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
   const tags = ['history'];
   const security = [{ tenantBearer: [] }];
   const admin = app.requireTenantUser(['admin']);
@@ -220,4 +221,5 @@ export const tenantHistoryRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = 
       return historyStats(ctx.catalog.knex, filter, { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
     },
   );
+  done();
 };

@@ -1,5 +1,5 @@
 /** `/api/v1/pipeline-stages`: the tenant's deal pipeline; everyone reads it, admins change it. */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createPipelineStagesService, createStageBody, updateStageBody } from '../../crm/pipeline-stages.js';
 import { actorOf, createWithIdempotency, idParams, ifMatchVersion, ROLES } from '../crm-helpers.js';
@@ -21,7 +21,7 @@ export const pipelineStageSchema = z
 /** Who may change the pipeline: admins only. */
 const ADMINS = ['admin' as const];
 
-export const pipelineStagesRoutes: FastifyPluginAsyncZod = async (app) => {
+export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['pipeline-stages'];
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) => createPipelineStagesService(await app.tenantKnex(request), actorOf(request));
@@ -114,4 +114,5 @@ export const pipelineStagesRoutes: FastifyPluginAsyncZod = async (app) => {
       return reply.code(204).send(null);
     },
   );
+  done();
 };

@@ -1,17 +1,17 @@
 /** Service endpoints: `GET /health` (process up) and `GET /ready` (catalog answers). */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
 import { UnavailableError } from '../../lib/errors.js';
 import { problemSchema } from '../schemas.js';
 
-export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
+export const serviceRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
   app.get(
     '/health',
     {
       schema: { operationId: 'health', tags: ['service'], summary: 'The process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     },
-    async () => ({ status: 'ok' as const }),
+    () => ({ status: 'ok' as const }),
   );
 
   app.get(
@@ -33,4 +33,5 @@ export const serviceRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async 
       return { status: 'ready' as const };
     },
   );
+  done();
 };

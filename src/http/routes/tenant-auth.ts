@@ -1,5 +1,5 @@
 /** `/api/v1/auth/*`: tenant sign-in, refresh-token rotation, logout, current user. */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type {} from '@fastify/rate-limit';
 import { z } from 'zod';
 import { createAuthService, refreshTokenGeneration } from '../../crm/auth-service.js';
@@ -10,7 +10,7 @@ import { problemSchema, tokenPairSchema, userSchema, withProblems } from '../sch
 const loginBody = z.strictObject({ email: z.string().min(1).max(254), password: z.string().min(1).max(256) });
 const refreshBody = z.strictObject({ refreshToken: z.string().min(1).max(200) });
 
-export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number; refreshRateLimit: number }> = async (app, opts) => {
+export const tenantAuthRoutes: FastifyPluginCallbackZod<{ loginRateLimit: number; refreshRateLimit: number }> = (app, opts, done) => {
   const tags = ['auth'];
 
   app.post(
@@ -84,4 +84,5 @@ export const tenantAuthRoutes: FastifyPluginAsyncZod<{ loginRateLimit: number; r
     },
     async (request) => createUsersService(await app.tenantKnex(request)).get(Number(request.tenantUser!.sub)),
   );
+  done();
 };

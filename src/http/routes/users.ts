@@ -1,5 +1,5 @@
 /** `/api/v1/users`: tenant admins manage their tenant's users. */
-import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
@@ -16,7 +16,7 @@ const idParams = z.strictObject({
 });
 
 /** Options: the context, to record token-version changes in the catalog (every API process then re-checks older tokens). */
-export const usersRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (app, { ctx }) => {
+export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
   const tags = ['users'];
   /** The users service of the request's tenant, acting as the signed-in admin. */
   const users = async (request: FastifyRequest) =>
@@ -88,4 +88,5 @@ export const usersRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = async (a
     },
     async (request) => (await users(request)).deactivate(request.params.id),
   );
+  done();
 };
