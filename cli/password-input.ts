@@ -25,7 +25,7 @@ async function readStdin(): Promise<string> {
 function askHidden(question: string): Promise<string> {
   let muted = false;
   const output = new Writable({
-    write(chunk, _enc, cb) {
+    write(chunk: Buffer, _enc, cb) {
       if (!muted) process.stderr.write(chunk);
       cb();
     },

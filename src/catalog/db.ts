@@ -50,7 +50,7 @@ export async function migrateCatalog(config: Pick<Config, 'catalog'>, lockTimeou
   const single = createMysqlKnex(config.catalog, { min: 0, max: 1 });
   try {
     const lockName = `silo:migrate:catalog:${config.catalog.database}`;
-    const [rows] = await single.raw('SELECT GET_LOCK(?, ?) AS ok', [lockName, lockTimeoutS]);
+    const [rows] = (await single.raw('SELECT GET_LOCK(?, ?) AS ok', [lockName, lockTimeoutS])) as [Array<{ ok: number | null }>, unknown];
     if (Number(rows[0]?.ok) !== 1) throw new Error(`another process is migrating the catalog (lock ${lockName} not granted in ${lockTimeoutS} s)`);
     try {
       const applied = await createMigrator(single, migrations).up();

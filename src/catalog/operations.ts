@@ -129,7 +129,10 @@ export function createOperationsRepository(knex: Knex) {
 
     /** One operation with its tenant slug, or undefined. */
     async get(id: number, trx?: Knex.Transaction): Promise<Operation | undefined> {
-      const row = await (trx ?? knex)<OperationRow>('operations as o').leftJoin('tenants as t', 't.id', 'o.tenant_id').where('o.id', id).first('o.*', 't.slug');
+      const row = await (trx ?? knex)('operations as o')
+        .leftJoin('tenants as t', 't.id', 'o.tenant_id')
+        .where('o.id', id)
+        .first<OperationRow | undefined>('o.*', 't.slug');
       return row && toOperation(row);
     },
 

@@ -69,9 +69,7 @@ export async function rotateStoredSecrets(knex: Knex, database: string, secrets:
     const c: ColumnRotation = { table, column, rows: 0, current: 0, rotate: 0, rotated: 0, unreadable: 0, unreadableIds: [] };
     let after = 0;
     for (;;) {
-      const rows = (await knex(table).whereNotNull(column).where('id', '>', after).orderBy('id').limit(BATCH).select('id', column)) as Array<
-        Record<string, unknown>
-      >;
+      const rows = await knex<Record<string, unknown>>(table).whereNotNull(column).where('id', '>', after).orderBy('id').limit(BATCH).select('id', column);
       if (!rows.length) break;
       for (const row of rows) {
         const id = Number(row.id);
@@ -128,9 +126,10 @@ async function rotateOne(
       .where(column, value)
       .update({ [column]: secrets.encrypt(plain) });
     if (changed > 0) return 'rotated';
-    const now = (await knex(table).where({ id }).first(column)) as Record<string, unknown> | undefined;
-    if (!now || now[column] === null || now[column] === undefined) return 'current';
-    value = String(now[column]);
+    const now = await knex<Record<string, unknown>>(table).where({ id }).first(column);
+    const stored = now?.[column];
+    if (typeof stored !== 'string') return 'current';
+    value = stored;
   }
   return 'unreadable';
 }

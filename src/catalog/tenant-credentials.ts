@@ -18,8 +18,9 @@ export function createTenantCredentialsRepository(knex: Knex) {
   return {
     /** The stored passwords of a tenant, or undefined when the tenant does not exist. */
     async get(tenantId: number, trx?: Knex.Transaction): Promise<StoredCredentials | undefined> {
-      const row = (await (trx ?? knex)('tenants').where({ id: tenantId }).first('db_password_enc', 'db_password_prev_enc')) as
-        { db_password_enc: string; db_password_prev_enc: string | null } | undefined;
+      const row = await (trx ?? knex)<{ id: number; db_password_enc: string; db_password_prev_enc: string | null }>('tenants')
+        .where({ id: tenantId })
+        .first('db_password_enc', 'db_password_prev_enc');
       return row && { dbPasswordEnc: row.db_password_enc, dbPasswordPrevEnc: row.db_password_prev_enc ?? null };
     },
 

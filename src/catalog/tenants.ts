@@ -177,7 +177,7 @@ export function createTenantsRepository(knex: Knex) {
 
     /** Custom domains of a tenant, by name. */
     async listDomains(tenantId: number, trx?: Knex.Transaction): Promise<TenantDomain[]> {
-      const rows: Array<{ id: number; tenant_id: number; domain: string; created_at: Date }> = await (trx ?? knex)('tenant_domains')
+      const rows = await (trx ?? knex)<{ id: number; tenant_id: number; domain: string; created_at: Date }>('tenant_domains')
         .where({ tenant_id: tenantId })
         .orderBy('domain');
       return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, domain: r.domain, createdAt: r.created_at }));
@@ -211,7 +211,10 @@ export function createTenantsRepository(knex: Knex) {
 
     /** The slug of the tenant owning a custom domain, or undefined. */
     async slugByDomain(domain: string, trx?: Knex.Transaction): Promise<string | undefined> {
-      const row = await (trx ?? knex)('tenant_domains as d').join('tenants as t', 't.id', 'd.tenant_id').where('d.domain', domain).first('t.slug');
+      const row = await (trx ?? knex)('tenant_domains as d')
+        .join('tenants as t', 't.id', 'd.tenant_id')
+        .where('d.domain', domain)
+        .first<{ slug: string } | undefined>('t.slug');
       return row?.slug;
     },
   };

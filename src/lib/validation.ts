@@ -55,7 +55,7 @@ export function illFormedStringPath(value: unknown, path: string): string | unde
       continue;
     }
     if (v === null || typeof v !== 'object') continue;
-    const entries = Object.entries(v);
+    const entries: Array<[string, unknown]> = Object.entries(v as Record<string, unknown>);
     // Pushed in reverse so that the first key is looked at first.
     for (let i = entries.length - 1; i >= 0; i--) {
       const [k, child] = entries[i]!;

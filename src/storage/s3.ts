@@ -151,9 +151,9 @@ export class ObjectStore {
    * @throws UnavailableError `STORAGE_UNAVAILABLE` when S3 fails; the body's own error when the body stream fails
    */
   async upload(key: string, body: Readable | Buffer | string, opts: UploadOptions): Promise<{ key: string; etag: string | undefined }> {
-    let bodyError: unknown;
+    let bodyError: Error | undefined;
     if (typeof body === 'object' && 'once' in body && typeof body.once === 'function' && !Buffer.isBuffer(body)) {
-      (body as Readable).once('error', (err) => (bodyError ??= err));
+      body.once('error', (err: Error) => (bodyError ??= err));
     }
     const upload = new Upload({
       client: this.client,
