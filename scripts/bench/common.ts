@@ -20,6 +20,14 @@ import { loadConfig, parseMysqlUrl, type Config } from '../../src/config.js';
 import { createContext, type SiloContext } from '../../src/context.js';
 import { createMysqlKnex } from '../../src/lib/knex.js';
 
+/** What Silo reads of autocannon's `--json` summary. */
+interface AutocannonSummary {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
 /** Repository root. */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** MySQL server the benchmarks use (admin). */
@@ -111,7 +119,7 @@ export async function startProcess(cmd: string, args: string[], env: Record<stri
   const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';
-  child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const url = `http://127.0.0.1:${port}`;
   const end = Date.now() + 20_000;
   for (;;) {
@@ -211,7 +219,7 @@ export async function runLoadMulti(
       child.on('error', reject);
       child.on('close', (code) => {
         try {
-          const j = JSON.parse(out);
+          const j = JSON.parse(out) as AutocannonSummary;
           resolve({
             requestsPerSec: Math.round(j.requests.average),
             p50: j.latency.p50,
@@ -232,8 +240,8 @@ export async function runLoadMulti(
 
 /** Facts about the machine and versions, for every benchmark's JSON. */
 export async function machineFacts(root: Knex) {
-  const [rows] = await root.raw('SELECT VERSION() AS v');
-  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, mysql: String(rows[0].v), date: new Date().toISOString() };
+  const [rows] = (await root.raw('SELECT VERSION() AS v')) as [Array<{ v: string }>, unknown];
+  return { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, mysql: String(rows[0]!.v), date: new Date().toISOString() };
 }
 
 /** The logger of bench contexts: warnings and errors only, on stderr (stdout holds the JSON). */

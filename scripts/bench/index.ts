@@ -19,10 +19,10 @@ if (!name || !BENCHES[name]) {
   process.exit(2);
 }
 try {
-  const result = await (await BENCHES[name]!()).run(argv);
+  const result = await (await BENCHES[name]()).run(argv);
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0);
 } catch (err) {
-  process.stderr.write(`bench ${name} failed: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`bench ${name} failed: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 }

@@ -62,7 +62,7 @@ export async function run(argv: string[]): Promise<unknown> {
     const cli = await runCli(['tenants', 'migrate', '--all', '--json'], b.env, b.signal);
     let cliJson: { summary: Record<string, number> };
     try {
-      cliJson = JSON.parse(cli.stdout);
+      cliJson = JSON.parse(cli.stdout) as typeof cliJson;
     } catch {
       throw new Error(`silo tenants migrate exited ${cli.code} without JSON: ${cli.stderr.slice(-500)}`);
     }

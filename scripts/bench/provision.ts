@@ -226,9 +226,9 @@ async function withConnection<T>(fn: (conn: Awaited<ReturnType<typeof adminConne
 function recordSteps(ctx: SiloContext): Map<number, Array<[string, number]>> {
   const marks = new Map<number, Array<[string, number]>>();
   const ops = ctx.catalog.operations;
-  const step = ops.step;
+  const step = ops.step.bind(ops);
   ops.step = async (id, name, trx) => {
-    await step.call(ops, id, name, trx);
+    await step(id, name, trx);
     let list = marks.get(id);
     if (!list) marks.set(id, (list = []));
     list.push([name, performance.now()]);

@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<unknown> {
     // The first tenant through the provisioning service, with its contacts; the others
     // replay its final state (`--create clone`, fast) or are provisioned too (`service`).
     const started = performance.now();
-    const fleet = await createFleet(b, opts.tenants, opts.create as 'clone' | 'service', {
+    const fleet = await createFleet(b, opts.tenants, opts.create, {
       slugPrefix: 'rt',
       prepareFirst: (t) =>
         b.ctx.admin.withTenantDatabase(t, (k) =>

@@ -7,5 +7,5 @@ declare module 'autocannon' {
     headers?: Record<string, string>;
     requests?: Array<{ setupRequest?: (req: Record<string, unknown>) => Record<string, unknown> }>;
   }
-  export default function autocannon(opts: Options): Promise<Record<string, any>>;
+  export default function autocannon(opts: Options): Promise<Record<string, unknown>>;
 }

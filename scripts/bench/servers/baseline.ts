@@ -6,7 +6,21 @@
  * Environment: PORT, BASE_DB_HOST, BASE_DB_PORT, BASE_DB_USER, BASE_DB_PASSWORD, BASE_DB_NAME, BASE_POOL (connections, default 10).
  */
 import Fastify from 'fastify';
-import { createPool } from 'mysql2/promise';
+import { createPool, type RowDataPacket } from 'mysql2/promise';
+
+/** The `contacts` columns this server answers with. */
+interface ContactRow {
+  id: number;
+  company_id: number | null;
+  full_name: string;
+  email: string | null;
+  phone: string | null;
+  job_title: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
 
 const env = process.env;
 const pool = createPool({
@@ -20,9 +34,9 @@ const pool = createPool({
   timezone: 'Z',
 });
 const app = Fastify({ logger: false });
-app.get('/health', async () => ({ status: 'ok' }));
+app.get('/health', () => ({ status: 'ok' }));
 app.get<{ Params: { id: string } }>('/api/v1/contacts/:id', async (request, reply) => {
-  const [rows] = await pool.query<any[]>('SELECT * FROM contacts WHERE id = ? LIMIT 1', [Number(request.params.id)]);
+  const [rows] = await pool.query<Array<ContactRow & RowDataPacket>>('SELECT * FROM contacts WHERE id = ? LIMIT 1', [Number(request.params.id)]);
   const r = rows[0];
   if (!r || r.deleted_at) return reply.code(404).send({ code: 'CONTACT_NOT_FOUND' });
   return {

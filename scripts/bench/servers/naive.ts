@@ -14,6 +14,20 @@ import { openCatalog } from '../../../src/catalog/index.js';
 import type { Tenant } from '../../../src/catalog/index.js';
 import { decryptSecret } from '../../../src/lib/secrets.js';
 
+/** The `contacts` columns this server answers with. */
+interface ContactRow {
+  id: number;
+  company_id: number | null;
+  full_name: string;
+  email: string | null;
+  phone: string | null;
+  job_title: string | null;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+}
+
 const config = loadConfig();
 const catalog = openCatalog(config);
 const tenants = new Map<string, Promise<Tenant | undefined>>();
@@ -48,7 +62,7 @@ async function knexFor(t: Tenant): Promise<Knex> {
 
 const app = Fastify({ logger: false });
 await app.register(fastifyJwt, { secret: config.jwtSecret! });
-app.get('/health', async () => ({ status: 'ok' }));
+app.get('/health', () => ({ status: 'ok' }));
 app.get<{ Params: { id: string } }>('/api/v1/contacts/:id', async (request, reply) => {
   const slug = String(request.headers['x-tenant'] ?? '');
   let p = tenants.get(slug);
@@ -66,7 +80,7 @@ app.get<{ Params: { id: string } }>('/api/v1/contacts/:id', async (request, repl
   }
   if (claims.tid !== tenant.id) return reply.code(401).send({ code: 'TOKEN_TENANT_MISMATCH' });
   const knex = await knexFor(tenant);
-  const r = await knex('contacts')
+  const r = await knex<ContactRow>('contacts')
     .where({ id: Number(request.params.id) })
     .first();
   if (!r || r.deleted_at) return reply.code(404).send({ code: 'CONTACT_NOT_FOUND' });
