@@ -175,8 +175,10 @@ export async function inspectTenantGrants(
     fixes.push({ problem: `role ${role}`, sql: 'REVOKE ? FROM ?@?', bindings: [role, ...who] });
   }
 
-  const row = await knex('mysql.user').where({ User: account.user, Host: account.host }).first('max_user_connections');
-  const current = Number((row as { max_user_connections?: unknown } | undefined)?.max_user_connections ?? limit);
+  const row: { max_user_connections: number | string } | undefined = await knex('mysql.user')
+    .where({ User: account.user, Host: account.host })
+    .first('max_user_connections');
+  const current = Number(row?.max_user_connections ?? limit);
   if (row && current !== limit) {
     fixes.push({ problem: `limit ${current} -> ${limit}`, sql: 'ALTER USER ?@? WITH MAX_USER_CONNECTIONS ?', bindings: [...who, limit] });
   }

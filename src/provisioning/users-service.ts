@@ -3,7 +3,6 @@
  * the tenant's own DML-only account) and platform users (in the catalog).
  */
 import { z } from 'zod';
-import type { PlatformRole } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { TENANT_ROLES, type TenantRole } from '../crm/users-repository.js';
 import { createUsersService } from '../crm/users-service.js';
@@ -84,7 +83,7 @@ export async function addPlatformUser(ctx: SiloContext, raw: z.input<typeof plat
   const generated = input.password ? undefined : generatePassword(18);
   const id = await ctx.catalog.platformUsers.insert({
     email: input.email,
-    role: input.role as PlatformRole,
+    role: input.role,
     passwordHash: await hashPassword(input.password ?? generated!),
   });
   return { id, email: input.email, role: input.role, ...(generated ? { generatedPassword: generated } : {}) };
