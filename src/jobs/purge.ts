@@ -15,8 +15,7 @@ import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { safeErrorText } from '../lib/error-text.js';
 import { NotFoundError } from '../lib/errors.js';
-import { createMysqlKnex } from '../lib/knex.js';
-import { decryptSecret } from '../lib/secrets.js';
+import { withTenantAccount } from '../provisioning/tenant-account.js';
 
 /** Age past which an idempotency key is purged, ms (24 h). */
 export const IDEMPOTENCY_KEY_TTL_MS = 24 * 3_600_000;
@@ -66,18 +65,7 @@ export async function purgeTenant(
   now = new Date(),
   batchSize = 5_000,
 ): Promise<{ idempotencyKeys: number; refreshTokens: number }> {
-  const server = await ctx.catalog.servers.get(tenant.databaseServerId);
-  const knex = createMysqlKnex(
-    {
-      host: server.host,
-      port: server.port,
-      user: tenant.dbUser,
-      password: decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets),
-      database: tenant.databaseName,
-    },
-    { min: 0, max: 1 },
-  );
-  try {
+  return withTenantAccount(ctx, tenant, async (knex) => {
     const keysBefore = new Date(now.getTime() - IDEMPOTENCY_KEY_TTL_MS);
     const idempotencyKeys = await deleteInBatches(() => knex('idempotency_keys').where('created_at', '<', keysBefore), batchSize);
     const refreshTokens = await deleteInBatches(
@@ -88,9 +76,7 @@ export async function purgeTenant(
       batchSize,
     );
     return { idempotencyKeys, refreshTokens };
-  } finally {
-    await knex.destroy();
-  }
+  });
 }
 
 /**

@@ -7,10 +7,10 @@ import type { SiloContext } from '../context.js';
 import { TENANT_ROLES, type TenantRole } from '../crm/users-repository.js';
 import { createUsersService } from '../crm/users-service.js';
 import { ConflictError } from '../lib/errors.js';
-import { createMysqlKnex } from '../lib/knex.js';
 import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
-import { decryptSecret, generatePassword } from '../lib/secrets.js';
+import { generatePassword } from '../lib/secrets.js';
 import { emailSchema, parseInput } from '../lib/validation.js';
+import { withTenantAccount } from './tenant-account.js';
 import { getTenant } from './tenants-service.js';
 
 const tenantUserInput = z.object({
@@ -41,18 +41,7 @@ export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input
     throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
   }
   const generated = input.password ? undefined : generatePassword(18);
-  const server = await ctx.catalog.servers.get(tenant.databaseServerId);
-  const knex = createMysqlKnex(
-    {
-      host: server.host,
-      port: server.port,
-      user: tenant.dbUser,
-      password: decryptSecret(tenant.dbPasswordEnc, ctx.config.secrets),
-      database: tenant.databaseName,
-    },
-    { min: 0, max: 1 },
-  );
-  try {
+  return withTenantAccount(ctx, tenant, async (knex) => {
     // The service of `POST /api/v1/users`, acting as the platform (no user id): the same
     // checks, the same `USER_EXISTS`, and the activity entry in the same transaction.
     const { id } = await createUsersService(knex, null).create({
@@ -62,9 +51,7 @@ export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input
       password: input.password ?? generated!,
     });
     return { id, email: input.email, role: input.role, ...(generated ? { generatedPassword: generated } : {}) };
-  } finally {
-    await knex.destroy();
-  }
+  });
 }
 
 const platformUserInput = z.object({
