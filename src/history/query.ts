@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import { NotFoundError, ValidationError } from '../lib/errors.js';
 import { pageOffset } from '../lib/validation.js';
+import type { HistoryRow } from './recorder.js';
 
 /** Filters shared by lists and statistics. Times are UTC; `to` is exclusive. */
 export interface HistoryFilter {
@@ -19,25 +20,10 @@ export interface HistoryFilter {
   userKind?: 'tenant' | 'platform';
 }
 
-/** A history row as the API shows it. */
-export interface HistoryEntry {
+/** A history row as the API shows it: the recorded row with its id and the tenant's slug. */
+export interface HistoryEntry extends HistoryRow {
   id: number;
-  createdAt: Date;
-  requestId: string;
-  tenantId: number | null;
   tenantSlug: string | null;
-  userId: number | null;
-  userKind: 'tenant' | 'platform' | null;
-  method: string;
-  route: string | null;
-  path: string;
-  query: string | null;
-  status: number;
-  durationMs: number;
-  responseBytes: number | null;
-  ip: string | null;
-  userAgent: string | null;
-  errorCode: string | null;
 }
 
 /** Default window: the last 24 h. */
@@ -64,8 +50,8 @@ export function applyFilter(q: Knex.QueryBuilder, f: HistoryFilter): Knex.QueryB
   return q;
 }
 
-/** A `request_history` row joined with its tenant's slug, as mysql2 returns it. */
-interface HistoryRow {
+/** A `request_history` row joined with its tenant's slug, as mysql2 returns it (snake_case columns). */
+interface HistoryDbRow {
   id: number | string;
   created_at: Date;
   request_id: string;
@@ -85,7 +71,7 @@ interface HistoryRow {
   error_code: string | null;
 }
 
-function toEntry(r: HistoryRow): HistoryEntry {
+function toEntry(r: HistoryDbRow): HistoryEntry {
   return {
     id: Number(r.id),
     createdAt: r.created_at,
@@ -157,7 +143,7 @@ export async function listHistory(
   } else {
     rowsQ.offset(pageOffset(page, pageSize));
   }
-  const [rows, count] = (await Promise.all([rowsQ, base.clone().count({ n: '*' }).first()])) as [HistoryRow[], { n: number | string } | undefined];
+  const [rows, count] = (await Promise.all([rowsQ, base.clone().count({ n: '*' }).first()])) as [HistoryDbRow[], { n: number | string } | undefined];
   const data = rows.map(toEntry);
   const last = data.at(-1);
   return { data, total: Number(count?.n ?? 0), nextCursor: last && data.length === pageSize ? encodeHistoryCursor(last) : null };
@@ -172,7 +158,7 @@ export async function historyAfter(knex: Knex, afterId: number, opts: { tenantId
     .orderBy('h.id')
     .limit(opts.limit ?? 500);
   if (opts.tenantId !== undefined) q.where('h.tenant_id', opts.tenantId);
-  return ((await q) as HistoryRow[]).map(toEntry);
+  return ((await q) as HistoryDbRow[]).map(toEntry);
 }
 
 /** The newest row id (0 when empty). */
@@ -189,7 +175,7 @@ export async function lastHistoryId(knex: Knex): Promise<number> {
 export async function getHistory(knex: Knex, id: number, tenantId?: number): Promise<HistoryEntry> {
   const q = knex('request_history as h').leftJoin('tenants as t', 't.id', 'h.tenant_id').where('h.id', id).first('h.*', 't.slug');
   if (tenantId !== undefined) q.where('h.tenant_id', tenantId);
-  const row = (await q) as HistoryRow | undefined;
+  const row = (await q) as HistoryDbRow | undefined;
   if (!row) throw new NotFoundError(`history entry ${id} not found`, 'HISTORY_NOT_FOUND');
   return toEntry(row);
 }
