@@ -8,7 +8,6 @@
  *   503 (neither 500 nor success) both before the DROP and while the backup loads, and
  *   once the restore is done the data is exactly the backup's and the account serves again.
  */
-import { createHash } from 'node:crypto';
 import { pino } from 'pino';
 import t from 'tap';
 import type { Tenant } from '../src/catalog/index.js';
@@ -19,6 +18,7 @@ import { restoreTenant } from '../src/provisioning/restore-service.js';
 import { login, makeTenant, setupApp } from './fixtures/app.js';
 import { rootKnex, runCli, runCliJson } from './fixtures/env.js';
 import { setupS3 } from './fixtures/s3.js';
+import { addData, rowsDigest } from './fixtures/tenant-data.js';
 
 const s3 = await setupS3(t);
 // The API process of this file is the stale one: it keeps tenant rows an hour and never polls for changes.
@@ -26,35 +26,15 @@ const { ctx, env, config, app } = await setupApp(t, { ...s3.env, SILO_TENANT_CHA
 const root = rootKnex();
 t.teardown(() => root.destroy());
 
-/** Adds companies (and their contacts and activity rows) straight into a tenant database. */
-async function addData(tenant: Tenant, tag: string, n: number): Promise<void> {
-  await ctx.admin.withTenantDatabase(tenant, async (k) => {
-    for (let i = 0; i < n; i++) {
-      const [companyId] = await k('companies').insert({ name: `${tag} company ${i}` });
-      await k('contacts').insert({ company_id: companyId, full_name: `${tag} person ${i}`, email: `p${i}@${tag}.test` });
-      await k('activity_log').insert({ entity: 'company', entity_id: companyId, action: 'create', user_id: null });
-    }
-  });
-}
-
-/** SHA-256 of every row of companies, contacts and activity_log in primary-key order. */
-async function rowsDigest(tenant: Tenant): Promise<string> {
-  const hash = createHash('sha256');
-  for (const table of ['companies', 'contacts', 'activity_log']) {
-    hash.update(`${table}\n${JSON.stringify(await root(`${tenant.databaseName}.${table}`).select('*').orderBy('id'))}\n`);
-  }
-  return hash.digest('hex');
-}
-
 const companies = async (tenant: Tenant) => Number((await root(`${tenant.databaseName}.companies`).count({ n: '*' }).first())?.n);
 
 t.test('a restore killed right after its DROP DATABASE: repair loads the backup (all 30 companies), not an empty database', async (t) => {
   const slug = 'fence-kill';
   const tenant = await makeTenant(ctx, slug);
-  await addData(tenant, 'backed-up', 30);
-  const atBackup = await rowsDigest(tenant);
+  await addData(ctx, tenant, 'backed-up', 30);
+  const atBackup = await rowsDigest(root, tenant);
   const { backup } = await backupTenant(ctx, slug, 'test');
-  await addData(tenant, 'later', 3);
+  await addData(ctx, tenant, 'later', 3);
 
   const killed = await runCli(['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'], {
     ...env,
@@ -70,17 +50,17 @@ t.test('a restore killed right after its DROP DATABASE: repair loads the backup 
   t.ok(json.tenants[0]!.actions.includes('resume-restore'), 'by loading the backup again');
   t.notOk(json.tenants[0]!.admin, 'no new admin is seeded');
   t.equal(await companies(tenant), 30, 'the 30 companies of the backup are back');
-  t.equal(await rowsDigest(tenant), atBackup, "the rows are the backup's");
+  t.equal(await rowsDigest(root, tenant), atBackup, "the rows are the backup's");
   await t.resolves(login(app, slug), 'the admin signs in');
 });
 
 t.test('an API process with a stale cache cannot write during a restore (503), and the data ends equal to the backup', async (t) => {
   const slug = 'fence-stale';
   const tenant = await makeTenant(ctx, slug);
-  await addData(tenant, 'backed-up', 10);
-  const atBackup = await rowsDigest(tenant);
+  await addData(ctx, tenant, 'backed-up', 10);
+  const atBackup = await rowsDigest(root, tenant);
   const { backup } = await backupTenant(ctx, slug, 'test');
-  await addData(tenant, 'later', 2);
+  await addData(ctx, tenant, 'later', 2);
 
   const { accessToken } = await login(app, slug);
   let n = 0;
@@ -127,6 +107,6 @@ t.test('an API process with a stale cache cannot write during a restore (503), a
     'a login refused to the locked account answers 503 TENANT_UNAVAILABLE',
     { seen },
   );
-  t.equal(await rowsDigest(tenant), atBackup, "afterwards the rows are exactly the backup's");
+  t.equal(await rowsDigest(root, tenant), atBackup, "afterwards the rows are exactly the backup's");
   t.equal((await write()).statusCode, 201, 'and once the restore is done the tenant account serves again');
 });

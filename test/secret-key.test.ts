@@ -9,7 +9,6 @@
  * Every CLI run here happens in an empty temporary directory, so that no `.env` of the
  * checkout is read.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,7 @@ import t from 'tap';
 import { parse as parseDotenv } from 'dotenv';
 import { ConfigError, DEV_SECRET_KEY, loadConfig } from '../src/config.js';
 import { decryptSecret } from '../src/lib/secrets.js';
-import { ROOT, rootKnex, setupSilo, type CliResult } from './fixtures/env.js';
+import { rootKnex, runCli, setupSilo, type CliResult } from './fixtures/env.js';
 
 const { env, ctx, names } = await setupSilo(t);
 const root = rootKnex();
@@ -31,23 +30,8 @@ function tempDir(): string {
   return d;
 }
 
-/** Runs the built CLI in `cwd` with exactly `vars` (plus PATH and HOME). */
-function cli(args: string[], vars: Record<string, string | undefined>, cwd = tempDir()): Promise<CliResult> {
-  const clean = Object.fromEntries(Object.entries(vars).filter((e): e is [string, string] => e[1] !== undefined));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {
-      cwd,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...clean },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
+/** Runs the built CLI in `cwd` (default: a fresh temporary folder) with exactly `vars` (plus PATH and HOME). */
+const cli = (args: string[], vars: Record<string, string | undefined>, cwd = tempDir()): Promise<CliResult> => runCli(args, vars, '', { cwd });
 
 /** The test environment without any secret key, and NODE_ENV as given (undefined: unset). */
 function keyless(nodeEnv: string | undefined): Record<string, string | undefined> {

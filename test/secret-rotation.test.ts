@@ -13,7 +13,6 @@
  * open connections, with a 1 s pool idle time, make new connections during and after the
  * rotation.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
@@ -22,28 +21,12 @@ import { buildApp } from '../src/http/app.js';
 import { createMysqlKnex, mysqlErrno } from '../src/lib/knex.js';
 import { decryptSecret } from '../src/lib/secrets.js';
 import { login, makeTenant, TEST_JWT_SECRET } from './fixtures/app.js';
-import { MYSQL_URL, ROOT, rootKnex, setupSilo, type CliResult } from './fixtures/env.js';
+import { MYSQL_URL, rootKnex, runCli, setupSilo } from './fixtures/env.js';
 
 const OLD = randomBytes(32);
 const NEW = randomBytes(32);
 const root = rootKnex();
 t.teardown(() => root.destroy());
-
-function cli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-}
 
 /** Every `*_enc` value of the catalog, keyed `table.column#id`. */
 async function storedSecrets(knex: import('knex').Knex, catalog: string): Promise<Map<string, string>> {
@@ -89,7 +72,7 @@ t.test('secrets rotate: every stored secret moves to the new key, resumably, rea
   };
   await serve();
 
-  const dry = await cli(['secrets', 'rotate', '--dry-run', '--json'], both);
+  const dry = await runCli(['secrets', 'rotate', '--dry-run', '--json'], both);
   t.equal(dry.code, 0, dry.stderr);
   const dryJson = JSON.parse(dry.stdout) as { dryRun: boolean; total: { rows: number; rotate: number; current: number; unreadable: number } };
   t.equal(dryJson.dryRun, true);
@@ -107,7 +90,7 @@ t.test('secrets rotate: every stored secret moves to the new key, resumably, rea
   }
   await serve();
 
-  const run = await cli(['secrets', 'rotate', '--json'], both);
+  const run = await runCli(['secrets', 'rotate', '--json'], both);
   t.equal(run.code, 0, run.stderr);
   const summary = JSON.parse(run.stdout) as { total: { rows: number; rotated: number; current: number; unreadable: number } };
   t.equal(summary.total.rotated, before.size - done.length, 'the rest is rotated');
@@ -124,7 +107,7 @@ t.test('secrets rotate: every stored secret moves to the new key, resumably, rea
   }
   await serve();
 
-  const again = await cli(['secrets', 'rotate', '--json'], both);
+  const again = await runCli(['secrets', 'rotate', '--json'], both);
   t.equal(again.code, 0, again.stderr);
   const againJson = JSON.parse(again.stdout) as { total: { rotated: number; current: number } };
   t.equal(againJson.total.rotated, 0, 'a re-run is a no-op');
@@ -208,7 +191,7 @@ t.test('tenants rotate-credentials under load: zero failed requests; the old pas
   await new Promise((r) => setTimeout(r, 2000));
 
   phase = 'during';
-  const rotated = await cli(['tenants', 'rotate-credentials', ...slugs, '--json'], env);
+  const rotated = await runCli(['tenants', 'rotate-credentials', ...slugs, '--json'], env);
   phase = 'after';
   await new Promise((r) => setTimeout(r, 4000));
   stop = true;
@@ -269,7 +252,7 @@ t.test('rotate-credentials killed after each step: the API is never locked out, 
     for (const finish of ['repair', 'rotate-credentials'] as const) {
       const slug = `crash-${i}-${finish === 'repair' ? 'r' : 'c'}`;
       const tenant = await makeTenant(ctx, slug);
-      const killed = await cli(['tenants', 'rotate-credentials', slug], {
+      const killed = await runCli(['tenants', 'rotate-credentials', slug], {
         ...env,
         SILO_ENABLE_FAULTS: '1',
         SILO_FAULT_KILL_AFTER: `rotate-credentials:${step}`,
@@ -285,7 +268,7 @@ t.test('rotate-credentials killed after each step: the API is never locked out, 
       lease.release();
       await pools.close();
 
-      const fin = await cli(finish === 'repair' ? ['tenants', 'repair', slug, '--json'] : ['tenants', 'rotate-credentials', slug, '--json'], env);
+      const fin = await runCli(finish === 'repair' ? ['tenants', 'repair', slug, '--json'] : ['tenants', 'rotate-credentials', slug, '--json'], env);
       t.equal(fin.code, 0, `${finish} after a crash at ${step} succeeds (${fin.stderr}${fin.stdout.slice(0, 300)})`);
       const row: { db_password_enc: string; db_password_prev_enc: string | null } = await ctx.catalog
         .knex('tenants')

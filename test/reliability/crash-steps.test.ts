@@ -26,6 +26,7 @@ import { login, makeTenant, PASSWORD, setupApp } from '../fixtures/app.js';
 import { rootKnex, runCli, runCliJson } from '../fixtures/env.js';
 import { mysqlState } from '../fixtures/mysql-state.js';
 import { setupS3 } from '../fixtures/s3.js';
+import { addData, rowsDigest } from '../fixtures/tenant-data.js';
 
 const s3 = await setupS3(t);
 // No API process watches these tenants: a restore need not wait for pools to close.
@@ -62,26 +63,6 @@ const DML = ['DELETE', 'INSERT', 'SELECT', 'UPDATE'];
 
 const adminOf = (slug: string) => `admin@${slug}.test`;
 const tenantRow = async (slug: string): Promise<Tenant> => (await ctx.catalog.tenants.findBySlug(slug))!;
-
-/** Adds companies, contacts and activity rows straight into a tenant database. */
-async function addData(tenant: Tenant, tag: string, n = 5): Promise<void> {
-  await ctx.admin.withTenantDatabase(tenant, async (k) => {
-    for (let i = 0; i < n; i++) {
-      const [companyId] = await k('companies').insert({ name: `${tag} company ${i} — ünïcødé 'q'` });
-      await k('contacts').insert({ company_id: companyId, full_name: `${tag} person ${i}`, email: `p${i}@${tag}.test` });
-      await k('activity_log').insert({ entity: 'company', entity_id: companyId, action: 'create', user_id: null });
-    }
-  });
-}
-
-/** SHA-256 of every row of companies, contacts and activity_log, read in primary-key order. */
-async function rowsDigest(tenant: Tenant): Promise<string> {
-  const hash = createHash('sha256');
-  for (const table of ['companies', 'contacts', 'activity_log']) {
-    hash.update(`${table}\n${JSON.stringify(await root(`${tenant.databaseName}.${table}`).select('*').orderBy('id'))}\n`);
-  }
-  return hash.digest('hex');
-}
 
 /** Every privilege the tenant account holds anywhere (`scope:PRIVILEGE`), from information_schema. */
 async function grantsOf(user: string): Promise<string[]> {
@@ -193,11 +174,11 @@ for (const step of MIGRATE) {
   t.test(`migrate killed after ${step}: repair applies the rest and reopens it, data untouched`, async (t) => {
     const slug = `mg-${step}`;
     const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'kept');
-    const before = await rowsDigest(tenant);
+    await addData(ctx, tenant, 'kept');
+    const before = await rowsDigest(root, tenant);
     await killThenRepair(t, slug, 'migrate', step, ['tenants', 'migrate', slug], newerEnv);
     await assertServing(t, slug, NEWER, PASSWORD);
-    t.equal(await rowsDigest(tenant), before, 'the rows are as before');
+    t.equal(await rowsDigest(root, tenant), before, 'the rows are as before');
   });
 }
 
@@ -205,15 +186,15 @@ for (const step of RECREATE) {
   t.test(`recreate killed after ${step}: repair ends active and migrated; the data is kept until the drop, fresh after`, async (t) => {
     const slug = `rc-${step}`;
     const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'old');
-    const before = await rowsDigest(tenant);
+    await addData(ctx, tenant, 'old');
+    const before = await rowsDigest(root, tenant);
     const { report, killedId } = await killThenRepair(t, slug, 'recreate', step, ['tenants', 'recreate', slug, '--yes', '--admin-password', NEW_PASSWORD]);
     t.equal((await backupsOf(tenant, 'pre-recreate', killedId)).length, 1, 'the pre-recreate backup is completed');
     const i = RECREATE.indexOf(step);
     if (i < RECREATE.indexOf('drop-database')) {
       t.notOk(report.admin, 'the old admin is still there');
       await assertServing(t, slug, CURRENT, PASSWORD);
-      t.equal(await rowsDigest(tenant), before, 'nothing was dropped: the rows are as before');
+      t.equal(await rowsDigest(root, tenant), before, 'nothing was dropped: the rows are as before');
     } else {
       const seeded = i >= RECREATE.indexOf('seed');
       t.equal(Boolean(report.admin?.generatedPassword), !seeded, seeded ? 'the new admin seeded before the crash is kept' : 'repair seeds the missing admin');
@@ -230,13 +211,13 @@ for (const step of DELETE) {
     async (t) => {
       const slug = `dl-${step}`;
       const tenant = await makeTenant(ctx, slug);
-      await addData(tenant, 'doomed');
-      const before = await rowsDigest(tenant);
+      await addData(ctx, tenant, 'doomed');
+      const before = await rowsDigest(root, tenant);
       const { killedId } = await killThenRepair(t, slug, 'delete', step, ['tenants', 'delete', slug, '--yes']);
       t.equal((await backupsOf(tenant, 'pre-delete', killedId)).length, 1, 'the pre-delete backup is completed');
       if (step === 'backup') {
         await assertServing(t, slug, CURRENT, PASSWORD);
-        t.equal(await rowsDigest(tenant), before, 'the rows are as before');
+        t.equal(await rowsDigest(root, tenant), before, 'the rows are as before');
         const again = await runCli(['tenants', 'delete', slug, '--yes'], env);
         t.equal(again.code, 0, 'delete run again succeeds', { stderr: again.stderr });
       }
@@ -249,8 +230,8 @@ for (const step of BACKUP) {
   t.test(`backup killed after ${step}: repair closes it; the backup it stored is complete and intact`, async (t) => {
     const slug = `bk-${step}`;
     const tenant = await makeTenant(ctx, slug);
-    await addData(tenant, 'saved');
-    const before = await rowsDigest(tenant);
+    await addData(ctx, tenant, 'saved');
+    const before = await rowsDigest(root, tenant);
     const { killedId } = await killThenRepair(t, slug, 'backup', step, ['tenants', 'backup', slug]);
     const [backup] = await backupsOf(tenant, 'manual', killedId);
     t.ok(backup, 'the manual backup is completed');
@@ -258,7 +239,7 @@ for (const step of BACKUP) {
     const stored = Buffer.concat(await body.toArray());
     t.equal(createHash('sha256').update(stored).digest('hex'), backup!.sha256, 'its object has the recorded SHA-256');
     await assertServing(t, slug, CURRENT, PASSWORD);
-    t.equal(await rowsDigest(tenant), before, 'the rows are as before');
+    t.equal(await rowsDigest(root, tenant), before, 'the rows are as before');
   });
 }
 
@@ -269,12 +250,12 @@ for (const step of RESTORE) {
     async (t) => {
       const slug = `rs-${step}`;
       const tenant = await makeTenant(ctx, slug);
-      await addData(tenant, 'backed-up');
-      const atBackup = await rowsDigest(tenant);
+      await addData(ctx, tenant, 'backed-up');
+      const atBackup = await rowsDigest(root, tenant);
       const { backup } = await backupTenant(ctx, slug, 'test');
-      await addData(tenant, 'later', 3);
+      await addData(ctx, tenant, 'later', 3);
       await ctx.admin.withTenantDatabase(tenant, (k) => k('contacts').where('id', '<', 3).update({ full_name: 'changed' }));
-      const current = await rowsDigest(tenant);
+      const current = await rowsDigest(root, tenant);
       t.not(current, atBackup, 'the rows changed since the backup');
       // The code is newer than the backup: the restore's migrations step has work to do.
       const { report, killedId } = await killThenRepair(
@@ -292,7 +273,7 @@ for (const step of RESTORE) {
         'repair loads the backup again only when the killed restore had not finished loading it',
       );
       await assertServing(t, slug, NEWER, PASSWORD);
-      t.equal(await rowsDigest(tenant), replaced ? atBackup : current, replaced ? "the rows are the backup's" : 'the rows are untouched');
+      t.equal(await rowsDigest(root, tenant), replaced ? atBackup : current, replaced ? "the rows are the backup's" : 'the rows are untouched');
     },
   );
 }
@@ -300,10 +281,10 @@ for (const step of RESTORE) {
 t.test('a restore killed after it replaced the database is not reopened by migrate; repair loads the backup', async (t) => {
   const slug = 'rs-then-migrate';
   const tenant = await makeTenant(ctx, slug);
-  await addData(tenant, 'backed-up');
-  const atBackup = await rowsDigest(tenant);
+  await addData(ctx, tenant, 'backed-up');
+  const atBackup = await rowsDigest(root, tenant);
   const { backup } = await backupTenant(ctx, slug, 'test');
-  await addData(tenant, 'later', 3);
+  await addData(ctx, tenant, 'later', 3);
   const killed = await runCli(['tenants', 'restore', slug, '--backup', String(backup.id), '--yes'], {
     ...env,
     SILO_ENABLE_FAULTS: '1',
@@ -317,7 +298,7 @@ t.test('a restore killed after it replaced the database is not reopened by migra
   const repaired = await runCliJson<{ tenants: RepairReport[] }>(['tenants', 'repair', slug], env);
   t.match(repaired.json.tenants[0], { outcome: 'repaired', actions: ['close-interrupted-operations', 'resume-restore'] }, 'repair loads the backup again');
   await assertServing(t, slug, CURRENT, PASSWORD);
-  t.equal(await rowsDigest(tenant), atBackup, "the rows are the backup's");
+  t.equal(await rowsDigest(root, tenant), atBackup, "the rows are the backup's");
 });
 
 for (const step of RESTORE) {
@@ -326,8 +307,8 @@ for (const step of RESTORE) {
     async (t) => {
       const slug = `rd-${step}`;
       const tenant = await makeTenant(ctx, slug);
-      await addData(tenant, 'deleted');
-      const atDelete = await rowsDigest(tenant);
+      await addData(ctx, tenant, 'deleted');
+      const atDelete = await rowsDigest(root, tenant);
       await deleteTenant(ctx, slug, 'test');
       await killThenRepair(t, slug, 'restore', step, ['tenants', 'restore', slug, '--latest', '--yes']);
       if (step === 'backup') {
@@ -336,7 +317,7 @@ for (const step of RESTORE) {
         t.equal(again.code, 0, 'restore run again succeeds', { stderr: again.stderr });
       }
       await assertServing(t, slug, CURRENT, PASSWORD);
-      t.equal(await rowsDigest(tenant), atDelete, 'the rows are those of the pre-delete backup');
+      t.equal(await rowsDigest(root, tenant), atDelete, 'the rows are those of the pre-delete backup');
     },
   );
 }
