@@ -14,20 +14,29 @@ import { getTenant } from './tenant-lookup.js';
 const DOMAIN_LOCK_WAIT_S = 10;
 
 /**
- * Adds a custom domain to a tenant (RFC 1123 host name, unique across tenants).
- * @throws ValidationError; NotFoundError `TENANT_NOT_FOUND`; ConflictError `DOMAIN_TAKEN` / `TENANT_BUSY`
+ * Runs one domain change as a journaled operation under the tenant's lock, on the tenant
+ * read again under it; then tells this process's caches and answers the domains.
+ * @param check runs under the lock before the operation opens (e.g. "the domain is there")
  */
-export async function addDomain(ctx: SiloContext, slug: string, rawDomain: string, actor: string): Promise<TenantDomain[]> {
-  const domain = parseInput(domainSchema, rawDomain);
+async function changeDomain(
+  ctx: SiloContext,
+  slug: string,
+  domain: string,
+  actor: string,
+  kind: 'domain-add' | 'domain-remove',
+  change: (tenantId: number) => Promise<void>,
+  check?: (tenantId: number) => Promise<void>,
+): Promise<TenantDomain[]> {
   const found = await getTenant(ctx, slug);
   await ctx.locks.withLock(
     found,
     async () => {
       const tenant = await getTenant(ctx, slug);
-      const operationId = await ctx.catalog.operations.start({ kind: 'domain-add', tenantId: tenant.id, actor, details: { slug, domain } });
-      await runOperation(ctx, { existingId: operationId, kind: 'domain-add' }, async (op) => {
-        await ctx.catalog.tenants.addDomain(tenant.id, domain);
-        await op.step('added');
+      if (check) await check(tenant.id);
+      const operationId = await ctx.catalog.operations.start({ kind, tenantId: tenant.id, actor, details: { slug, domain } });
+      await runOperation(ctx, { existingId: operationId, kind }, async (op) => {
+        await change(tenant.id);
+        await op.step(kind === 'domain-add' ? 'added' : 'removed');
       });
     },
     DOMAIN_LOCK_WAIT_S,
@@ -37,26 +46,32 @@ export async function addDomain(ctx: SiloContext, slug: string, rawDomain: strin
 }
 
 /**
+ * Adds a custom domain to a tenant (RFC 1123 host name, unique across tenants).
+ * @throws ValidationError; NotFoundError `TENANT_NOT_FOUND`; ConflictError `DOMAIN_TAKEN` / `TENANT_BUSY`
+ */
+export async function addDomain(ctx: SiloContext, slug: string, rawDomain: string, actor: string): Promise<TenantDomain[]> {
+  const domain = parseInput(domainSchema, rawDomain);
+  return changeDomain(ctx, slug, domain, actor, 'domain-add', (tenantId) => ctx.catalog.tenants.addDomain(tenantId, domain));
+}
+
+/**
  * Removes a custom domain of a tenant.
  * @throws NotFoundError `TENANT_NOT_FOUND` / `DOMAIN_NOT_FOUND`; ConflictError `TENANT_BUSY`
  */
 export async function removeDomain(ctx: SiloContext, slug: string, rawDomain: string, actor: string): Promise<TenantDomain[]> {
   const domain = parseInput(domainSchema, rawDomain);
-  const found = await getTenant(ctx, slug);
-  await ctx.locks.withLock(
-    found,
-    async () => {
-      const tenant = await getTenant(ctx, slug);
-      const existing = await ctx.catalog.tenants.listDomains(tenant.id);
-      if (!existing.some((d) => d.domain === domain)) throw new NotFoundError(`tenant "${slug}" has no domain ${domain}`, 'DOMAIN_NOT_FOUND');
-      const operationId = await ctx.catalog.operations.start({ kind: 'domain-remove', tenantId: tenant.id, actor, details: { slug, domain } });
-      await runOperation(ctx, { existingId: operationId, kind: 'domain-remove' }, async (op) => {
-        await ctx.catalog.tenants.removeDomain(tenant.id, domain);
-        await op.step('removed');
-      });
+  return changeDomain(
+    ctx,
+    slug,
+    domain,
+    actor,
+    'domain-remove',
+    async (tenantId) => {
+      await ctx.catalog.tenants.removeDomain(tenantId, domain);
     },
-    DOMAIN_LOCK_WAIT_S,
+    async (tenantId) => {
+      const existing = await ctx.catalog.tenants.listDomains(tenantId);
+      if (!existing.some((d) => d.domain === domain)) throw new NotFoundError(`tenant "${slug}" has no domain ${domain}`, 'DOMAIN_NOT_FOUND');
+    },
   );
-  ctx.events.emit('tenantChanged', slug);
-  return ctx.catalog.tenants.listDomains(found.id);
 }
