@@ -124,6 +124,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     tenantNegativeCacheTtlMs: e.SILO_TENANT_NEGATIVE_CACHE_TTL_MS,
     tenantChangePollMs: e.SILO_TENANT_CHANGE_POLL_MS,
     pool: {
+      maxConnections: e.SILO_POOL_MAX_CONNECTIONS,
       maxPerTenant: e.SILO_POOL_MAX_PER_TENANT,
       maxTenants: e.SILO_POOL_MAX_TENANTS,
       idleMs: e.SILO_POOL_IDLE_MS,

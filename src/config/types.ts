@@ -68,10 +68,11 @@ export interface Config {
   /** How often the API looks for tenant changes made by other processes, ms (0: never). */
   tenantChangePollMs: number;
   /**
-   * Per-tenant pools: connections per tenant, pools kept, idle time before a connection closes (ms),
+   * Tenant connections: the process-wide budget of open tenant connections (`SILO_POOL_MAX_CONNECTIONS`),
+   * connections per tenant, pools kept, idle time before a connection closes (ms),
    * longest wait for a pool slot or a connection before 503 `POOL_EXHAUSTED` (ms).
    */
-  pool: { maxPerTenant: number; maxTenants: number; idleMs: number; acquireTimeoutMs: number };
+  pool: { maxConnections: number; maxPerTenant: number; maxTenants: number; idleMs: number; acquireTimeoutMs: number };
   /** JWT signing key (HS256); `silo serve` refuses to start without it. */
   jwtSecret: string | undefined;
   /** Login attempts per minute per tenant and IP. */
