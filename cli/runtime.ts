@@ -7,15 +7,13 @@ import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import Table from 'cli-table3';
 import { z } from 'zod';
-import { ConfigError, loadConfig, type Config } from '../src/config.js';
-import { createContext, type SiloContext } from '../src/context.js';
+import type { Config } from '../src/config.js';
+import type { SiloContext } from '../src/context.js';
 import { SiloError, ValidationError } from '../src/lib/errors.js';
-import { isConnectionError, MysqlErrno, mysqlErrno } from '../src/lib/knex.js';
-import { createLogger } from '../src/lib/logger.js';
 import { parseInput } from '../src/lib/validation.js';
+import { EXIT } from './exit.js';
 
-/** Exit codes of `silo`. */
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+export { EXIT };
 
 /** Who runs the command, as recorded on operations: `cli:<os user>`. */
 export function cliActor(): string {
@@ -26,8 +24,13 @@ export function cliActor(): string {
   }
 }
 
-/** Loads the configuration (exit 2 with one line naming the variable when invalid). */
-export function cliConfig(): Config {
+/**
+ * Loads the configuration (exit 2 with one line naming the variable when invalid).
+ * The configuration, the context and the logger are imported when a command first needs
+ * them, so that `silo --help` and usage errors load none of them (start-up time).
+ */
+export async function cliConfig(): Promise<Config> {
+  const { loadConfig } = await import('../src/config.js');
   return loadConfig();
 }
 
@@ -36,7 +39,8 @@ export function cliConfig(): Config {
  * The logger defaults to `warn` in the CLI (`LOG_LEVEL` overrides).
  */
 export async function withContext<T>(fn: (ctx: SiloContext) => Promise<T>): Promise<T> {
-  const config = cliConfig();
+  const config = await cliConfig();
+  const [{ createLogger }, { createContext }] = await Promise.all([import('../src/lib/logger.js'), import('../src/context.js')]);
   const log = createLogger(config.logLevel ?? 'warn');
   const ctx = createContext(config, log);
   try {
@@ -103,7 +107,8 @@ export async function confirmTyped(question: string, expected: string, skip = '-
  * Reports an error the way the caller asked (JSON on stdout with `--json`, else one line on
  * stderr) and returns the exit code.
  */
-export function reportError(err: unknown, json: boolean): number {
+export async function reportError(err: unknown, json: boolean): Promise<number> {
+  const [{ ConfigError }, { isConnectionError, MysqlErrno, mysqlErrno }] = await Promise.all([import('../src/config.js'), import('../src/lib/knex.js')]);
   let code = 'INTERNAL';
   let message = err instanceof Error ? err.message : String(err);
   let exitCode: number = EXIT.failed;

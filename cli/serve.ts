@@ -1,6 +1,5 @@
 /** `silo serve`: run the API. */
 import { Command } from 'commander';
-import { startServer } from '../src/http/server.js';
 import { cliConfig, note } from './runtime.js';
 
 export function serveCommand(): Command {
@@ -8,7 +7,8 @@ export function serveCommand(): Command {
     .description('run the API (HOST, PORT and the SILO_* settings); stops gracefully on SIGINT/SIGTERM')
     .addHelpText('after', '\nExample:\n  $ SILO_JWT_SECRET=$(openssl rand -base64 48) silo serve')
     .action(async () => {
-      const { url } = await startServer(cliConfig());
+      const { startServer } = await import('../src/http/server.js');
+      const { url } = await startServer(await cliConfig());
       note(`Silo API listening on ${url} (docs: ${url}/docs)`);
       // Keep running until a signal; close-with-grace exits the process.
       await new Promise<never>(() => undefined);

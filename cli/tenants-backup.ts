@@ -1,11 +1,7 @@
 /** `silo tenants backup|backups|restore`: tenant backups in S3. */
-import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { z } from 'zod';
 import type { Backup } from '../src/catalog/index.js';
-import { backupTenants, listBackups } from '../src/provisioning/backup-service.js';
-import { restoreTenant } from '../src/provisioning/restore-service.js';
-import { getTenant } from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { ValidationError } from '../src/lib/errors.js';
 import { tenantView } from './views.js';
@@ -44,12 +40,15 @@ export function backupCommand(): Command {
       if (o.all && slugs.length) throw new ValidationError('give tenant slugs or --all, not both');
       await withContext(async (ctx) => {
         const tty = Boolean(process.stderr.isTTY) && !o.json;
-        const bar = tty
+        // Loaded only for a terminal (start-up time).
+        const cliProgress = tty ? (await import('cli-progress')).default : undefined;
+        const bar = cliProgress
           ? new cliProgress.SingleBar(
               { stream: process.stderr, format: 'backing up {bar} {value}/{total} tenants | {slug}' },
               cliProgress.Presets.shades_classic,
             )
           : undefined;
+        const { backupTenants } = await import('../src/provisioning/backup-service.js');
         const results = await backupTenants(ctx, cliActor(), {
           slugs,
           all: Boolean(o.all),
@@ -83,6 +82,7 @@ export function backupsCommand(): Command {
       assertValidSlug(slug);
       const { limit } = parseOptions(z.object({ limit: opt.int(1, 1000) }), o);
       await withContext(async (ctx) => {
+        const { listBackups } = await import('../src/provisioning/backup-service.js');
         const { backups } = await listBackups(ctx, slug, limit);
         if (o.json) return printJson(backups.map(backupView));
         printTable(
@@ -124,6 +124,7 @@ export function restoreCommand(): Command {
         throw new ValidationError('name the backup to restore with --backup <id>, or use --latest (list them: silo tenants backups <slug>)');
       if (backup !== undefined && o.latest) throw new ValidationError('give --backup <id> or --latest, not both');
       await withContext(async (ctx) => {
+        const { getTenant } = await import('../src/provisioning/tenant-lookup.js');
         const t = await getTenant(ctx, slug, { includeDeleted: true });
         const which = backup !== undefined ? `backup ${backup}` : 'its newest backup';
         // The pre-restore backup is always taken (restore has no --no-backup): --yes is enough.
@@ -134,6 +135,7 @@ export function restoreCommand(): Command {
           backedUp: true,
           question: `This replaces every row of tenant ${slug} (database ${t.databaseName}) with ${which}; a pre-restore backup is taken first.`,
         });
+        const { restoreTenant } = await import('../src/provisioning/restore-service.js');
         const r = await restoreTenant(ctx, slug, cliActor(), { ...(backup !== undefined ? { backupId: backup } : {}), latest: Boolean(o.latest) });
         if (o.json) {
           return printJson({

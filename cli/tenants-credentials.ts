@@ -1,7 +1,6 @@
 /** `silo tenants rotate-credentials`: new MySQL passwords for tenant accounts, online. */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { rotateCredentials } from '../src/provisioning/credentials-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { cliActor, EXIT, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 
@@ -16,6 +15,7 @@ export function rotateCredentialsCommand(): Command {
       const o = parseOptions(z.object({ all: z.boolean().default(false), json: z.boolean().default(false) }), raw);
       slugs.forEach((s) => assertValidSlug(s));
       await withContext(async (ctx) => {
+        const { rotateCredentials } = await import('../src/provisioning/credentials-service.js');
         const r = await rotateCredentials(ctx, cliActor(), { slugs, all: o.all });
         if (r.tenants.some((x) => x.outcome === 'failed')) process.exitCode = EXIT.failed;
         if (o.json) return printJson(r);

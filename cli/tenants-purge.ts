@@ -1,7 +1,6 @@
 /** `silo tenants purge`: delete expired idempotency keys and expired or revoked refresh tokens. */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { purgeTenants } from '../src/jobs/purge.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { ValidationError } from '../src/lib/errors.js';
 import { parseOptions, printJson, printTable, say, withContext } from './runtime.js';
@@ -23,6 +22,7 @@ export function purgeCommand(): Command {
       if (p.all && slugs.length) throw new ValidationError('give tenant slugs or --all, not both');
       if (!p.all && !slugs.length) throw new ValidationError('name the tenants to purge, or use --all');
       await withContext(async (ctx) => {
+        const { purgeTenants } = await import('../src/jobs/purge.js');
         const results = await purgeTenants(ctx, { slugs, all: Boolean(p.all) });
         const failed = results.filter((r) => r.outcome === 'failed').length;
         if (p.json) printJson({ summary: { total: results.length, failed }, tenants: results });

@@ -1,6 +1,5 @@
 /** `silo tenants repair`: converge tenants to their catalog record; report orphans. */
 import { Command } from 'commander';
-import { repairTenants } from '../src/provisioning/repair-service.js';
 import { cliActor, note, printJson, printTable, say, withContext } from './runtime.js';
 
 export function repairCommand(): Command {
@@ -14,6 +13,7 @@ export function repairCommand(): Command {
     .addHelpText('after', '\nExamples:\n  $ silo tenants repair acme\n  $ silo tenants repair --all --dry-run')
     .action(async (slugs: string[], o: { all?: boolean; dryRun?: boolean; pruneOrphans?: boolean; json?: boolean }) => {
       await withContext(async (ctx) => {
+        const { repairTenants } = await import('../src/provisioning/repair-service.js');
         const r = await repairTenants(ctx, cliActor(), { slugs, all: Boolean(o.all), dryRun: Boolean(o.dryRun), pruneOrphans: Boolean(o.pruneOrphans) });
         const failed = r.tenants.filter((t) => t.outcome === 'failed').length;
         if (failed) process.exitCode = 1;

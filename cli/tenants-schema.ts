@@ -1,8 +1,10 @@
 /** `silo tenants migrate|rollback|status`: tenant schema migrations. */
-import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { migrateTenants, rollbackTenant, tenantsSchemaStatus, type MigrateResult } from '../src/provisioning/migrate-service.js';
+import type { MigrateResult } from '../src/provisioning/migrate-service.js';
+
+// Imported inside the actions: a command loads only what it runs (start-up time).
+const service = () => import('../src/provisioning/migrate-service.js');
 import { cliActor, note, opt, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 
 export function migrateCommand(): Command {
@@ -18,12 +20,15 @@ export function migrateCommand(): Command {
       const { concurrency } = parseOptions(z.object({ concurrency: opt.int(1, 64) }), o);
       await withContext(async (ctx) => {
         const tty = Boolean(process.stderr.isTTY) && !o.json;
-        const bar = tty
+        // Loaded only for a terminal (start-up time).
+        const cliProgress = tty ? (await import('cli-progress')).default : undefined;
+        const bar = cliProgress
           ? new cliProgress.SingleBar(
               { stream: process.stderr, format: 'migrating {bar} {value}/{total} tenants | {slug}' },
               cliProgress.Presets.shades_classic,
             )
           : undefined;
+        const { migrateTenants } = await service();
         const results = await migrateTenants(ctx, cliActor(), {
           slugs,
           all: Boolean(o.all),
@@ -76,6 +81,7 @@ export function rollbackCommand(): Command {
     .action(async (slug: string, o: { step: string; json?: boolean }) => {
       const { step } = parseOptions(z.object({ step: opt.int(1, 1000) }), o);
       await withContext(async (ctx) => {
+        const { rollbackTenant } = await service();
         const r = await rollbackTenant(ctx, slug, cliActor(), step);
         if (o.json) return printJson({ slug, ...r });
         say(`Reverted ${r.reverted.join(', ')} on ${slug}; schema is now ${r.schemaVersion ?? '(empty)'} (operation ${r.operationId}).`);
@@ -91,6 +97,7 @@ export function statusCommand(): Command {
     .addHelpText('after', '\nExample:\n  $ silo tenants status acme')
     .action(async (slugs: string[], o: { json?: boolean }) => {
       await withContext(async (ctx) => {
+        const { tenantsSchemaStatus } = await service();
         const reports = await tenantsSchemaStatus(ctx, slugs);
         if (o.json) return printJson(reports);
         printTable(

@@ -1,7 +1,6 @@
 /** `silo tenants revoke-tokens`: refuse every token issued for a tenant so far. */
 import { Command } from 'commander';
 import { assertValidSlug } from '../src/lib/identifiers.js';
-import { revokeTenantTokens } from '../src/provisioning/token-service.js';
 import { cliActor, printJson, say, withContext } from './runtime.js';
 
 export function revokeTokensCommand(): Command {
@@ -15,6 +14,7 @@ export function revokeTokensCommand(): Command {
     .action(async (slug: string, o: { json?: boolean }) => {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
+        const { revokeTenantTokens } = await import('../src/provisioning/token-service.js');
         const r = await revokeTenantTokens(ctx, slug, cliActor());
         if (o.json) return printJson({ slug: r.tenant.slug, generation: r.generation, operationId: r.operationId });
         say(`Every token of ${slug} issued so far is revoked (generation ${r.generation}, operation ${r.operationId}).`);

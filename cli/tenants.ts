@@ -1,18 +1,8 @@
 /** `silo tenants ...`: the tenant lifecycle. */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { TENANT_STATUSES, type TenantStatus } from '../src/catalog/index.js';
+import { TENANT_STATUSES, type TenantStatus } from '../src/catalog/types.js';
 import type { ProvisionResult } from '../src/provisioning/tenants-service.js';
-import {
-  addDomain,
-  createTenant,
-  deleteTenant,
-  getTenant,
-  recreateTenant,
-  removeDomain,
-  resumeTenant,
-  suspendTenant,
-} from '../src/provisioning/tenants-service.js';
 import { assertValidSlug } from '../src/lib/identifiers.js';
 import { confirmDestructive } from './confirm.js';
 import { cliActor, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
@@ -24,6 +14,9 @@ import { revokeTokensCommand } from './tenants-tokens.js';
 import { rotateCredentialsCommand } from './tenants-credentials.js';
 import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
 import { tenantView } from './views.js';
+
+// Services are imported inside the actions: a command loads only what it runs (start-up time).
+const lifecycle = () => import('../src/provisioning/tenants-service.js');
 
 function printProvisioned(r: ProvisionResult, verb: string, json?: boolean): void {
   const adminPassword = r.admin.generatedPassword;
@@ -61,6 +54,7 @@ export function tenantsCommand(): Command {
         assertValidSlug(slug);
         const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
         await withContext(async (ctx) => {
+          const { createTenant } = await import('../src/provisioning/tenant-create.js');
           const r = await createTenant(ctx, { slug, name: o.name, plan: o.plan, adminEmail: o.adminEmail, adminPassword }, cliActor());
           printProvisioned(r, 'created', o.json);
         });
@@ -93,6 +87,7 @@ export function tenantsCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (slug: string, o: { json?: boolean }) => {
       await withContext(async (ctx) => {
+        const { getTenant } = await import('../src/provisioning/tenant-lookup.js');
         const t = await getTenant(ctx, slug, { includeDeleted: true });
         const domains = await ctx.catalog.tenants.listDomains(t.id);
         const ops = await ctx.catalog.operations.list({ tenantId: t.id, limit: 5 });
@@ -144,6 +139,7 @@ export function tenantsCommand(): Command {
       .action(async (slug: string, o: { json?: boolean }) => {
         assertValidSlug(slug);
         await withContext(async (ctx) => {
+          const { suspendTenant, resumeTenant } = await import('../src/provisioning/tenant-status.js');
           const t = verb === 'suspend' ? await suspendTenant(ctx, slug, cliActor()) : await resumeTenant(ctx, slug, cliActor());
           if (o.json) return printJson(tenantView(t));
           say(`Tenant ${t.slug} is ${t.status}.`);
@@ -163,6 +159,7 @@ export function tenantsCommand(): Command {
       .action(async (slug: string, domain: string, o: { json?: boolean }) => {
         assertValidSlug(slug);
         await withContext(async (ctx) => {
+          const { addDomain, removeDomain } = await import('../src/provisioning/tenant-domains.js');
           const list = verb === 'add' ? await addDomain(ctx, slug, domain, cliActor()) : await removeDomain(ctx, slug, domain, cliActor());
           if (o.json) return printJson({ slug, domains: list.map((d) => d.domain) });
           say(`Domains of ${slug}: ${list.map((d) => d.domain).join(', ') || '(none)'}`);
@@ -193,6 +190,7 @@ export function tenantsCommand(): Command {
         assertValidSlug(slug);
         const adminPassword = await passwordFrom({ given: o.adminPassword, fromStdin: o.adminPasswordStdin, option: '--admin-password' });
         await withContext(async (ctx) => {
+          const { getTenant, recreateTenant } = await lifecycle();
           const t = await getTenant(ctx, slug);
           await confirmDestructive({
             slug,
@@ -219,6 +217,7 @@ export function tenantsCommand(): Command {
     .action(async (slug: string, o: { backup: boolean; yes?: boolean; confirm?: string; json?: boolean }) => {
       assertValidSlug(slug);
       await withContext(async (ctx) => {
+        const { getTenant, deleteTenant } = await lifecycle();
         const t = await getTenant(ctx, slug);
         await confirmDestructive({
           slug,
