@@ -60,7 +60,10 @@ export default fp<{ recorder: HistoryRecorder | undefined }>(
         seenInserts = n;
       },
     });
-    if (!r) return;
+    if (!r) {
+      done();
+      return;
+    }
 
     app.addHook('onResponse', async (request, reply) => {
       if (!RECORDED.test(request.url)) return;
