@@ -5,12 +5,14 @@
  * - history: request history recording on vs off (requests/s ratio).
  * - provision: tenants created through the service vs the same DDL as plain SQL.
  * - migrate: `tenants migrate --all` across many tenants, up to date and with one new migration.
+ * - memory: RSS of `silo serve` idle, serving one tenant, after 300 tenants' sign-ins; API CPU per request.
  */
 const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unknown> }>> = {
   routing: () => import('./routing.js'),
   history: () => import('./history.js'),
   provision: () => import('./provision.js'),
   migrate: () => import('./migrate.js'),
+  memory: () => import('./memory.js'),
 };
 
 const [name, ...argv] = process.argv.slice(2);
