@@ -6,7 +6,7 @@ import { archiveHistory, type HistoryArchive } from '../src/history/archive.js';
 import { requireStore } from '../src/storage/s3.js';
 import { historyAfter, lastHistoryId, type HistoryEntry } from '../src/history/query.js';
 import { parseDuration, pruneHistory, type PruneResult } from '../src/history/retention.js';
-import { historyStats, type HistoryStats } from '../src/history/stats.js';
+import { EXACT_MAX_WINDOW_MS, historyStats, type HistoryStats } from '../src/history/stats.js';
 import { countPartitionRows, ensureHistoryPartitions, listHistoryPartitions } from '../src/history/partitions.js';
 import { HISTORY_MONTHS_AHEAD } from '../src/jobs/maintenance.js';
 import type { SiloContext } from '../src/context.js';
@@ -23,6 +23,7 @@ const statsOptions = z.object({
   by: z.enum(BREAKDOWNS),
   bucket: z.enum(['minute', 'hour', 'day']).optional(),
   top: opt.int(1, 100),
+  exact: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -42,6 +43,11 @@ const tenantLabel = (id: number | null, slug: string | null) => slug ?? (id === 
 /** Human output of `history stats`: totals and latency, one breakdown, the non-empty buckets of the series. */
 function printStats(s: HistoryStats, by: Breakdown, tenant: string | undefined): void {
   say(`Request history ${fmtTime(s.window.from)} .. ${fmtTime(s.window.to)}${tenant ? `, tenant ${tenant}` : ''}`);
+  say(
+    s.method === 'exact'
+      ? 'From the raw rows (percentiles exact).'
+      : `From the rollups (percentiles within ${s.latency.relativeError * 100}% of the exact value).`,
+  );
   const { totals: t, latency: l } = s;
   printTable(
     ['requests', '4xx', '5xx', 'error rate', 'mean ms', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
@@ -68,7 +74,8 @@ function printStats(s: HistoryStats, by: Breakdown, tenant: string | undefined):
       ['tenant', 'id', 'requests', 'error rate'],
       s.byTenant.map((r) => [tenantLabel(r.tenantId, r.slug), r.tenantId, r.count, pct(r.errorRate)]),
     );
-  if (by === 'user') {
+  if (by === 'user' && !s.byUser) note('By user: not kept by the rollups with a route, method or status filter; use --exact on a short window');
+  if (by === 'user' && s.byUser) {
     const slugs = new Map(s.byTenant.map((r) => [r.tenantId, r.slug]));
     printTable(
       ['kind', 'user id', 'tenant', 'requests'],
@@ -115,6 +122,7 @@ function statsCommand(): Command {
     .option('--by <breakdown>', `breakdown table (${BREAKDOWNS.join('|')})`, 'route')
     .option('--bucket <bucket>', 'series bucket: minute | hour | day (default: by window length)')
     .option('--top <n>', 'rows of each breakdown (1-100)', '10')
+    .option('--exact', `compute from the raw rows (percentiles exact) instead of the rollups; windows of at most ${EXACT_MAX_WINDOW_MS / 60_000} minutes`)
     .option('--json', 'print the statistics document (as the API returns it)')
     .addHelpText('after', '\nExample:\n  $ silo history stats --tenant acme --since 7d --by status')
     .action(async (o: Record<string, unknown>) => {
@@ -127,7 +135,7 @@ function statsCommand(): Command {
         const stats = await historyStats(
           ctx.catalog.knex,
           { from, to, ...(tenantId !== undefined ? { tenantId } : {}) },
-          { top: p.top, ...(p.bucket ? { bucket: p.bucket } : {}) },
+          { top: p.top, exact: p.exact === true, ...(p.bucket ? { bucket: p.bucket } : {}) },
         );
         if (p.json) return printJson(stats);
         printStats(stats, p.by, p.tenant);

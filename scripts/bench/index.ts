@@ -5,6 +5,7 @@
  * - history: request history recording on vs off (requests/s ratio).
  * - provision: tenants created through the service vs the same DDL as plain SQL.
  * - migrate: `tenants migrate --all` across many tenants, up to date and with one new migration.
+ * - history-stats: 24 h request-history statistics over 10,000,000 rows written through the recorder (rollups), and the dashboard's first paint.
  * - memory: RSS of `silo serve` idle, serving one tenant, after 300 tenants' sign-ins; API CPU per request.
  */
 const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unknown> }>> = {
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unkno
   provision: () => import('./provision.js'),
   migrate: () => import('./migrate.js'),
   memory: () => import('./memory.js'),
+  'history-stats': () => import('./history-stats.js'),
 };
 
 const [name, ...argv] = process.argv.slice(2);

@@ -21,6 +21,7 @@ import Denque from 'denque';
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
 import { isConnectionError, mysqlErrno } from '../lib/knex.js';
+import { addToRollups } from './rollup.js';
 
 /** One row of `request_history`, as the recorder receives it. Durations in ms. */
 export interface HistoryRow {
@@ -243,7 +244,11 @@ export class HistoryRecorder {
    */
   private async write(rows: readonly HistoryRow[]): Promise<{ kind: Failure; err: unknown } | undefined> {
     try {
-      await insertBatch(this.knex, rows);
+      // The raw rows and their rollups (src/history/rollup.ts) in one transaction: both or neither.
+      await this.knex.transaction(async (trx) => {
+        await insertBatch(trx, rows);
+        await addToRollups(trx, rows);
+      });
       this.stats.written += rows.length;
       this.stats.inserts++;
       return undefined;

@@ -11,10 +11,17 @@
  * the cutoff's month before it, or everything on an unpartitioned table) is deleted in
  * batches of `batchSize` rows, each its own autocommitted statement, so that a large
  * delete holds no long transaction and no long lock.
+ *
+ * The rollups (src/history/rollup.ts) follow: minute rollups of periods that start before
+ * the cutoff go with the raw rows; hour and day rollups are kept for
+ * `ROLLUP_RETENTION_MS` (400 days, the longest statistics window), so statistics of older
+ * whole hours and days outlive the raw rows. The rollup tables are not partitioned (they
+ * are small next to the raw rows); they are pruned by batched deletes on their keys.
  */
 import type { Knex } from 'knex';
 import { ValidationError } from '../lib/errors.js';
 import { ensureHistoryPartitions, listHistoryPartitions } from './partitions.js';
+import { pruneRollups } from './rollup.js';
 
 /** A monthly partition name; anything else read from information_schema is refused. */
 const PARTITION_NAME = /^p\d{6}$/;
@@ -56,6 +63,8 @@ export interface PruneResult {
   droppedPartitions: string[];
   /** Rows deleted one by one outside the dropped partitions (the rows of dropped partitions are not counted). */
   deletedRows: number;
+  /** Rollup rows deleted (not counted in a dry run: 0). */
+  deletedRollupRows: number;
   /** The cutoff: rows before it are gone. */
   cutoff: Date;
 }
@@ -87,7 +96,7 @@ export async function pruneHistory(knex: Knex, opts: PruneOptions): Promise<Prun
     const above = droppable.at(-1)?.lessThan;
     if (above) q.andWhere('created_at', '>=', above);
     const row = await q.count({ n: '*' }).first();
-    return { droppedPartitions, deletedRows: Number(row?.n ?? 0), cutoff };
+    return { droppedPartitions, deletedRows: Number(row?.n ?? 0), deletedRollupRows: 0, cutoff };
   }
 
   if (droppedPartitions.length) {
@@ -99,6 +108,7 @@ export async function pruneHistory(knex: Knex, opts: PruneOptions): Promise<Prun
     deletedRows += n;
     if (n < batchSize) break;
   }
+  const deletedRollupRows = await pruneRollups(knex, cutoff, now, batchSize);
   await ensureHistoryPartitions(knex, now);
-  return { droppedPartitions, deletedRows, cutoff };
+  return { droppedPartitions, deletedRows, deletedRollupRows, cutoff };
 }

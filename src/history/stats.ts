@@ -1,27 +1,50 @@
 /**
- * Request-history statistics for a time window and filters.
+ * Request-history statistics for a time window and filters, by one of two methods (the
+ * document's `method` says which):
  *
- * Percentiles are exact for the window, by the nearest-rank method (the value at rank
- * ceil(p x N) of the N durations sorted ascending; NIST/Hyndman-Fan definition 1),
- * computed in MySQL with `ROW_NUMBER()` and `COUNT(*)` window functions (MySQL 8.0+,
- * MariaDB 10.2+). The error rate is (4xx + 5xx) / requests. Durations are in ms.
+ * - `rollups` (the default): from the rollups the recorder writes with the raw rows
+ *   (src/history/stats-rollup.ts). Totals, counts, error rates, mean and max are exact;
+ *   percentiles come from a log-linear latency histogram (DDSketch mapping) and are within
+ *   `SKETCH_ALPHA` (src/history/rollup.ts) = 0.5% relative error of the exact value (`latency.relativeError`),
+ *   for durations above 0.001 ms. The cost depends on the window's length, not on the
+ *   number of requests in it.
+ * - `exact` (`exact: true`, and always with a user filter, which the rollups cannot
+ *   apply to latency): from the raw rows, percentiles exact; it scans the window's rows,
+ *   so the window may span at most {@link EXACT_MAX_WINDOW_MS} (1 h).
+ *
+ * Percentiles are by the nearest-rank method (the value at rank ceil(p x N) of the N
+ * durations sorted ascending; NIST/Hyndman-Fan definition 1); exact ones are computed in
+ * MySQL with `ROW_NUMBER()` and `COUNT(*)` window functions (MySQL 8.0+, MariaDB 10.2+).
+ * The error rate is (4xx + 5xx) / requests. Durations are in ms.
  */
 import type { Knex } from 'knex';
+import { ValidationError } from '../lib/errors.js';
 import { applyFilter, checkWindow, type HistoryEntry, type HistoryFilter } from './query.js';
+import { rollupStats } from './stats-rollup.js';
 
 /** Time bucket of the series. */
 export type Bucket = 'minute' | 'hour' | 'day';
 
+/** Where statistics come from: the rollups (percentiles within 0.5%) or the raw rows (exact). */
+export type StatsMethod = 'rollups' | 'exact';
+
+/** The longest window of exact statistics (computed from the raw rows), ms: 1 h. */
+export const EXACT_MAX_WINDOW_MS = 3_600_000;
+
 /** The statistics document (the same shape in the API and `silo history stats --json`). */
 export interface HistoryStats {
+  /** How the figures were computed: from the rollups, or from the raw rows. */
+  method: StatsMethod;
   window: { from: Date; to: Date; bucket: Bucket };
   totals: { requests: number; clientErrors: number; serverErrors: number; errorRate: number };
-  latency: { mean: number | null; p50: number | null; p95: number | null; p99: number | null; max: number | null };
+  /** ms; `relativeError` bounds the percentiles' error relative to the exact value (0: exact). */
+  latency: { mean: number | null; p50: number | null; p95: number | null; p99: number | null; max: number | null; relativeError: number };
   byStatus: Array<{ status: number; count: number }>;
   byMethod: Array<{ method: string; count: number }>;
   byRoute: Array<{ route: string | null; count: number; errorRate: number; p95: number | null }>;
   byTenant: Array<{ tenantId: number | null; slug: string | null; count: number; errorRate: number }>;
-  byUser: Array<{ userKind: 'tenant' | 'platform' | null; userId: number | null; tenantId: number | null; count: number }>;
+  /** null from the rollups when a route, method or status-class filter is set (users are counted per tenant only). */
+  byUser: Array<{ userKind: 'tenant' | 'platform' | null; userId: number | null; tenantId: number | null; count: number }> | null;
   series: Array<{ start: Date; count: number; errors: number; p95: number | null }>;
 }
 
@@ -44,14 +67,33 @@ const rate = (errors: unknown, n: unknown) => (Number(n) ? Math.round((Number(er
 const utc = (s: string | Date) => (s instanceof Date ? s : new Date(`${s.replace(' ', 'T')}Z`));
 
 /**
- * Computes the statistics.
+ * Computes the statistics, from the rollups unless `opts.exact` is set or the filter
+ * names a user (then from the raw rows).
  * @param opts.top rows of the top-N breakdowns (default 10); `bucket` forces the series bucket
- * @throws ValidationError `INVALID_WINDOW`
+ * @throws ValidationError `INVALID_WINDOW`; `EXACT_WINDOW_TOO_LONG` when exact statistics
+ *   (asked for, or needed by a user filter) are asked for a window over {@link EXACT_MAX_WINDOW_MS}
  */
-export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: number; bucket?: Bucket } = {}): Promise<HistoryStats> {
+export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: number; bucket?: Bucket; exact?: boolean } = {}): Promise<HistoryStats> {
   checkWindow(f);
   const top = opts.top ?? 10;
   const bucket = opts.bucket ?? autoBucket(f.from, f.to);
+  const byUserFilter = f.userId !== undefined || f.userKind !== undefined;
+  if (!opts.exact && !byUserFilter) {
+    const s = await rollupStats(knex, f, top, bucket);
+    return { ...s, series: fillSeries(s.series, f.from, f.to, bucket) };
+  }
+  if (f.to.getTime() - f.from.getTime() > EXACT_MAX_WINDOW_MS) {
+    throw new ValidationError(
+      `exact statistics${opts.exact ? '' : ' (needed by a user filter: the rollups do not keep latency per user)'} are computed from the raw rows: the window may span at most ${EXACT_MAX_WINDOW_MS / 60_000} minutes`,
+      { field: 'from', maxMinutes: EXACT_MAX_WINDOW_MS / 60_000 },
+      'EXACT_WINDOW_TOO_LONG',
+    );
+  }
+  return exactStats(knex, f, top, bucket);
+}
+
+/** The statistics from the raw rows (percentiles exact). */
+async function exactStats(knex: Knex, f: HistoryFilter, top: number, bucket: Bucket): Promise<HistoryStats> {
   const base = () => applyFilter(knex('request_history as h'), f);
   const pct = (p: number, col = 'd') => knex.raw(`MAX(CASE WHEN rn = CEIL(${p} * cnt) THEN ${col} END)`);
 
@@ -131,9 +173,10 @@ export async function historyStats(knex: Knex, f: HistoryFilter, opts: { top?: n
   const c4 = Number(totalsRow?.c4 ?? 0);
   const c5 = Number(totalsRow?.c5 ?? 0);
   return {
+    method: 'exact',
     window: { from: f.from, to: f.to, bucket },
     totals: { requests: n, clientErrors: c4, serverErrors: c5, errorRate: rate(c4 + c5, n) },
-    latency: { mean: num(totalsRow?.mean), p50: num(pctRow?.p50), p95: num(pctRow?.p95), p99: num(pctRow?.p99), max: num(totalsRow?.mx) },
+    latency: { mean: num(totalsRow?.mean), p50: num(pctRow?.p50), p95: num(pctRow?.p95), p99: num(pctRow?.p99), max: num(totalsRow?.mx), relativeError: 0 },
     byStatus: byStatus.map((r) => ({ status: Number(r.status), count: Number(r.n) })),
     byMethod: byMethod.map((r) => ({ method: r.method, count: Number(r.n) })),
     byRoute: byRoute.map((r) => ({ route: r.route, count: Number(r.n), errorRate: rate(r.errors, r.n), p95: num(r.p95) })),

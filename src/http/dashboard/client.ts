@@ -6,6 +6,8 @@
  * `/platform/v1/history/:id` with the bearer token. Charts are drawn as inline SVG.
  * Every value from the API is put in the DOM as text, never as HTML.
  *
+ * The statistics are painted as soon as `/platform/v1/history/stats` answers (then
+ * `#dashboard` carries `data-stats="ready"`: the first paint); the error lists follow.
  * After each load, `#dashboard` carries `data-state="ready"` and the exact window used
  * (`data-from`, `data-to`, `data-tenant`, `data-window`), so a test can ask the API for
  * the same figures.
@@ -98,21 +100,26 @@ export const DASHBOARD_SCRIPT = String.raw`
     var win = $('window').value; var tenant = $('tenant').value;
     var to = new Date(); var from = new Date(to.getTime() - WINDOWS[win]);
     var dash = $('dashboard');
-    dash.dataset.state = 'loading';
+    dash.dataset.state = 'loading'; dash.dataset.stats = 'loading';
     setStatus('Loading…');
     var q = new URLSearchParams({ from: from.toISOString(), to: to.toISOString() });
     if (tenant) q.set('tenant', tenant);
     var errorsOf = function (cls) { var p = new URLSearchParams(q); p.set('statusClass', cls); p.set('pageSize', '20'); return api('/platform/v1/history?' + p); };
     try {
-      var all = await Promise.all([api('/platform/v1/history/stats?' + q), errorsOf('4xx'), errorsOf('5xx')]);
+      // The statistics (from the rollups) are painted as soon as they arrive; the error lists follow.
+      var lists = Promise.all([errorsOf('4xx'), errorsOf('5xx')]);
+      lists.catch(function () { /* reported below */ });
+      var stats = await api('/platform/v1/history/stats?' + q);
       if (mine !== seq) return;
-      var stats = all[0];
       renderTotals(stats);
       drawRequests($('chart-requests'), stats.series, stats.window.bucket);
       drawLatency($('chart-latency'), stats.series, stats.window.bucket, stats.latency);
       renderRoutes(stats.byRoute);
-      renderErrors(all[1], all[2]);
       $('bucket-note').textContent = 'one bar per ' + stats.window.bucket;
+      dash.dataset.stats = 'ready';
+      var all = await lists;
+      if (mine !== seq) return;
+      renderErrors(all[0], all[1]);
       dash.dataset.from = from.toISOString(); dash.dataset.to = to.toISOString();
       dash.dataset.tenant = tenant; dash.dataset.window = win;
       dash.dataset.state = 'ready';

@@ -10,7 +10,8 @@ import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
 import { decodeHistoryCursor, defaultWindow, getHistory, listHistory, type HistoryFilter } from '../../history/query.js';
 import { ValidationError } from '../../lib/errors.js';
-import { historyStats } from '../../history/stats.js';
+import { SKETCH_ALPHA } from '../../history/rollup.js';
+import { EXACT_MAX_WINDOW_MS, historyStats } from '../../history/stats.js';
 import { getTenant } from '../../provisioning/tenants-service.js';
 import { paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
 
@@ -35,7 +36,18 @@ const listFields = {
     .optional()
     .describe('continue after this row: the nextCursor of the previous page (any depth; page is then ignored)'),
 };
-const statsFields = { bucket: z.enum(['minute', 'hour', 'day']).optional(), top: z.coerce.number().int().min(1).max(100).default(10) };
+const statsFields = {
+  bucket: z.enum(['minute', 'hour', 'day']).optional(),
+  top: z.coerce.number().int().min(1).max(100).default(10),
+  exact: z
+    .enum(['true', 'false'])
+    .optional()
+    .describe(
+      `true: compute from the raw rows (percentiles exact) instead of the rollups; the window may then span at most ${EXACT_MAX_WINDOW_MS / 60_000} minutes (400 EXACT_WINDOW_TOO_LONG past it)`,
+    ),
+};
+/** The description of both stats operations: how the figures are computed. */
+const STATS_METHOD = `Answered from the rollups (\`method\` "rollups"): counts, error rates, mean and max exact; percentiles from a log-linear latency histogram, within ${SKETCH_ALPHA * 100}% relative error of the exact nearest-rank value (\`latency.relativeError\`). With \`exact=true\`, or a \`userId\`/\`userKind\` filter, from the raw rows (\`method\` "exact", percentiles exact), for windows of at most ${EXACT_MAX_WINDOW_MS / 60_000} minutes (400 EXACT_WINDOW_TOO_LONG past it). From the rollups, \`byUser\` is null when a route, method or status-class filter is set.`;
 
 export const historyEntrySchema = z
   .object({
@@ -72,14 +84,27 @@ const n = z.number();
 const nn = z.number().nullable();
 export const historyStatsSchema = z
   .object({
+    method: z.enum(['rollups', 'exact']).describe('rollups: percentiles from the latency histogram; exact: from the raw rows'),
     window: z.object({ from: date, to: date, bucket: z.enum(['minute', 'hour', 'day']) }),
     totals: z.object({ requests: n, clientErrors: n, serverErrors: n, errorRate: n.describe('(4xx + 5xx) / requests') }),
-    latency: z.object({ mean: nn, p50: nn, p95: nn, p99: nn, max: nn }).describe('ms; percentiles exact, nearest-rank'),
+    latency: z
+      .object({
+        mean: nn,
+        p50: nn,
+        p95: nn,
+        p99: nn,
+        max: nn,
+        relativeError: n.describe(`bound of the percentiles' relative error: ${SKETCH_ALPHA} (rollups) or 0 (exact)`),
+      })
+      .describe('ms; percentiles nearest-rank'),
     byStatus: z.array(z.object({ status: n, count: n })),
     byMethod: z.array(z.object({ method: z.string(), count: n })),
     byRoute: z.array(z.object({ route: z.string().nullable(), count: n, errorRate: n, p95: nn })),
     byTenant: z.array(z.object({ tenantId: nn, slug: z.string().nullable(), count: n, errorRate: n })),
-    byUser: z.array(z.object({ userKind: z.enum(['tenant', 'platform']).nullable(), userId: nn, tenantId: nn, count: n })),
+    byUser: z
+      .array(z.object({ userKind: z.enum(['tenant', 'platform']).nullable(), userId: nn, tenantId: nn, count: n }))
+      .nullable()
+      .describe('null from the rollups when a route, method or status-class filter is set'),
     series: z.array(z.object({ start: date, count: n, errors: n, p95: nn })),
   })
   .meta({ id: 'HistoryStats' });
@@ -142,6 +167,7 @@ export const platformHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext 
         operationId: 'historyStats',
         tags,
         security,
+        description: STATS_METHOD,
         querystring: tenantQuery.extend({ ...filterFields, ...statsFields }),
         response: withProblems({ 200: historyStatsSchema }),
       },
@@ -149,7 +175,11 @@ export const platformHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext 
     },
     async (request) => {
       const q = request.query;
-      return historyStats(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
+      return historyStats(ctx.catalog.knex, toFilter(q, await tenantIdOf(q.tenant)), {
+        top: q.top,
+        exact: q.exact === 'true',
+        ...(q.bucket ? { bucket: q.bucket } : {}),
+      });
     },
   );
 
@@ -204,7 +234,7 @@ export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }>
         operationId: 'tenantHistoryStats',
         tags,
         security,
-        description: `The window (\`from\` to \`to\`) spans at most ${maxDays} days (SILO_TENANT_STATS_MAX_DAYS; 400 STATS_WINDOW_TOO_LONG past it); at most ${rateLimit} requests a minute per tenant (SILO_TENANT_STATS_RATE_LIMIT; 429).`,
+        description: `The window (\`from\` to \`to\`) spans at most ${maxDays} days (SILO_TENANT_STATS_MAX_DAYS; 400 STATS_WINDOW_TOO_LONG past it); at most ${rateLimit} requests a minute per tenant (SILO_TENANT_STATS_RATE_LIMIT; 429). ${STATS_METHOD}`,
         querystring: tenantQuery.extend({ ...filterFields, ...statsFields }),
         response: withProblems({ 200: historyStatsSchema, 429: problemSchema }),
       },
@@ -218,7 +248,7 @@ export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }>
       if (filter.to.getTime() - filter.from.getTime() > maxDays * 24 * 3600 * 1000) {
         throw new ValidationError(`the statistics window may span at most ${maxDays} days`, { field: 'from', maxDays }, 'STATS_WINDOW_TOO_LONG');
       }
-      return historyStats(ctx.catalog.knex, filter, { top: q.top, ...(q.bucket ? { bucket: q.bucket } : {}) });
+      return historyStats(ctx.catalog.knex, filter, { top: q.top, exact: q.exact === 'true', ...(q.bucket ? { bucket: q.bucket } : {}) });
     },
   );
   done();
