@@ -8,6 +8,7 @@ import { historyAfter, lastHistoryId, type HistoryEntry } from '../src/history/q
 import { parseDuration, pruneHistory, type PruneResult } from '../src/history/retention.js';
 import { EXACT_MAX_WINDOW_MS, historyStats, type HistoryStats } from '../src/history/stats.js';
 import { countPartitionRows, ensureHistoryPartitions, listHistoryPartitions } from '../src/history/partitions.js';
+import { backfillRollups } from '../src/history/rollup.js';
 import { HISTORY_MONTHS_AHEAD } from '../src/jobs/maintenance.js';
 import type { SiloContext } from '../src/context.js';
 import { getTenant } from '../src/provisioning/tenants-service.js';
@@ -225,11 +226,15 @@ function pruneCommand(): Command {
 
 /**
  * Makes the partitions of the coming months (what `silo serve` does at start and on its
- * schedule), moving rows that piled into `pmax` into their months.
+ * schedule), moving rows that piled into `pmax` into their months, and adds the rows
+ * that existed before the rollups were created to them (resumable, each row once:
+ * `backfillRollups`).
  */
 function maintainCommand(): Command {
   return new Command('maintain')
-    .description(`make the monthly partitions of request_history up to ${HISTORY_MONTHS_AHEAD} months ahead (rows in pmax move to their month); idempotent`)
+    .description(
+      `make the monthly partitions of request_history up to ${HISTORY_MONTHS_AHEAD} months ahead (rows in pmax move to their month) and add rows older than the rollups to them; idempotent`,
+    )
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExample:\n  $ silo history maintain')
     .action(async (o: { json?: boolean }) => {
@@ -238,7 +243,15 @@ function maintainCommand(): Command {
         const added = await ensureHistoryPartitions(knex, new Date(), HISTORY_MONTHS_AHEAD);
         const partitions = await listHistoryPartitions(knex);
         const pmaxRows = partitions.some((p) => p.name === 'pmax') ? await countPartitionRows(knex, 'pmax') : 0;
-        if (o.json) return printJson({ added, partitions: partitions.map((p) => ({ name: p.name, lessThan: p.lessThan })), pmaxRows });
+        const backfill = await backfillRollups(knex);
+        if (o.json)
+          return printJson({
+            added,
+            partitions: partitions.map((p) => ({ name: p.name, lessThan: p.lessThan })),
+            pmaxRows,
+            rollupBackfill: { added: backfill.added, done: backfill.done },
+          });
+        if (backfill.added) say(`Rows added to the rollups (written before they existed): ${backfill.added}`);
         if (!partitions.length) return note('request_history is not partitioned: nothing to do');
         say(`Partitions added: ${added.join(', ') || '(none: already there)'}`);
         say(`Newest month: ${partitions.filter((p) => p.lessThan).at(-1)?.name ?? '-'}; rows in pmax: ${pmaxRows}`);

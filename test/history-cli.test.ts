@@ -185,6 +185,8 @@ t.test('stats --by tenant lists the tenants in a table; bad options exit 2', asy
   t.equal((await runCli(['history', 'stats', '--since', 'yesterday'], env)).code, 2);
   t.equal((await runCli(['history', 'stats', '--until', 'tomorrow'], env)).code, 2);
   t.equal((await runCli(['history', 'stats', '--since', '500d'], env)).code, 2, 'a window over 400 days');
+  t.equal((await runCli(['history', 'stats', '--since', '2h', '--exact'], env)).code, 2, 'exact past its bound of 1 h');
+  t.match((await runCliJson<any>(['history', 'stats', '--since', '1h', '--exact'], env)).json, { method: 'exact' });
   t.equal((await runCli(['history', 'stats', '--tenant', 'no-such'], env)).code, 1);
 });
 

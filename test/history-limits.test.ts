@@ -4,7 +4,8 @@
  * bound by it) and is rate limited per tenant (429); every list endpoint refuses pages
  * deeper than 10,000 rows (`page x pageSize`, 400 `PAGE_TOO_DEEP`); deep history is read
  * with keyset pagination (`cursor` -> `nextCursor`), which walks every row once, newest
- * first; the OpenAPI document shows `cursor` and `nextCursor`.
+ * first; the OpenAPI document shows `cursor` and `nextCursor`; statistics say their
+ * method, and exact ones (raw rows) are refused past 1 h (400 `EXACT_WINDOW_TOO_LONG`).
  */
 import t from 'tap';
 import { login, makeTenant, platformLogin, setupApp } from './fixtures/app.js';
@@ -31,6 +32,23 @@ t.test('tenant stats: a window of 31 days is answered, 32 days is 400 STATS_WIND
   const support = await platformLogin(app, ctx, 'support');
   const res = await app.inject({ url: `/platform/v1/history/stats?from=${iso(to - 90 * DAY)}&to=${iso(to)}`, headers: { authorization: `Bearer ${support}` } });
   t.equal(res.statusCode, 200, res.body);
+});
+
+t.test('stats say their method; exact=true is answered for 1 h and refused past it with 400 EXACT_WINDOW_TOO_LONG', async (t) => {
+  const support = await platformLogin(app, ctx, 'support');
+  const get = (q: string) => app.inject({ url: `/platform/v1/history/stats?${q}`, headers: { authorization: `Bearer ${support}` } });
+  const to = Date.now();
+  const roll = await get(`from=${iso(to - 30 * DAY)}&to=${iso(to)}`);
+  t.equal(roll.statusCode, 200, roll.body);
+  t.match(roll.json(), { method: 'rollups', latency: { relativeError: 0.005 } });
+  const exact = await get(`exact=true&from=${iso(to - 3600_000)}&to=${iso(to)}`);
+  t.equal(exact.statusCode, 200, exact.body);
+  t.match(exact.json(), { method: 'exact', latency: { relativeError: 0 } });
+  const p = isProblem(t, await get(`exact=true&from=${iso(to - 3600_001)}&to=${iso(to)}`), 400, 'EXACT_WINDOW_TOO_LONG');
+  t.match(p.detail, /60 minutes/);
+  isProblem(t, await get(`userId=1&from=${iso(to - 2 * 3600_000)}&to=${iso(to)}`), 400, 'EXACT_WINDOW_TOO_LONG');
+  const doc = (await app.inject('/docs/json')).json<{ paths: Record<string, { get: { description: string } }> }>();
+  t.match(doc.paths['/platform/v1/history/stats']!.get.description, /0\.5% relative error/, 'the API description states the percentile error');
 });
 
 t.test('tenant stats are rate limited per tenant (SILO_TENANT_STATS_RATE_LIMIT a minute)', async (t) => {
