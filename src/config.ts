@@ -126,7 +126,6 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     pool: {
       maxConnections: e.SILO_POOL_MAX_CONNECTIONS,
       maxPerTenant: e.SILO_POOL_MAX_PER_TENANT,
-      maxTenants: e.SILO_POOL_MAX_TENANTS,
       idleMs: e.SILO_POOL_IDLE_MS,
       acquireTimeoutMs: e.SILO_POOL_ACQUIRE_TIMEOUT_MS,
     },

@@ -162,11 +162,16 @@ export async function run(argv: string[]): Promise<unknown> {
 
     const by = Object.fromEntries(figures.map((f) => [f.server, f]));
     const ratio = (x: number, y: number) => Math.round((x / y) * 1000) / 1000;
-    const cap = b.config.pool.maxPerTenant * b.config.pool.maxTenants;
+    const cap = b.config.pool.maxConnections;
     const out = {
       benchmark: 'routing',
       machine: await machineFacts(b.root),
-      options: { ...opts, poolMaxPerTenant: b.config.pool.maxPerTenant, poolMaxTenants: b.config.pool.maxTenants, historyEnabled: b.config.history.enabled },
+      options: {
+        ...opts,
+        poolMaxPerTenant: b.config.pool.maxPerTenant,
+        poolMaxConnections: b.config.pool.maxConnections,
+        historyEnabled: b.config.history.enabled,
+      },
       setupSeconds: setupS,
       fleet,
       servers: figures,

@@ -69,10 +69,10 @@ export interface Config {
   tenantChangePollMs: number;
   /**
    * Tenant connections: the process-wide budget of open tenant connections (`SILO_POOL_MAX_CONNECTIONS`),
-   * connections per tenant, pools kept, idle time before a connection closes (ms),
-   * longest wait for a pool slot or a connection before 503 `POOL_EXHAUSTED` (ms).
+   * connections one tenant may use at once (`SILO_POOL_MAX_PER_TENANT`), idle time before a
+   * connection closes (ms), longest wait for a connection before 503 `POOL_EXHAUSTED` (ms).
    */
-  pool: { maxConnections: number; maxPerTenant: number; maxTenants: number; idleMs: number; acquireTimeoutMs: number };
+  pool: { maxConnections: number; maxPerTenant: number; idleMs: number; acquireTimeoutMs: number };
   /** JWT signing key (HS256); `silo serve` refuses to start without it. */
   jwtSecret: string | undefined;
   /** Login attempts per minute per tenant and IP. */

@@ -46,6 +46,104 @@ export function knexLogger(log?: Logger): Knex.Logger {
   };
 }
 
+/**
+ * The mysql2 connection options of every Silo connection (Knex pools and the tenant
+ * connection manager): UTC dates with ms (`timezone: 'Z'`; the session time zone is set
+ * separately, see {@link UTC_SESSION_SQL}), utf8mb4, exact numbers, TCP keep-alive.
+ * @param conn server and credentials; `database` may be empty (server-level connection)
+ */
+export function mysqlConnectionOptions(conn: MysqlUrl) {
+  return {
+    host: conn.host,
+    port: conn.port,
+    user: conn.user,
+    password: conn.password,
+    ...(conn.database ? { database: conn.database } : {}),
+    charset: 'utf8mb4',
+    timezone: 'Z' as const,
+    dateStrings: false,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    decimalNumbers: false,
+    connectTimeout: 10_000,
+    // A server or network that vanished without closing the socket is found by TCP itself.
+    enableKeepAlive: true,
+    keepAliveInitialDelay: 30_000,
+    // mysql2 preallocates its prepared-statement LRU per connection (4 arrays of this many
+    // slots; 16,000 by default, ~0.5 MB). Knex sends plain queries, so a small cache is
+    // enough, and opening a connection (a tenant's after an eviction) stays cheap.
+    maxPreparedStatements: 64,
+  };
+}
+
+/** The statement that puts a session in UTC (sent only where the server's default is not UTC: {@link isUtcTimeZone}). */
+export const UTC_SESSION_SQL = "SET time_zone = '+00:00'";
+
+/**
+ * True when a new session (or one reset by COM_CHANGE_USER) already runs in UTC: the
+ * server's `@@global.time_zone` is UTC, or it is `SYSTEM` and `@@system_time_zone` is UTC
+ * (MariaDB/MySQL server system variables). Then {@link UTC_SESSION_SQL} is not needed.
+ */
+export function isUtcTimeZone(globalTimeZone: string | null | undefined, systemTimeZone: string | null | undefined): boolean {
+  const utc = (z: string | null | undefined) =>
+    typeof z === 'string' && /^(\+00:00|-00:00|\+0:00|UTC|Etc\/UTC|GMT|Etc\/GMT|Coordinated Universal Time)$/i.test(z.trim());
+  if (utc(globalTimeZone)) return true;
+  return globalTimeZone?.toUpperCase() === 'SYSTEM' && utc(systemTimeZone);
+}
+
+/** Where a Knex built by {@link createSourcedKnex} gets its connections: raw mysql2 connections, lent and given back. */
+export interface ConnectionSource {
+  /** A connection for one query or one transaction; rejects when none came in time (the caller's error as is). */
+  acquire(): Promise<unknown>;
+  /** Gives back a connection lent by `acquire` (after its query or transaction ended, also after an error). */
+  release(raw: unknown): void;
+}
+
+interface SourcedClientConfig extends Knex.Config {
+  source: ConnectionSource;
+}
+type ClientCtor = new (config: SourcedClientConfig) => {
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(c: unknown): Promise<void>;
+  destroy(cb?: () => void): Promise<void>;
+};
+/** knex's mysql2 dialect class (not exported by knex's typings): the client of a Knex built without a connection. */
+const Mysql2Client = (knexFactory({ client: 'mysql2' }).client as object).constructor as ClientCtor;
+
+/** knex's mysql2 client whose connections come from a {@link ConnectionSource} (queries and transactions alike), without a pool of its own. */
+class SourcedClient extends Mysql2Client {
+  private readonly source: ConnectionSource;
+  constructor(config: SourcedClientConfig) {
+    super(config);
+    this.source = config.source;
+  }
+  override acquireConnection(): Promise<unknown> {
+    return this.source.acquire();
+  }
+  override releaseConnection(c: unknown): Promise<void> {
+    this.source.release(c);
+    return Promise.resolve();
+  }
+  override destroy(cb?: () => void): Promise<void> {
+    cb?.();
+    return Promise.resolve();
+  }
+}
+
+/**
+ * A Knex (query builder, transactions, mysql2 dialect) with no pool of its own: every
+ * query, and every transaction for its whole length, borrows a connection from `source`
+ * and gives it back when done. Cheap (no driver, no pool, no timers): the tenant
+ * connection manager builds one per tenant over its shared connections. Query errors are
+ * cleaned of their bound values as in {@link createMysqlKnex}; `destroy()` does nothing
+ * (the source owns the connections).
+ */
+export function createSourcedKnex(source: ConnectionSource, log?: Logger): Knex {
+  const knex = knexFactory({ client: SourcedClient as unknown as string, log: knexLogger(log), compileSqlOnError: false, source } as SourcedClientConfig);
+  knex.on('query-error', (err: unknown, obj: { sql?: string } | undefined) => sanitizeMysqlError(err, obj?.sql));
+  return knex;
+}
+
 /** What {@link createMysqlKnex} uses of a mysql2 connection. */
 interface RawConnection {
   query(sql: string, cb: (err: Error | null) => void): void;
@@ -76,27 +174,7 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
     // Knex would copy the statement with its bound values into err.message (passwords of
     // CREATE/ALTER USER, hashes, personal data): keep the `?` placeholders instead.
     compileSqlOnError: false,
-    connection: {
-      host: conn.host,
-      port: conn.port,
-      user: conn.user,
-      password: conn.password,
-      ...(conn.database ? { database: conn.database } : {}),
-      charset: 'utf8mb4',
-      timezone: 'Z',
-      dateStrings: false,
-      supportBigNumbers: true,
-      bigNumberStrings: false,
-      decimalNumbers: false,
-      connectTimeout: 10_000,
-      // A server or network that vanished without closing the socket is found by TCP itself.
-      enableKeepAlive: true,
-      keepAliveInitialDelay: 30_000,
-      // mysql2 preallocates its prepared-statement LRU per connection (4 arrays of this many
-      // slots; 16,000 by default, ~0.5 MB). Knex sends plain queries, so a small cache is
-      // enough, and opening a connection (a tenant pool after an eviction) stays cheap.
-      maxPreparedStatements: 64,
-    },
+    connection: mysqlConnectionOptions(conn),
     pool: {
       min: pool.min ?? 0,
       max: pool.max,
@@ -104,7 +182,7 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       acquireTimeoutMillis: pool.acquireTimeoutMillis ?? 15_000,
       propagateCreateError: true,
       afterCreate: (raw: RawConnection, done: (err: Error | null, c: unknown) => void) => {
-        raw.query("SET time_zone = '+00:00'", (err) => done(err, raw));
+        raw.query(UTC_SESSION_SQL, (err) => done(err, raw));
       },
       // A connection killed while idle still looks alive until its close is read: ask the
       // server. A failed ping makes tarn destroy it and lend (or open) another one.

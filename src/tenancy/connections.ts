@@ -1,32 +1,44 @@
 /**
- * Per-tenant connection pools: one Knex per tenant, built with that tenant's own MySQL
- * account (DML only), at most `maxTenants` pools of at most `maxPerTenant` connections.
- * The total of open tenant connections therefore never exceeds
- * `maxPerTenant x maxTenants`, whatever the number of tenants served:
- * - a pool counts against `maxTenants` from the moment it starts opening until it is
- *   destroyed, also after it was dropped (suspend) or evicted while a request held it;
- * - when the cap is reached, the least recently used pool that no request holds is
- *   evicted (destroyed) to make room; if every pool is held, the new tenant's request
- *   waits, at most `acquireTimeoutMs`, for a pool to be released or destroyed, then gets
- *   503 `POOL_EXHAUSTED`; a wait for a connection of a full pool has the same bound;
- * - pools of different tenants open concurrently (a slot is reserved synchronously);
- * - nothing opens after {@link TenantConnections.close}.
+ * Tenant database connections: one process-wide set of at most `pool.maxConnections`
+ * (`SILO_POOL_MAX_CONNECTIONS`) mysql2 connections shared by every tenant, each
+ * authenticated as one tenant's own MySQL account (DML only), and reused for another
+ * tenant by re-authenticating it with COM_CHANGE_USER as that tenant's account (as
+ * ProxySQL multiplexes users). The account, not the socket, is the isolation boundary:
+ * - every connection is tagged with the account it is authenticated as
+ *   (`<server>/<database>/<user>`), and is lent only to a query of that account;
+ * - a connection is re-tagged only after the server accepted the change to the new
+ *   account (which also resets the session: variables, temporary tables, prepared
+ *   statements, default database); a failed change destroys it, it is never lent;
+ * - a connection is lent for one query, or one transaction for its whole length, then
+ *   comes back (a lease, see {@link Lease}, holds no connection).
+ *
+ * A query of tenant T gets, in this order: the most recently used idle connection of T's
+ * account; else a new connection while fewer than the budget are open (opening or open);
+ * else the least recently used idle connection of another account on the same server,
+ * changed to T's account; else it waits, in FIFO order with every other waiting query, at
+ * most `pool.acquireTimeoutMs`, then fails with 503 `POOL_EXHAUSTED`. A tenant uses at most
+ * `pool.maxPerTenant` connections at once (its further queries wait). Every connection
+ * that comes back goes to the first waiter that can use it (same account as is, another
+ * account of the same server by a change), every closed one lets the first waiter that
+ * may open one do so. So the open tenant connections never pass the budget (the peak is
+ * kept, {@link PoolStats.peakConnections}), and no idle connection sits unused while a
+ * query waits.
+ *
+ * The session time zone: when the server's default time zone is UTC (read once per server)
+ * no `SET time_zone` is sent; otherwise it is sent once per new connection and after each
+ * change (COM_CHANGE_USER resets it). mysql2 empties its prepared-statement cache on a
+ * change (the server dropped them), so `execute()` never uses a stale statement id.
  */
+import mysql from 'mysql2';
 import type { Knex } from 'knex';
-import type { Catalog, Tenant } from '../catalog/index.js';
+import { LRUCache } from 'lru-cache';
+import type { Catalog, DatabaseServer, Tenant } from '../catalog/index.js';
 import { createTenantCredentialsRepository } from '../catalog/tenant-credentials.js';
 import type { Config } from '../config.js';
-import { createMysqlKnex } from '../lib/knex.js';
+import { createSourcedKnex, isUtcTimeZone, mysqlConnectionOptions, UTC_SESSION_SQL } from '../lib/knex.js';
 import { decryptSecret } from '../lib/secrets.js';
 import { poolExhaustedError } from './pool-exhausted.js';
-import { retryRefusedLogins, type RotatablePool } from './refused-logins.js';
-
-interface Entry extends RotatablePool {
-  refs: number;
-  /** Out of the map (dropped or evicted): destroyed when the last holder releases it. */
-  dropped: boolean;
-  destroyed?: Promise<void>;
-}
+import { retryRefusedLogins, type RotatableAccount } from './refused-logins.js';
 
 /** A borrowed tenant Knex; call `release()` when the request is done (later calls do nothing). */
 export interface Lease {
@@ -34,45 +46,93 @@ export interface Lease {
   release(): void;
 }
 
-/** Counters and gauges for `/metrics`. Connections are counted from their first byte to their end. */
+/** Counters and gauges for `/metrics`. Connections are counted from the start of their opening to their end. */
 export interface PoolStats {
-  /** Pools open or opening, including dropped ones still held or closing. */
+  /** Tenant accounts with at least one open connection. */
   openPools: number;
   openConnections: number;
-  /** Most connections open at once since start. */
+  /** Most connections open at once since start (never above `pool.maxConnections`). */
   peakConnections: number;
   /** Leases lent and not released yet. */
   heldLeases: number;
   idleConnections: number;
+  /** Queries waiting for a connection. */
   pendingAcquires: number;
+  /** Idle connections of one tenant re-authenticated (COM_CHANGE_USER) for another. */
   evictions: number;
+  /** Changes the server refused (the connection was destroyed, never lent). */
+  failedChanges: number;
+  /** Queries that had to wait for a connection. */
   waitsForPool: number;
-  /** Requests turned away with `POOL_EXHAUSTED`, by what they waited for. */
+  /** Requests turned away with `POOL_EXHAUSTED`: every `connection` wait that timed out (`pool` is kept at 0 for the metric's labels). */
   exhausted: { pool: number; connection: number };
 }
 
 /** Options of {@link TenantConnections.acquire}. */
 export interface AcquireOptions {
-  /** Stops waiting for a pool slot when aborted (the client is gone); rejects with the signal's reason. */
+  /** Already aborted (the client is gone): no lease, rejects with the signal's reason. */
   signal?: AbortSignal;
 }
 
-/** The per-tenant pool manager. */
+/** A tenant's account as this process knows it: where it logs in and with which password. */
+interface Account extends RotatableAccount {
+  serverId: number;
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  /** Connections of this account lent now. */
+  busy: number;
+  /** Idle connections of this account, most recently used last. */
+  idle: Conn[];
+  /** Bumped by {@link TenantConnections.drop}: connections of an older generation are closed when they come back. */
+  generation: number;
+  knex?: Knex;
+}
+
+/** One open (or opening) connection. */
+interface Conn {
+  raw: mysql.Connection;
+  serverId: number;
+  /** The account it is authenticated as: the only one it is lent to. */
+  account: Account;
+  generation: number;
+  idleSince: number;
+  dead: boolean;
+}
+
+/** A query waiting for a connection. */
+interface Waiter {
+  account: Account;
+  resolve(conn: Conn | 'open'): void;
+}
+
+/** An idle connection older than this is pinged (COM_PING) before it is lent; a younger one was seen alive just before. */
+const PING_AFTER_IDLE_MS = 1_000;
+/** Per-tenant accounts kept in memory (their Knex and decrypted password); the connections are not bounded by it. */
+const ACCOUNTS_KEPT = 2_000;
+/** How long a database server's address is kept before it is read from the catalog again, ms. */
+const SERVER_TTL_MS = 60_000;
+
+/** The tenant connection manager (one per API process). */
 export class TenantConnections {
-  /** Live pools by tenant id; Map insertion order is the LRU order: oldest first. */
-  private readonly pools = new Map<number, Entry>();
-  /** Pools out of the map that are not destroyed yet: they still count against the budget. */
-  private readonly draining = new Set<Entry>();
-  /** Pools being opened, by tenant id (their slot is reserved). */
-  private readonly opening = new Map<number, Promise<Entry>>();
-  /** Requests waiting for room: woken on every release and destroy. */
-  private readonly waiters = new Set<() => void>();
-  private evictions = 0;
-  private waitsForPool = 0;
-  private readonly exhausted = { pool: 0, connection: 0 };
-  private connections = 0;
+  /** Accounts by tenant id, least recently used first out. An evicted account's connections stay usable by change. */
+  private readonly accounts: LRUCache<number, Account>;
+  /** Idle connections by server, least recently used first (Set insertion order). */
+  private readonly idleByServer = new Map<number, Set<Conn>>();
+  private readonly waiters: Waiter[] = [];
+  /** Whether sessions of a server need `SET time_zone` (read once per server). */
+  private readonly needsUtcSet = new Map<number, boolean>();
+  private readonly servers = new Map<number, { at: number; server: Promise<DatabaseServer> }>();
+  private open = 0;
   private peak = 0;
+  private held = 0;
+  private evictions = 0;
+  private failedChanges = 0;
+  private waits = 0;
+  private exhausted = 0;
   private closed = false;
+  private readonly sweeper: NodeJS.Timeout;
   private readonly credentials;
 
   constructor(
@@ -80,225 +140,396 @@ export class TenantConnections {
     private readonly config: Pick<Config, 'pool' | 'secrets'>,
   ) {
     this.credentials = createTenantCredentialsRepository(catalog.knex);
+    this.accounts = new LRUCache({ max: ACCOUNTS_KEPT });
+    this.sweeper = setInterval(() => this.closeIdle(), Math.min(this.config.pool.idleMs, 5_000));
+    this.sweeper.unref();
   }
 
   /**
-   * Borrows the tenant's Knex, opening its pool if needed; waits at most
-   * `config.pool.acquireTimeoutMs` for room.
-   * @throws UnavailableError `POOL_EXHAUSTED` (503, Retry-After) when no pool slot came free in time
-   * @throws Error after {@link close}; the signal's reason when `opts.signal` is aborted and the request would have to wait
+   * Lends the tenant's Knex: its queries and transactions borrow connections of the
+   * tenant's own account (see the module comment); nothing is held between them.
+   * @throws Error after {@link close}; the signal's reason when `opts.signal` is already aborted
    */
   async acquire(tenant: Tenant, opts: AcquireOptions = {}): Promise<Lease> {
-    const key = `${tenant.databaseServerId}/${tenant.databaseName}/${tenant.dbUser}/${tenant.dbPasswordEnc}`;
-    const deadline = Date.now() + this.config.pool.acquireTimeoutMs;
-    let waited = false;
-    for (;;) {
-      if (this.closed) throw new Error('tenant connections are closed');
-      const entry = this.pools.get(tenant.id);
-      if (entry && entry.key !== key && !entry.superseded.has(key)) {
-        this.retire(entry);
-        continue;
-      }
-      if (entry) {
-        this.pools.delete(tenant.id);
-        this.pools.set(tenant.id, entry);
-        return this.lend(entry);
-      }
-      const pending = this.opening.get(tenant.id);
-      if (pending) {
-        await pending;
-        continue;
-      }
-      if (this.slotsUsed() < this.config.pool.maxTenants) {
-        // Lent by open() itself, in the tick it appears, so no other waiter can evict it first.
-        return this.lend(await this.open(tenant, key), true);
-      }
-      const victim = [...this.pools.values()].find((e) => e.refs === 0);
-      if (victim) {
-        this.evictions++;
-        this.retire(victim);
-        continue;
-      }
-      // Waiting for an idle pool to finish closing is not waiting for a busy one.
-      if (!waited && ![...this.draining].some((e) => e.refs === 0)) {
-        this.waitsForPool++;
-        waited = true;
-      }
-      await this.waitForRoom(deadline, opts.signal);
-    }
-  }
-
-  private slotsUsed(): number {
-    return this.pools.size + this.draining.size + this.opening.size;
-  }
-
-  /** @param counted the reference was taken already (a pool just opened for this request) */
-  private lend(entry: Entry, counted = false): Lease {
-    if (!counted) entry.refs++;
+    if (this.closed) throw new Error('tenant connections are closed');
+    if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('aborted');
+    const account = await this.account(tenant);
+    account.knex ??= createSourcedKnex({ acquire: () => this.take(account), release: (raw) => this.giveBack(account, raw) });
+    this.held++;
     let released = false;
     return {
-      knex: entry.knex,
+      knex: account.knex,
       release: () => {
         if (released) return;
         released = true;
-        entry.refs--;
-        if (entry.refs > 0) return;
-        if (entry.dropped) void this.destroy(entry);
-        // An idle pool can now be evicted by a waiter.
-        else this.wake();
+        this.held--;
       },
     };
   }
 
-  /** Opens a tenant's pool, held once for the caller, in a slot reserved at once (so concurrent opens of other tenants count it). */
-  private open(tenant: Tenant, key: string): Promise<Entry> {
-    const run = (async () => {
-      try {
-        const server = await this.catalog.servers.get(tenant.databaseServerId);
-        if (this.closed) throw new Error('tenant connections are closed');
-        const knex = createMysqlKnex(
-          {
-            host: server.host,
-            port: server.port,
-            user: tenant.dbUser,
-            password: decryptSecret(tenant.dbPasswordEnc, this.config.secrets),
-            database: tenant.databaseName,
-          },
-          {
-            min: 0,
-            max: this.config.pool.maxPerTenant,
-            idleTimeoutMillis: this.config.pool.idleMs,
-            acquireTimeoutMillis: this.config.pool.acquireTimeoutMs,
-          },
-        );
-        const entry: Entry = { tenantId: tenant.id, knex, refs: 1, key, superseded: new Set(), dropped: false };
-        this.census(knex);
-        retryRefusedLogins(entry, `${tenant.databaseServerId}/${tenant.databaseName}/${tenant.dbUser}`, this.credentials, this.config.secrets);
-        this.pools.set(tenant.id, entry);
-        return entry;
-      } finally {
-        // In the same tick as the map entry appears: the slot is never counted twice or not at all.
-        this.opening.delete(tenant.id);
-        this.wake();
+  /** The tenant's account, built (or updated after a rotation) from its catalog row. */
+  private async account(tenant: Tenant): Promise<Account> {
+    const target = `${tenant.databaseServerId}/${tenant.databaseName}/${tenant.dbUser}`;
+    const key = `${target}/${tenant.dbPasswordEnc}`;
+    const known = this.accounts.get(tenant.id);
+    if (known?.target === target) {
+      // A new password (rotation) unless it is one this account moved past (a stale cached row).
+      if (known.key !== key && !known.superseded.has(key)) {
+        known.superseded.add(known.key);
+        known.key = key;
+        known.password = decryptSecret(tenant.dbPasswordEnc, this.config.secrets);
       }
-    })();
-    this.opening.set(tenant.id, run);
-    return run;
-  }
-
-  /**
-   * Counts the pool's connections from tarn's own events (a connection counts from the
-   * moment its creation starts until it is destroyed), keeps the peak, and counts waits
-   * for a connection that timed out.
-   */
-  private census(knex: Knex): void {
-    const pool = (knex.client as { pool?: { on(event: string, fn: (...args: unknown[]) => void): void } }).pool;
-    if (!pool) return;
-    const down = () => this.connections--;
-    pool.on('createRequest', () => {
-      this.connections++;
-      this.peak = Math.max(this.peak, this.connections);
-    });
-    pool.on('createFail', down);
-    pool.on('destroySuccess', down);
-    pool.on('destroyFail', down);
-    pool.on('acquireFail', (_id, err) => {
-      // tarn's TimeoutError (knex rethrows it as KnexTimeoutError); an abort at destroy is not one.
-      if ((err as Error | undefined)?.constructor.name === 'TimeoutError') this.exhausted.connection++;
-    });
-  }
-
-  private waitForRoom(deadline: number, signal: AbortSignal | undefined): Promise<void> {
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      this.exhausted.pool++;
-      return Promise.reject(poolExhaustedError('pool'));
+      return known;
     }
-    const reason = (): Error => (signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (signal?.aborted) return Promise.reject(reason());
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.waiters.delete(wake);
-        signal?.removeEventListener('abort', onAbort);
-        if (err === undefined) resolve();
-        else reject(err);
+    const server = await this.server(tenant.databaseServerId);
+    const again = this.accounts.get(tenant.id);
+    if (again?.target === target) return again;
+    const account: Account = {
+      tenantId: tenant.id,
+      target,
+      key,
+      superseded: new Set(),
+      password: decryptSecret(tenant.dbPasswordEnc, this.config.secrets),
+      serverId: tenant.databaseServerId,
+      host: server.host,
+      port: server.port,
+      user: tenant.dbUser,
+      database: tenant.databaseName,
+      busy: 0,
+      idle: [],
+      generation: 0,
+    };
+    // Connections of a replaced account (moved to another server or user) keep their tag: they are changed or closed as any other.
+    this.accounts.set(tenant.id, account);
+    return account;
+  }
+
+  private server(id: number): Promise<DatabaseServer> {
+    const known = this.servers.get(id);
+    if (known && Date.now() - known.at < SERVER_TTL_MS) return known.server;
+    const server = this.catalog.servers.get(id);
+    this.servers.set(id, { at: Date.now(), server });
+    server.catch(() => this.servers.delete(id));
+    return server;
+  }
+
+  /** A connection of `account` for one query or transaction (see the module comment for the order). */
+  private async take(account: Account): Promise<mysql.Connection> {
+    const deadline = Date.now() + this.config.pool.acquireTimeoutMs;
+    let waited = false;
+    for (;;) {
+      if (this.closed) throw new Error('tenant connections are closed');
+      let got: Conn | 'open' | undefined = this.takeNow(account);
+      if (got === undefined) {
+        if (!waited) this.waits++;
+        waited = true;
+        got = await this.wait(account, deadline);
+      }
+      try {
+        const conn = got === 'open' ? await this.connect(account) : await this.prepare(got, account);
+        if (conn) return conn.raw;
+      } catch (err) {
+        account.busy--;
+        this.handOn();
+        throw err;
+      }
+      // The idle connection was dead (failed its ping): its slot went back, try again.
+      account.busy--;
+    }
+  }
+
+  /** What `account` can have at once: an idle connection (its own, or another's to change), `open` (a slot reserved), or nothing. Counts it busy. */
+  private takeNow(account: Account): Conn | 'open' | undefined {
+    if (account.busy >= this.config.pool.maxPerTenant) return undefined;
+    const own = account.idle.pop();
+    if (own) {
+      this.idleByServer.get(own.serverId)?.delete(own);
+      account.busy++;
+      return own;
+    }
+    if (this.open < this.config.pool.maxConnections) {
+      this.reserveSlot();
+      account.busy++;
+      return 'open';
+    }
+    const lru = this.idleByServer.get(account.serverId)?.values().next().value;
+    if (lru) {
+      this.unidle(lru);
+      account.busy++;
+      return lru;
+    }
+    // Idle connections only on other servers: close the oldest, its slot goes to the first waiter.
+    const elsewhere = this.idleByServer.values().next().value?.values().next().value;
+    if (elsewhere) this.destroy(elsewhere);
+    return undefined;
+  }
+
+  private reserveSlot(): void {
+    this.open++;
+    this.peak = Math.max(this.peak, this.open);
+  }
+
+  /** Waits in FIFO order until a connection or a slot is handed over (counted busy for `account`), or the deadline: then `POOL_EXHAUSTED`. */
+  private wait(account: Account, deadline: number): Promise<Conn | 'open'> {
+    return new Promise<Conn | 'open'>((resolve, reject) => {
+      const waiter: Waiter = {
+        account,
+        resolve: (got) => {
+          clearTimeout(timer);
+          resolve(got);
+        },
       };
-      const wake = () => done();
-      const onAbort = () => done(reason());
-      // At the deadline the loop runs once more: it takes room that came free, else it throws.
-      const timer = setTimeout(wake, left);
-      this.waiters.add(wake);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer = setTimeout(
+        () => {
+          const i = this.waiters.indexOf(waiter);
+          if (i >= 0) this.waiters.splice(i, 1);
+          this.exhausted++;
+          reject(poolExhaustedError('connection'));
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      this.waiters.push(waiter);
     });
   }
 
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
+  /**
+   * Makes a handed idle connection ready for `account`: as is if it is its own (pinged when
+   * it sat idle a while), else changed to `account` (destroyed if the change fails, and a
+   * new connection opened in its slot). Undefined when its own idle connection was dead.
+   */
+  private async prepare(conn: Conn, account: Account): Promise<Conn | undefined> {
+    if (conn.account === account || conn.account.target === account.target) {
+      conn.account = account;
+      if (Date.now() - conn.idleSince < PING_AFTER_IDLE_MS || (await ping(conn.raw))) return conn;
+      conn.dead = true;
+      this.destroy(conn);
+      return undefined;
+    }
+    this.evictions++;
+    try {
+      await retryRefusedLogins(account, this.credentials, this.config.secrets, (password) =>
+        changeUser(conn.raw, { user: account.user, password, database: account.database }),
+      );
+      await this.inUtc(conn.raw, account.serverId);
+    } catch (err) {
+      // Never lent after a failed change: the session may be half switched.
+      this.failedChanges++;
+      conn.dead = true;
+      conn.raw.destroy();
+      this.open--;
+      this.handOn();
+      throw err;
+    }
+    conn.account = account;
+    conn.generation = account.generation;
+    return conn;
   }
 
-  /** Takes a pool out of the map; it counts against the budget until destroyed (at once if idle, else at its last release). */
-  private retire(entry: Entry): void {
-    if (this.pools.get(entry.tenantId) === entry) this.pools.delete(entry.tenantId);
-    entry.dropped = true;
-    this.draining.add(entry);
-    if (entry.refs === 0) void this.destroy(entry);
+  /** Opens a connection as `account` in a slot already reserved (given back if the opening fails). */
+  private async connect(account: Account): Promise<Conn> {
+    let raw: mysql.Connection;
+    try {
+      raw = await retryRefusedLogins(account, this.credentials, this.config.secrets, (password) =>
+        openConnection({ host: account.host, port: account.port, user: account.user, password, database: account.database }),
+      );
+      await this.inUtc(raw, account.serverId);
+    } catch (err) {
+      this.open--;
+      this.handOn();
+      throw err;
+    }
+    const conn: Conn = { raw, serverId: account.serverId, account, generation: account.generation, idleSince: Date.now(), dead: false };
+    (raw as unknown as { siloConn?: Conn }).siloConn = conn;
+    // A connection that dies (KILL, server restart, network) leaves the idle lists at once; a lent one fails its query.
+    const die = () => {
+      if (conn.dead) return;
+      conn.dead = true;
+      if (this.unidle(conn)) {
+        this.open--;
+        this.handOn();
+      }
+    };
+    raw.on('error', die);
+    raw.on('end', die);
+    if (this.closed) {
+      account.busy--;
+      this.destroy(conn);
+      throw new Error('tenant connections are closed');
+    }
+    return conn;
   }
 
-  private destroy(entry: Entry): Promise<void> {
-    entry.destroyed ??= entry.knex
-      .destroy()
-      .catch(() => undefined)
-      .finally(() => {
-        this.draining.delete(entry);
-        this.wake();
-      });
-    return entry.destroyed;
+  /** Sends `SET time_zone` when the server's sessions do not start in UTC (read once per server, on its first connection). */
+  private async inUtc(raw: mysql.Connection, serverId: number): Promise<void> {
+    let needed = this.needsUtcSet.get(serverId);
+    if (needed === undefined) {
+      const rows = await query<Array<{ g: string; s: string }>>(raw, 'SELECT @@global.time_zone AS g, @@system_time_zone AS s');
+      needed = !isUtcTimeZone(rows[0]?.g, rows[0]?.s);
+      this.needsUtcSet.set(serverId, needed);
+    }
+    // A new session and one reset by COM_CHANGE_USER both start in the server's default zone.
+    if (needed) await query(raw, UTC_SESSION_SQL);
+  }
+
+  /** A connection comes back from its query or transaction. */
+  private giveBack(account: Account, raw: unknown): void {
+    const conn = (raw as { siloConn?: Conn }).siloConn;
+    account.busy--;
+    if (!conn) return;
+    if (conn.dead || this.closed || conn.generation !== conn.account.generation || !alive(conn.raw)) {
+      this.destroy(conn);
+      return;
+    }
+    conn.idleSince = Date.now();
+    // The first waiter that can use it: its own account as is, another account of its server by a change.
+    const i = this.waiters.findIndex(
+      (w) => w.account.busy < this.config.pool.maxPerTenant && (w.account.target === conn.account.target || w.account.serverId === conn.serverId),
+    );
+    if (i >= 0) {
+      const [w] = this.waiters.splice(i, 1);
+      w!.account.busy++;
+      w!.resolve(conn);
+      return;
+    }
+    conn.account.idle.push(conn);
+    let set = this.idleByServer.get(conn.serverId);
+    if (!set) this.idleByServer.set(conn.serverId, (set = new Set()));
+    set.add(conn);
+  }
+
+  /** A slot came free (a connection closed) or a tenant went below its limit: the first waiter that can, takes what there is. */
+  private handOn(): void {
+    for (let i = 0; i < this.waiters.length; i++) {
+      const w = this.waiters[i]!;
+      const got = this.takeNow(w.account);
+      if (got === undefined) {
+        if (this.open >= this.config.pool.maxConnections && this.idleByServer.size === 0) return;
+        continue;
+      }
+      this.waiters.splice(i, 1);
+      w.resolve(got);
+      return;
+    }
+  }
+
+  /** Takes a connection out of the idle lists; true if it was idle. */
+  private unidle(conn: Conn): boolean {
+    const set = this.idleByServer.get(conn.serverId);
+    if (!set?.delete(conn)) return false;
+    if (set.size === 0) this.idleByServer.delete(conn.serverId);
+    const list = conn.account.idle;
+    const i = list.indexOf(conn);
+    if (i >= 0) list.splice(i, 1);
+    return true;
+  }
+
+  /** Closes a connection that is not idle (COM_QUIT); its slot counts until the server closed it. */
+  private destroy(conn: Conn): void {
+    this.unidle(conn);
+    const wasDead = conn.dead;
+    conn.dead = true;
+    let counted = false;
+    // A socket that broke may never answer COM_QUIT: then it is cut after a while.
+    const timer = wasDead ? undefined : setTimeout(() => done(), 2_000);
+    const done = () => {
+      if (counted) return;
+      counted = true;
+      clearTimeout(timer);
+      conn.raw.destroy();
+      this.open--;
+      this.handOn();
+    };
+    if (wasDead) return done();
+    conn.raw.end(done);
+  }
+
+  /** Closes the connections idle longer than `pool.idleMs`. */
+  private closeIdle(): void {
+    const before = Date.now() - this.config.pool.idleMs;
+    for (const set of [...this.idleByServer.values()]) {
+      for (const conn of [...set]) {
+        if (conn.idleSince > before) break;
+        this.destroy(conn);
+      }
+    }
   }
 
   /**
-   * Closes a tenant's pool (suspend, delete): at once if no request holds it, else when
-   * the last holder releases it (until then it still counts against the budget).
-   * Resolves when an idle pool is destroyed, at once for a held one.
+   * Closes a tenant's connections (suspend, delete): the idle ones at once, the lent ones
+   * when their query or transaction ends (until then they still count against the budget).
+   * Resolves once the idle ones are closing.
    */
   async drop(tenantId: number): Promise<void> {
-    const entry = this.pools.get(tenantId);
-    if (!entry) return;
-    this.retire(entry);
-    if (entry.destroyed) await entry.destroyed;
+    const account = this.accounts.get(tenantId);
+    if (!account) return;
+    this.accounts.delete(tenantId);
+    account.generation++;
+    // Idle connections of that account under an older Account object (evicted from the LRU) are closed by the sweeper or reused by change.
+    for (const conn of [...account.idle]) this.destroy(conn);
+    await Promise.resolve();
   }
 
   /** Current figures. */
   stats(): PoolStats {
     let idle = 0;
-    let pending = 0;
-    let held = 0;
-    for (const e of [...this.pools.values(), ...this.draining]) {
-      held += e.refs;
-      const p = (e.knex.client as { pool?: { numFree(): number; numPendingAcquires(): number } }).pool;
-      if (!p) continue;
-      idle += p.numFree();
-      pending += p.numPendingAcquires();
+    const accounts = new Set<string>();
+    for (const set of this.idleByServer.values()) {
+      idle += set.size;
+      for (const c of set) accounts.add(c.account.target);
     }
+    for (const a of this.accounts.values()) if (a.busy > 0) accounts.add(a.target);
     return {
-      openPools: this.slotsUsed(),
-      openConnections: this.connections,
+      openPools: accounts.size,
+      openConnections: this.open,
       peakConnections: this.peak,
-      heldLeases: held,
+      heldLeases: this.held,
       idleConnections: idle,
-      pendingAcquires: pending,
+      pendingAcquires: this.waiters.length,
       evictions: this.evictions,
-      waitsForPool: this.waitsForPool,
-      exhausted: { ...this.exhausted },
+      failedChanges: this.failedChanges,
+      waitsForPool: this.waits,
+      exhausted: { pool: 0, connection: this.exhausted },
     };
   }
 
-  /** Closes every pool (graceful shutdown, after in-flight requests finished); waiting and later acquires fail. */
+  /** Closes every connection (graceful shutdown, after in-flight requests finished); waiting and later queries fail. */
   async close(): Promise<void> {
     this.closed = true;
-    this.wake();
-    await Promise.allSettled([...this.opening.values()]);
-    for (const e of [...this.pools.values()]) this.retire(e);
-    await Promise.all([...this.draining].map((e) => this.destroy(e)));
+    clearInterval(this.sweeper);
+    for (const set of [...this.idleByServer.values()]) for (const conn of [...set]) this.destroy(conn);
+    const until = Date.now() + 5_000;
+    while (this.open > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Opens a mysql2 connection (Silo's options: {@link mysqlConnectionOptions}). */
+function openConnection(conn: { host: string; port: number; user: string; password: string; database: string }): Promise<mysql.Connection> {
+  return new Promise((resolve, reject) => {
+    const raw = mysql.createConnection(mysqlConnectionOptions(conn));
+    raw.once('error', () => undefined);
+    raw.connect((err) => {
+      if (err) {
+        raw.destroy();
+        reject(err);
+      } else resolve(raw);
+    });
+  });
+}
+
+function changeUser(raw: mysql.Connection, to: { user: string; password: string; database: string }): Promise<void> {
+  return new Promise((resolve, reject) => raw.changeUser(to, (err) => (err ? reject(err) : resolve())));
+}
+
+function query<T = unknown>(raw: mysql.Connection, sql: string): Promise<T> {
+  return new Promise((resolve, reject) => raw.query(sql, (err, rows) => (err ? reject(err) : resolve(rows as T))));
+}
+
+function ping(raw: mysql.Connection): Promise<boolean> {
+  return new Promise((resolve) => raw.ping((err) => resolve(!err)));
+}
+
+/** mysql2's own view of a connection still usable (the checks knex's mysql2 dialect makes). */
+function alive(raw: mysql.Connection): boolean {
+  const r = raw as unknown as { _fatalError?: unknown; _protocolError?: unknown; _closing?: boolean; stream?: { destroyed?: boolean } };
+  return !r._fatalError && !r._protocolError && !r._closing && !r.stream?.destroyed;
 }

@@ -8,14 +8,16 @@ import { UnavailableError } from '../lib/errors.js';
 export const POOL_EXHAUSTED_RETRY_AFTER_S = 1;
 
 /**
- * The 503 `POOL_EXHAUSTED` answer: no pool slot (`pool`) or no connection of the tenant's
- * full pool (`connection`) came free within `SILO_POOL_ACQUIRE_TIMEOUT_MS`.
+ * The 503 `POOL_EXHAUSTED` answer: no connection came free for the tenant's query within
+ * `SILO_POOL_ACQUIRE_TIMEOUT_MS` (`connection`: the process-wide budget
+ * `SILO_POOL_MAX_CONNECTIONS` is in use, or the tenant uses its `SILO_POOL_MAX_PER_TENANT`);
+ * `pool` is kept for callers of the earlier per-tenant pools.
  */
 export function poolExhaustedError(what: 'pool' | 'connection', cause?: unknown): UnavailableError {
   const message =
     what === 'pool'
       ? 'every tenant connection pool of this API process is busy; retry shortly'
-      : "every connection of this tenant's pool is busy; retry shortly";
+      : 'every tenant database connection of this API process (or every one this tenant may use) is busy; retry shortly';
   return new UnavailableError(message, 'POOL_EXHAUSTED', POOL_EXHAUSTED_RETRY_AFTER_S, undefined, cause);
 }
 

@@ -39,7 +39,7 @@ export default fp<{ connections: TenantConnections }>(
           this.set(read());
         },
       });
-    gauge('silo_tenant_pools_open', 'Per-tenant connection pools open', () => connections.stats().openPools);
+    gauge('silo_tenant_pools_open', 'Tenant accounts with at least one open connection', () => connections.stats().openPools);
     gauge('silo_tenant_connections_open', 'Tenant database connections open (in use + idle)', () => connections.stats().openConnections);
     gauge('silo_tenant_connections_idle', 'Tenant database connections idle', () => connections.stats().idleConnections);
     gauge('silo_tenant_connection_acquires_pending', 'Requests waiting for a tenant connection', () => connections.stats().pendingAcquires);
@@ -62,7 +62,7 @@ export default fp<{ connections: TenantConnections }>(
     let seenWaits = 0;
     new Counter({
       name: 'silo_tenant_pool_evictions_total',
-      help: 'Tenant pools closed to stay within SILO_POOL_MAX_TENANTS',
+      help: 'Idle tenant connections re-authenticated (COM_CHANGE_USER) for another tenant to stay within SILO_POOL_MAX_CONNECTIONS',
       registers: [registry],
       collect() {
         const n = connections.stats().evictions;
@@ -72,7 +72,7 @@ export default fp<{ connections: TenantConnections }>(
     });
     new Counter({
       name: 'silo_tenant_pool_waits_total',
-      help: 'Times a new tenant waited because every pool was in use',
+      help: 'Tenant queries that waited for a connection (SILO_POOL_MAX_CONNECTIONS or SILO_POOL_MAX_PER_TENANT in use)',
       registers: [registry],
       collect() {
         const n = connections.stats().waitsForPool;

@@ -1,12 +1,13 @@
 /**
  * Tenant routing for `/api/v1`: identifies the tenant of each request (onRequest), and
- * borrows a connection pool of that tenant's database for the request's duration
- * (`request.tenantDb`). The lease is released exactly once, when both have happened: the
- * raw response closed (answered, or the client hung up: every way a socket ends emits
- * `close`), and the request's processing ended (its handler returned, or it was answered
- * without reaching one). So a handler whose client hung up keeps its pool, counted in the
- * budget and never evicted, until it returns. A request whose client is gone does not
- * queue for a pool slot.
+ * borrows that tenant's Knex for the request's duration (`request.tenantDb`; each of its
+ * queries and transactions borrows one connection of the tenant's own account from the
+ * process-wide manager, see tenancy/connections.ts). The lease is released exactly once,
+ * when both have happened: the raw response closed (answered, or the client hung up: every
+ * way a socket ends emits `close`), and the request's processing ended (its handler
+ * returned, or it was answered without reaching one). So a handler whose client hung up
+ * runs to its end, its connection counted in the budget while its query runs. A request
+ * whose client is gone before it got its lease gets none.
  * An address that names more than `unknownTenantRateLimit` unknown tenants in a minute
  * gets 429 `TOO_MANY_UNKNOWN_TENANTS` (with Retry-After) instead of 404 for the rest of
  * that minute; its requests for real tenants are served as usual.
@@ -30,7 +31,8 @@ declare module 'fastify' {
     identifyTenant(request: FastifyRequest): Promise<void>;
     /**
      * Borrows the tenant's Knex for this request (released once the response closed and the handler returned).
-     * @throws UnavailableError `POOL_EXHAUSTED` when no pool slot came free within `SILO_POOL_ACQUIRE_TIMEOUT_MS`
+     * (Its queries fail with UnavailableError `POOL_EXHAUSTED` when no connection came free within `SILO_POOL_ACQUIRE_TIMEOUT_MS`.)
+     * @throws UnavailableError `CLIENT_CLOSED` when the client hung up before
      */
     tenantKnex(request: FastifyRequest): Promise<Knex>;
   }
@@ -52,7 +54,7 @@ interface TenantDbHold {
   running: number;
   /** The request's processing ended: its handler returned, or it was answered without reaching one. */
   settled: boolean;
-  /** Aborted when the response closes: a request whose client is gone stops waiting for a pool slot. */
+  /** Aborted when the response closes: a request whose client is gone gets no lease. */
   gone?: AbortController;
 }
 
@@ -64,8 +66,8 @@ function settle(hold: TenantDbHold): void {
   lease.release();
 }
 
-/** Why a request stopped waiting for a pool: its client closed the connection (the answer reaches no one). */
-const clientGone = () => new UnavailableError('the client closed the connection while the request waited for a tenant connection pool', 'CLIENT_CLOSED', 1);
+/** Why a request got no tenant lease: its client closed the connection (the answer reaches no one). */
+const clientGone = () => new UnavailableError('the client closed the connection before the request got its tenant database', 'CLIENT_CLOSED', 1);
 
 const isThenable = (x: unknown): x is PromiseLike<unknown> => typeof (x as PromiseLike<unknown> | null)?.then === 'function';
 
