@@ -11,7 +11,8 @@ import { decryptSecret, generatePassword } from '../lib/secrets.js';
 import { fenceAccount, unfenceAccount } from './account-fence.js';
 import { forgetPreviousPassword } from './account-passwords.js';
 import type { OperationHandle } from './operation.js';
-import { migrationLockName, tenantMigrator, withAdvisoryLock } from './tenant-schema.js';
+import { isEmptyDatabase, runScript, schemaScript, resetInterruptedScript } from './schema-script.js';
+import { migrationLockName, tenantMigrations, tenantMigrator, withAdvisoryLock } from './tenant-schema.js';
 
 /** The account of a tenant (`'db_user'@'SILO_TENANT_DB_USER_HOST'`). */
 export function tenantAccount(ctx: SiloContext, tenant: Pick<Tenant, 'dbUser'>) {
@@ -41,12 +42,30 @@ export async function ensureAccount(ctx: SiloContext, tenant: Tenant): Promise<s
 
 /**
  * Applies pending migrations on a tenant database under its advisory lock, and records
- * the schema version in the catalog. Runs with the server's admin account.
+ * the schema version in the catalog. Runs with the server's admin account. An empty
+ * database gets the whole set from its schema script in one round trip
+ * (`schema-script.ts`: the same tables, rows and bookkeeping as running the migrations);
+ * one an interrupted script left is emptied first, then made again.
  * @returns names applied now (empty when up to date)
  */
 export async function applyMigrations(ctx: SiloContext, tenant: Tenant, onApplied?: (name: string) => void): Promise<string[]> {
   return ctx.admin.withTenantDatabase(tenant, (knex) =>
     withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async (lock) => {
+      const migrations = await tenantMigrations(ctx.config);
+      await resetInterruptedScript(knex, migrations);
+      if (migrations.length && (await isEmptyDatabase(knex))) {
+        const { url } = await ctx.admin.server(tenant.databaseServerId);
+        const script = await schemaScript(ctx.catalog.knex, tenant.databaseServerId, url, migrations, ctx.config.tenantDbPrefix);
+        if (script) {
+          await lock.assertHeld();
+          await runScript(url, tenant.databaseName, script, ctx.config.faultKillAfterStatement);
+          await lock.assertHeld();
+          if (onApplied) script.migrations.forEach(onApplied);
+          await ctx.catalog.tenants.update(tenant.id, { schemaVersion: script.latest });
+          tenant.schemaVersion = script.latest;
+          return [...script.migrations];
+        }
+      }
       const migrator = await tenantMigrator(knex, ctx.config);
       // Before each migration: the lock is still this runner's (umzug awaits the listener).
       migrator.on('migrating', () => lock.assertHeld());
