@@ -52,8 +52,7 @@ export async function applyMigrations(ctx: SiloContext, tenant: Tenant, onApplie
   return ctx.admin.withTenantDatabase(tenant, (knex) =>
     withAdvisoryLock(knex, migrationLockName(tenant), ctx.config.migrationLockTimeoutS, async (lock) => {
       const migrations = await tenantMigrations(ctx.config);
-      await resetInterruptedScript(knex, migrations);
-      if (migrations.length && (await isEmptyDatabase(knex))) {
+      if (migrations.length && ((await isEmptyDatabase(knex)) || (await resetInterruptedScript(knex, migrations)).length)) {
         const { url } = await ctx.admin.server(tenant.databaseServerId);
         const script = await schemaScript(ctx.catalog.knex, tenant.databaseServerId, url, migrations, ctx.config.tenantDbPrefix);
         if (script) {
