@@ -200,11 +200,12 @@ export function runLoad(url: string, opts: { connections: number; durationS: num
 
 /**
  * Runs autocannon in a separate process (`load.ts`) with headers picked at random per
- * request from `headerSets` (e.g. one tenant and its token each).
+ * request from `headerSets` (e.g. one tenant and its token each): uniformly, or with the
+ * relative `weights` (one per set) when given.
  */
 export async function runLoadMulti(
   url: string,
-  opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>> },
+  opts: { connections: number; durationS: number; headerSets: Array<Record<string, string>>; weights?: number[] },
 ): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'silo-load-'));
   const file = join(dir, 'load.json');

@@ -107,8 +107,6 @@ interface Waiter {
   resolve(conn: Conn | 'open'): void;
 }
 
-/** An idle connection older than this is pinged (COM_PING) before it is lent; a younger one was seen alive just before. */
-const PING_AFTER_IDLE_MS = 1_000;
 /** Per-tenant accounts kept in memory (their Knex and decrypted password); the connections are not bounded by it. */
 const ACCOUNTS_KEPT = 2_000;
 /** How long a database server's address is kept before it is read from the catalog again, ms. */
@@ -293,14 +291,15 @@ export class TenantConnections {
   }
 
   /**
-   * Makes a handed idle connection ready for `account`: as is if it is its own (pinged when
-   * it sat idle a while), else changed to `account` (destroyed if the change fails, and a
+   * Makes a handed idle connection ready for `account`: as is if it is its own (after a
+   * COM_PING), else changed to `account` (destroyed if the change fails, and a
    * new connection opened in its slot). Undefined when its own idle connection was dead.
    */
   private async prepare(conn: Conn, account: Account): Promise<Conn | undefined> {
     if (conn.account === account || conn.account.target === account.target) {
       conn.account = account;
-      if (Date.now() - conn.idleSince < PING_AFTER_IDLE_MS || (await ping(conn.raw))) return conn;
+      // Pinged before it is lent: one killed while idle may not have shown its close yet.
+      if (await ping(conn.raw)) return conn;
       conn.dead = true;
       this.destroy(conn);
       return undefined;
