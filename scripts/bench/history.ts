@@ -14,7 +14,8 @@
  * starts one), so that the catalog's writes do not queue behind the tenant's reads in one
  * server; `--separate-catalog 0` keeps everything on 127.0.0.1:3306. Both servers still
  * share the machine's cores with the API and the load generator: the figures are
- * comparisons within one run, not absolute costs.
+ * comparisons within one run, not absolute costs. `--profile <dir>` writes the servers'
+ * V8 CPU profiles to `<dir>/on` and `<dir>/off`.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -44,7 +45,7 @@ function mysqlPids(): number[] {
 }
 
 export async function run(argv: string[]): Promise<unknown> {
-  const opts = parseArgs(argv, { connections: 50, duration: 10, warmup: 2, rounds: 3, port: 3701, separateCatalog: 1 });
+  const opts = parseArgs(argv, { connections: 50, duration: 10, warmup: 2, rounds: 3, port: 3701, separateCatalog: 1, profile: '' });
   const teardowns: Array<() => unknown> = [];
   let catalogPid = 0;
   let catalogEnv: Record<string, string> = {};
@@ -76,7 +77,9 @@ export async function run(argv: string[]): Promise<unknown> {
     let failures = 0;
     for (let round = 0; round < opts.rounds; round++) {
       for (const mode of ['off', 'on'] as const) {
-        const server = await startSilo({ ...b.env, SILO_HISTORY_ENABLED: mode === 'on' ? '1' : '0' }, opts.port);
+        // --profile <dir>: the servers write V8 CPU profiles there (open in Chrome DevTools or speedscope).
+        const nodeArgs = opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${opts.profile}/${mode}`] : [];
+        const server = await startSilo({ ...b.env, SILO_HISTORY_ENABLED: mode === 'on' ? '1' : '0' }, opts.port, nodeArgs);
         try {
           const url = `${server.url}/api/v1/contacts/500`;
           await runLoad(url, { connections: opts.connections, durationS: opts.warmup, headers });

@@ -69,7 +69,7 @@ export interface RecorderStats {
 
 const cut = (s: string | null, n: number) => (s === null ? null : s.length > n ? s.slice(0, n) : s);
 
-/** Columns of `request_history` in the order {@link toValues} gives them. */
+/** Columns of `request_history` in the order {@link pushValues} gives their values. */
 const COLUMNS = [
   'created_at',
   'request_id',
@@ -88,9 +88,11 @@ const COLUMNS = [
   'error_code',
 ];
 const ROW_PLACEHOLDERS = `(${COLUMNS.map(() => '?').join(',')})`;
+const INSERT_PREFIX = `INSERT INTO request_history (${COLUMNS.join(',')}) VALUES `;
 
-function toValues(r: HistoryRow): unknown[] {
-  return [
+/** Appends the values of `r` to `out`, in {@link COLUMNS} order, cut to the column widths. */
+function pushValues(out: Knex.RawBinding[], r: HistoryRow): void {
+  out.push(
     r.createdAt,
     cut(r.requestId, 64),
     r.tenantId,
@@ -106,18 +108,32 @@ function toValues(r: HistoryRow): unknown[] {
     cut(r.ip, 45),
     cut(r.userAgent, 512),
     cut(r.errorCode, 64),
-  ];
+  );
+}
+
+/** The `(?,...),(?,...)` list for the largest batch asked so far; smaller batches take a prefix of it. */
+let placeholders = ROW_PLACEHOLDERS;
+let placeholderRows = 1;
+
+/** The INSERT statement for `n` rows: a prefix of one cached text, built again only for a larger batch. */
+function insertSql(n: number): string {
+  if (n > placeholderRows) {
+    placeholders = new Array<string>(n).fill(ROW_PLACEHOLDERS).join(',');
+    placeholderRows = n;
+  }
+  return INSERT_PREFIX + placeholders.slice(0, n * (ROW_PLACEHOLDERS.length + 1) - 1);
 }
 
 /**
  * One multi-row INSERT for a batch: the statement text is fixed (column list and `?`
- * placeholders, no input in it) and every value is bound, which costs less per row than
- * the query builder for batches of hundreds of rows.
+ * placeholders, no input in it; built once per process for the batch size) and every
+ * value is bound, which costs less per row than the query builder for batches of
+ * hundreds of rows.
  */
 function insertBatch(knex: Knex, batch: readonly HistoryRow[]): Promise<unknown> {
   const bindings: Knex.RawBinding[] = [];
-  for (const r of batch) bindings.push(...(toValues(r) as Knex.RawBinding[]));
-  return knex.raw(`INSERT INTO request_history (${COLUMNS.join(',')}) VALUES ${new Array(batch.length).fill(ROW_PLACEHOLDERS).join(',')}`, bindings);
+  for (const r of batch) pushValues(bindings, r);
+  return knex.raw(insertSql(batch.length), bindings);
 }
 
 /** MySQL errors that say "not now" rather than "not this row": retried with backoff. */
