@@ -6,7 +6,8 @@
  * - provision: tenants created through the service vs the same DDL as plain SQL.
  * - migrate: `tenants migrate --all` across many tenants, up to date and with one new migration.
  * - history-stats: 24 h request-history statistics over 10,000,000 rows written through the recorder (rollups), and the dashboard's first paint.
- * - memory: RSS of `silo serve` idle, serving one tenant, after 300 tenants' sign-ins; API CPU per request.
+ * - cli: wall time of `silo --help`, `silo tenants list` and `silo tenants create`, each a fresh process.
+ * - memory: RSS of `silo serve` idle, serving one tenant, after 300 tenants' sign-ins and after 10,000 tenants served; API CPU per request.
  */
 const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unknown> }>> = {
   routing: () => import('./routing.js'),
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unkno
   provision: () => import('./provision.js'),
   migrate: () => import('./migrate.js'),
   memory: () => import('./memory.js'),
+  cli: () => import('./cli.js'),
   'history-stats': () => import('./history-stats.js'),
 };
 
