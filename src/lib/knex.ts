@@ -112,7 +112,7 @@ const Mysql2Client = (knexFactory({ client: 'mysql2' }).client as object).constr
 
 /** knex's mysql2 client whose connections come from a {@link ConnectionSource} (queries and transactions alike), without a pool of its own. */
 class SourcedClient extends Mysql2Client {
-  private readonly source: ConnectionSource;
+  source: ConnectionSource;
   constructor(config: SourcedClientConfig) {
     super(config);
     this.source = config.source;
@@ -130,18 +130,48 @@ class SourcedClient extends Mysql2Client {
   }
 }
 
+/** What {@link createSourcedKnex} uses of a Knex's internals: its context (knex-builder/make-knex.js) holds the client. */
+interface KnexInternals {
+  context: { client: SourcedClient; queryBuilder(): Knex.QueryBuilder };
+  client: SourcedClient;
+}
+
+/** The one full Knex every sourced Knex inherits from (its methods, its client's compiled dialect, the error sanitizer). */
+let template: (Knex & KnexInternals) | undefined;
+
 /**
  * A Knex (query builder, transactions, mysql2 dialect) with no pool of its own: every
  * query, and every transaction for its whole length, borrows a connection from `source`
- * and gives it back when done. Cheap (no driver, no pool, no timers): the tenant
- * connection manager builds one per tenant over its shared connections. Query errors are
- * cleaned of their bound values as in {@link createMysqlKnex}; `destroy()` does nothing
- * (the source owns the connections).
+ * and gives it back when done. Cheap (a few hundred bytes, no driver, no pool, no timers):
+ * it is a function whose prototype is one shared template Knex, with its own context and
+ * a client that inherits from the template's and differs only by `source` (a full Knex
+ * costs ~22 KB: ~150 method closures). Query errors are cleaned of their bound values as
+ * in {@link createMysqlKnex} (the template's listener); `destroy()` does nothing (the
+ * source owns the connections). knex's internals it relies on are checked by
+ * test/change-user-isolation.test.ts (queries, raw, transactions).
  */
-export function createSourcedKnex(source: ConnectionSource, log?: Logger): Knex {
-  const knex = knexFactory({ client: SourcedClient as unknown as string, log: knexLogger(log), compileSqlOnError: false, source } as SourcedClientConfig);
-  knex.on('query-error', (err: unknown, obj: { sql?: string } | undefined) => sanitizeMysqlError(err, obj?.sql));
-  return knex;
+export function createSourcedKnex(source: ConnectionSource): Knex {
+  if (!template) {
+    const noSource: ConnectionSource = { acquire: () => Promise.reject(new Error('no connection source')), release: () => undefined };
+    template = knexFactory({
+      client: SourcedClient as unknown as string,
+      log: knexLogger(),
+      compileSqlOnError: false,
+      source: noSource,
+    } as SourcedClientConfig) as Knex & KnexInternals;
+    template.on('query-error', (err: unknown, obj: { sql?: string } | undefined) => sanitizeMysqlError(err, obj?.sql));
+  }
+  const client = Object.create(template.client as object) as SourcedClient;
+  client.source = source;
+  const context = Object.create(template.context) as KnexInternals['context'];
+  context.client = client;
+  const knex = function (tableName?: Knex.TableDescriptor, options?: unknown) {
+    const qb = context.queryBuilder();
+    return tableName ? qb.table(tableName, options as never) : qb;
+  };
+  Object.setPrototypeOf(knex, template);
+  (knex as unknown as KnexInternals).context = context;
+  return knex as unknown as Knex;
 }
 
 /** What {@link createMysqlKnex} uses of a mysql2 connection. */
