@@ -14,9 +14,10 @@ export function migrateCommand(): Command {
     .option('--all', 'every active, suspended or in-maintenance tenant')
     .option('--concurrency <n>', 'tenants migrated at once (1-64)', '4')
     .option('--dry-run', 'list pending migrations, change nothing')
+    .option('--verify', "read every tenant's own migrations table, not only the schema version the catalog recorded")
     .option('--json', 'machine-readable output')
     .addHelpText('after', '\nExamples:\n  $ silo tenants migrate acme globex\n  $ silo tenants migrate --all --concurrency 8')
-    .action(async (slugs: string[], o: { all?: boolean; concurrency: string; dryRun?: boolean; json?: boolean }) => {
+    .action(async (slugs: string[], o: { all?: boolean; concurrency: string; dryRun?: boolean; verify?: boolean; json?: boolean }) => {
       const { concurrency } = parseOptions(z.object({ concurrency: opt.int(1, 64) }), o);
       await withContext(async (ctx) => {
         const tty = Boolean(process.stderr.isTTY) && !o.json;
@@ -34,6 +35,7 @@ export function migrateCommand(): Command {
           all: Boolean(o.all),
           concurrency,
           dryRun: Boolean(o.dryRun),
+          verify: Boolean(o.verify),
           onStart: (total) => bar?.start(total, 0, { slug: '' }),
           onResult: (r) => bar?.increment({ slug: r.slug }),
         });

@@ -18,7 +18,11 @@ import { MAX_ERROR_TEXT, safeErrorText } from '../lib/error-text.js';
 /** Statuses whose databases are migrated by `migrate --all`. */
 export const MIGRATABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance'];
 
-/** Outcome for one tenant. `up-to-date` costs one catalog read and no tenant connection. */
+/**
+ * Outcome for one tenant. `up-to-date` is decided from the schema version the catalog
+ * recorded (one catalog query for the whole run, no tenant connection), unless
+ * {@link MigrateOptions.verify} asks for each tenant's own migrations table.
+ */
 export interface MigrateResult {
   slug: string;
   outcome: 'up-to-date' | 'migrated' | 'would-migrate' | 'failed' | 'skipped';
@@ -40,6 +44,12 @@ export interface MigrateOptions {
   concurrency?: number;
   /** List what would be applied, change nothing. */
   dryRun?: boolean;
+  /**
+   * Read each tenant's migrations table (under its locks) even when the catalog records it
+   * at the newest version: finds a database changed behind the catalog's back. The
+   * catalog's version is written only when it differs from what the database holds.
+   */
+  verify?: boolean;
   /** Called once per tenant as it finishes. */
   onResult?: (r: MigrateResult) => void;
   /** Called once with the number of tenants to visit. */
@@ -69,7 +79,7 @@ export async function migrateTenants(ctx: SiloContext, actor: string, opts: Migr
   return Promise.all(
     tenants.map((tenant) =>
       limit(async () => {
-        const result = await migrateOne(ctx, tenant, latest, actor, opts.dryRun ?? false);
+        const result = await migrateOne(ctx, tenant, latest, actor, opts.dryRun ?? false, opts.verify ?? false);
         opts.onResult?.(result);
         return result;
       }),
@@ -77,7 +87,7 @@ export async function migrateTenants(ctx: SiloContext, actor: string, opts: Migr
   );
 }
 
-async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | null, actor: string, dryRun: boolean): Promise<MigrateResult> {
+async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | null, actor: string, dryRun: boolean, verify: boolean): Promise<MigrateResult> {
   const started = performance.now();
   const base = { slug: tenant.slug, applied: [] as string[], pending: [] as string[], schemaVersion: tenant.schemaVersion };
   const done = (r: Partial<MigrateResult> & Pick<MigrateResult, 'outcome'>): MigrateResult => ({
@@ -88,7 +98,7 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
   if (!MIGRATABLE.includes(tenant.status)) {
     return done({ outcome: 'skipped', error: `tenant is ${tenant.status}; run \`silo tenants repair ${tenant.slug}\`` });
   }
-  if (tenant.status !== 'maintenance' && tenant.schemaVersion === latest) return done({ outcome: 'up-to-date' });
+  if (!verify && tenant.status !== 'maintenance' && tenant.schemaVersion === latest) return done({ outcome: 'up-to-date' });
   try {
     return await ctx.locks.withLock(
       tenant,
@@ -109,7 +119,9 @@ async function migrateOne(ctx: SiloContext, tenant: Tenant, latest: string | nul
               });
             }
             if (!pending.length && fresh.status !== 'maintenance') {
-              const version = await recordSchemaVersion(ctx, tenant, knex);
+              const executed = await migrator.executed();
+              const version = executed.at(-1)?.name ?? null;
+              if (version !== fresh.schemaVersion) await recordSchemaVersion(ctx, tenant, knex);
               return done({ outcome: 'up-to-date', schemaVersion: version });
             }
             if (dryRun) return done({ outcome: 'would-migrate', pending });
