@@ -137,3 +137,18 @@ t.test('a refused change (the account was dropped) destroys the connection, fail
     await t.rejects(whoAmI(victim, 'query'), 'the victim stays refused (no session of its old account is lent)');
   }
 });
+
+t.test("a failed query through a tenant's Knex is cleaned of its bound values (the template Knex's query-error listener runs)", async (t) => {
+  const lease = await pool.acquire(tenants[1]!);
+  try {
+    const secret = 'bound-secret-4f9a';
+    const err = (await lease.knex.raw('SELECT * FROM no_such_table WHERE x = ?', [secret]).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as { message?: string; sql?: string } | undefined;
+    t.ok(err, 'the query failed');
+    t.notMatch(`${err?.message} ${err?.sql ?? ''}`, secret, 'its value is not in the error');
+  } finally {
+    lease.release();
+  }
+});
