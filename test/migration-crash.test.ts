@@ -10,7 +10,8 @@
  *   the first): `silo tenants repair` exits 0 and the tenant ends active at the latest
  *   schema, every table's `SHOW CREATE TABLE` equal to a cleanly migrated tenant's, the
  *   default pipeline stages there once, every migration recorded as applied;
- * - the same for `silo tenants create` killed inside the seeding migration.
+ * - the same for `silo tenants create` killed inside its schema script, after the stages'
+ *   table and before their rows.
  */
 import t from 'tap';
 import { parseMysqlUrl } from '../src/config.js';
@@ -18,6 +19,7 @@ import { createMysqlKnex } from '../src/lib/knex.js';
 import { createMigrator, loadMigrations, MIGRATIONS_TABLE, type LoadedMigration, type MigrationSet } from '../src/migrations/runner.js';
 import { rollbackTenant } from '../src/provisioning/migrate-service.js';
 import type { RepairReport } from '../src/provisioning/repair-service.js';
+import { migrationSetKey, SCRIPT_FAULT_NAME } from '../src/provisioning/schema-script.js';
 import { createTenant } from '../src/provisioning/tenants-service.js';
 import { MYSQL_URL, rootKnex, runCli, runCliJson, setupSilo } from './fixtures/env.js';
 import { recordStatements, schemaSnapshot } from './fixtures/schema-snapshot.js';
@@ -165,13 +167,23 @@ for (const [i, m] of TENANT.entries()) {
   });
 }
 
-t.test('create killed inside the seeding migration, then repair, converges', async (t) => {
+t.test('create killed inside the schema script, between the CREATE TABLE and the INSERT of the stages, then repair, converges', async (t) => {
   const slug = 'mc-create';
-  const stages = TENANT.find((m) => m.name.includes('pipeline-stages'))!.name;
+  // A create makes the schema from one script (src/provisioning/schema-script.ts), whose statements the catalog holds.
+  const row = await ctx.catalog
+    .knex<{ migrations_sha256: string; script: string }>('tenant_schema_scripts')
+    .where({ migrations_sha256: await migrationSetKey(TENANT) })
+    .first();
+  const statements = (JSON.parse(row!.script) as { statements: string[] }).statements;
+  const afterStages = statements.findIndex((s) => s.startsWith('CREATE TABLE `pipeline_stages`')) + 1;
+  t.ok(
+    afterStages > 0 && afterStages < statements.findIndex((s) => s.includes('insert into `pipeline_stages`')),
+    'the stages are inserted after their table is made',
+  );
   const killed = await runCli(['tenants', 'create', slug, '--admin-email', `admin@${slug}.test`, '--admin-password', PASSWORD], {
     ...env,
     SILO_ENABLE_FAULTS: '1',
-    SILO_FAULT_KILL_AFTER_STATEMENT: `${stages}:1`,
+    SILO_FAULT_KILL_AFTER_STATEMENT: `${SCRIPT_FAULT_NAME}:${afterStages}`,
   });
   t.equal(killed.signal, 'SIGKILL', 'create was killed after the CREATE TABLE of the stages', { stderr: killed.stderr });
   const { result, json } = await runCliJson<{ tenants: RepairReport[] }>(['tenants', 'repair', slug], env);
