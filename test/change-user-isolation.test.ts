@@ -10,6 +10,7 @@
 import t from 'tap';
 import pLimit from 'p-limit';
 import type { Tenant } from '../src/catalog/index.js';
+import { isUtcTimeZone } from '../src/lib/knex.js';
 import { makeTenant, setupApp } from './fixtures/app.js';
 import { rootKnex } from './fixtures/env.js';
 
@@ -32,8 +33,10 @@ const pool = app.tenantConnections;
 interface Seen {
   u: string;
   d: string | null;
+  /** Minutes between the session's clock and UTC: 0 when the session runs in UTC. */
+  tz: number | string;
 }
-const SQL = 'SELECT CURRENT_USER() AS u, DATABASE() AS d';
+const SQL = 'SELECT CURRENT_USER() AS u, DATABASE() AS d, TIMESTAMPDIFF(MINUTE, NOW(), UTC_TIMESTAMP()) AS tz';
 const ownUser = (u: string) => u.split('@')[0]!;
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
@@ -92,6 +95,7 @@ t.test(`${QUERIES} concurrent queries over ${TENANTS} tenants with ${BUDGET} con
             if (ownUser(seen.u) !== tenant.dbUser || seen.d !== tenant.databaseName) {
               wrong.push(`${tenant.slug} (${how}) ran as ${seen.u} on ${seen.d}`);
             }
+            if (Number(seen.tz) !== 0) wrong.push(`${tenant.slug} (${how}) ran ${seen.tz} min off UTC`);
           } catch (err) {
             const key = `${how}: ${(err as Error).message}`;
             errors.set(key, (errors.get(key) ?? 0) + 1);
@@ -105,7 +109,7 @@ t.test(`${QUERIES} concurrent queries over ${TENANTS} tenants with ${BUDGET} con
   }
   const stats = pool.stats();
   t.comment(`${JSON.stringify(counts)}; ${drops} drops; ${JSON.stringify(stats)}`);
-  t.same(wrong, [], 'every query ran as its own tenant account on its own database');
+  t.same(wrong, [], 'every query ran as its own tenant account on its own database, in UTC');
   t.same(Object.fromEntries(errors), {}, 'no query failed');
   t.ok(stats.evictions > 50, `connections were changed from one tenant to another (${stats.evictions} changes)`);
   t.ok(drops > 5, `tenants' connections were dropped during the load (${drops})`);
@@ -151,4 +155,15 @@ t.test("a failed query through a tenant's Knex is cleaned of its bound values (t
   } finally {
     lease.release();
   }
+});
+
+t.test('SET time_zone is skipped only where new sessions start in UTC', (t) => {
+  t.ok(isUtcTimeZone('+00:00', 'CET'), "global '+00:00'");
+  t.ok(isUtcTimeZone('UTC', null), "global 'UTC'");
+  t.ok(isUtcTimeZone('SYSTEM', 'UTC'), 'SYSTEM on a UTC machine');
+  t.notOk(isUtcTimeZone('SYSTEM', 'CET'), 'SYSTEM on a CET machine');
+  t.notOk(isUtcTimeZone('+01:00', 'UTC'), "global '+01:00'");
+  t.notOk(isUtcTimeZone('Europe/Paris', 'UTC'), 'a named zone');
+  t.notOk(isUtcTimeZone(undefined, undefined), 'unknown');
+  t.end();
 });
