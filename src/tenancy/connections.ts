@@ -373,12 +373,16 @@ export class TenantConnections {
   /** A connection comes back from its query or transaction. */
   private giveBack(account: Account, raw: unknown): void {
     const conn = (raw as { siloConn?: Conn }).siloConn;
-    account.busy--;
-    if (!conn) return;
-    if (conn.dead || this.closed || conn.generation !== conn.account.generation || !alive(conn.raw)) {
-      this.destroy(conn);
+    if (!conn) {
+      account.busy--;
       return;
     }
+    if (conn.dead || this.closed || conn.generation !== conn.account.generation || !alive(conn.raw)) {
+      // Counted against the tenant's limit until the server closed it (as against the budget).
+      this.destroy(conn, () => account.busy--);
+      return;
+    }
+    account.busy--;
     conn.idleSince = Date.now();
     // The first waiter that can use it: its own account as is, another account of its server by a change.
     const i = this.waiters.findIndex(
@@ -423,7 +427,7 @@ export class TenantConnections {
   }
 
   /** Closes a connection that is not idle (COM_QUIT); its slot counts until the server closed it. */
-  private destroy(conn: Conn): void {
+  private destroy(conn: Conn, closed?: () => void): void {
     this.unidle(conn);
     const wasDead = conn.dead;
     conn.dead = true;
@@ -436,6 +440,7 @@ export class TenantConnections {
       clearTimeout(timer);
       conn.raw.destroy();
       this.open--;
+      closed?.();
       this.handOn();
     };
     if (wasDead) return done();
