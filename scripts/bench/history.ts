@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseMysqlUrl } from '../../src/config.js';
 import { createTenant } from '../../src/provisioning/tenants-service.js';
 import { startDisposableMariaDB } from '../../test/fixtures/disposable-mariadb.js';
-import { BENCH_JWT_SECRET, benchEnv, cpuMsOf, machineFacts, metric, mysqlPid, parseArgs, printTable, runLoad, startSilo } from './common.js';
+import { BENCH_JWT_SECRET, benchEnv, cpuMsOf, machineFacts, metric, parseArgs, printTable, runLoad, startSilo } from './common.js';
 import { createSigner } from './sign.js';
 
 /** Throughput with history on / off, at least (issue 14). */
@@ -31,17 +31,21 @@ const RATIO_TARGET = 0.95;
 /** API CPU per request with history on / off, at most (issue 14). */
 const CPU_TARGET = 1.05;
 
-/** Pids of every running mariadbd/mysqld. */
-function mysqlPids(): number[] {
+/**
+ * Pid of the shared MariaDB/MySQL server (the tenants'): a mariadbd/mysqld whose command
+ * line names no disposable data directory (other benchmarks and tests may run their own).
+ */
+function sharedMysqlPid(): number {
   for (const name of ['mariadbd', 'mysqld']) {
     try {
-      const out = execFileSync('pidof', [name], { encoding: 'utf8' }).trim();
-      if (out) return out.split(/\s+/).map(Number);
+      const pids = execFileSync('pidof', [name], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+      const shared = pids.find((p) => !readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('silo-mariadb-'));
+      if (shared) return shared;
     } catch {
       /* not running under that name */
     }
   }
-  return [];
+  return 0;
 }
 
 export async function run(argv: string[]): Promise<unknown> {
@@ -69,7 +73,7 @@ export async function run(argv: string[]): Promise<unknown> {
     // CPU per request (µs) of the API process, the tenant server and the catalog server.
     type Cpu = { server: number[]; tenantDb: number[]; catalogDb: number[] };
     const cpu: Record<'on' | 'off', Cpu> = { on: { server: [], tenantDb: [], catalogDb: [] }, off: { server: [], tenantDb: [], catalogDb: [] } };
-    const tenantDbPid = catalogPid ? (mysqlPids().find((p) => p !== catalogPid) ?? 0) : mysqlPid();
+    const tenantDbPid = sharedMysqlPid();
     let written = 0;
     let inserts = 0;
     let dropped = 0;
