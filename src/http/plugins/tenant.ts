@@ -54,8 +54,6 @@ interface TenantDbHold {
   running: number;
   /** The request's processing ended: its handler returned, or it was answered without reaching one. */
   settled: boolean;
-  /** Aborted when the response closes: a request whose client is gone gets no lease. */
-  gone?: AbortController;
 }
 
 /** Releases the lease once the response closed and the processing ended (the lease ignores later calls). */
@@ -124,9 +122,9 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections; un
       if (request.tenantDb) return request.tenantDb;
       const hold = request.tenantDbHold!;
       hold.acquiring ??= (async () => {
-        hold.gone = new AbortController();
-        if (hold.closed) hold.gone.abort(clientGone());
-        const lease = await opts.connections.acquire(request.tenant!, { signal: hold.gone.signal });
+        // A request whose client is gone gets no lease (checked here: no AbortController and no error built per request).
+        if (hold.closed) throw clientGone();
+        const lease = await opts.connections.acquire(request.tenant!);
         hold.lease = lease;
         request.tenantDb = lease.knex;
         settle(hold);
@@ -141,7 +139,6 @@ export default fp<{ resolver: TenantResolver; connections: TenantConnections; un
       request.tenantDbHold = hold;
       reply.raw.once('close', () => {
         hold.closed = true;
-        hold.gone?.abort(clientGone());
         settle(hold);
       });
       done();
