@@ -116,6 +116,12 @@ const SERVER_TTL_MS = 60_000;
 export class TenantConnections {
   /** Accounts by tenant id, least recently used first out. An evicted account's connections stay usable by change. */
   private readonly accounts: LRUCache<number, Account>;
+  /**
+   * Accounts pushed out of {@link accounts} (by the LRU or a replacement) while some of their
+   * connections were still lent or open, by target: a later query of the same target gets
+   * the same object back, so its lent connections keep counting against `pool.maxPerTenant`.
+   */
+  private readonly retired = new Map<string, Account>();
   /** Idle connections by server, least recently used first (Set insertion order). */
   private readonly idleByServer = new Map<number, Set<Conn>>();
   private readonly waiters: Waiter[] = [];
@@ -138,7 +144,12 @@ export class TenantConnections {
     private readonly config: Pick<Config, 'pool' | 'secrets'>,
   ) {
     this.credentials = createTenantCredentialsRepository(catalog.knex);
-    this.accounts = new LRUCache({ max: ACCOUNTS_KEPT });
+    this.accounts = new LRUCache({
+      max: ACCOUNTS_KEPT,
+      dispose: (account) => {
+        if (account.busy > 0 || account.idle.length > 0) this.retired.set(account.target, account);
+      },
+    });
     this.sweeper = setInterval(() => this.closeIdle(), Math.min(this.config.pool.idleMs, 5_000));
     this.sweeper.unref();
   }
@@ -178,6 +189,12 @@ export class TenantConnections {
         known.password = decryptSecret(tenant.dbPasswordEnc, this.config.secrets);
       }
       return known;
+    }
+    const retired = this.retired.get(target);
+    if (retired) {
+      this.retired.delete(target);
+      this.accounts.set(tenant.id, retired);
+      return this.account(tenant);
     }
     const server = await this.server(tenant.databaseServerId);
     const again = this.accounts.get(tenant.id);
@@ -227,12 +244,11 @@ export class TenantConnections {
         const conn = got === 'open' ? await this.connect(account) : await this.prepare(got, account);
         if (conn) return conn.raw;
       } catch (err) {
-        account.busy--;
+        this.countDown(account);
         this.handOn();
         throw err;
       }
-      // The idle connection was dead (failed its ping): its slot went back, try again.
-      account.busy--;
+      // The idle connection was dead (failed its ping): its slot went back (and its count), try again.
     }
   }
 
@@ -252,6 +268,7 @@ export class TenantConnections {
     }
     const lru = this.idleByServer.get(account.serverId)?.values().next().value;
     if (lru) {
+      this.holdForChange(lru, account);
       this.unidle(lru);
       account.busy++;
       return lru;
@@ -301,10 +318,12 @@ export class TenantConnections {
       // Pinged before it is lent: one killed while idle may not have shown its close yet.
       if (await ping(conn.raw)) return conn;
       conn.dead = true;
-      this.destroy(conn);
+      // Counted against the tenant's limit until it is gone (the caller does not count it down).
+      this.destroy(conn, () => this.countDown(account));
       return undefined;
     }
     this.evictions++;
+    const from = conn.account;
     try {
       await retryRefusedLogins(account, this.credentials, this.config.secrets, (password) =>
         changeUser(conn.raw, { user: account.user, password, database: account.database }),
@@ -316,11 +335,13 @@ export class TenantConnections {
       conn.dead = true;
       conn.raw.destroy();
       this.open--;
+      this.countDown(from);
       this.handOn();
       throw err;
     }
     conn.account = account;
     conn.generation = account.generation;
+    this.countDown(from);
     return conn;
   }
 
@@ -351,7 +372,7 @@ export class TenantConnections {
     raw.on('error', die);
     raw.on('end', die);
     if (this.closed) {
-      account.busy--;
+      this.countDown(account);
       this.destroy(conn);
       throw new Error('tenant connections are closed');
     }
@@ -374,14 +395,15 @@ export class TenantConnections {
   private giveBack(account: Account, raw: unknown): void {
     const conn = (raw as { siloConn?: Conn }).siloConn;
     if (!conn) {
-      account.busy--;
+      this.countDown(account);
       return;
     }
     if (conn.dead || this.closed || conn.generation !== conn.account.generation || !alive(conn.raw)) {
       // Counted against the tenant's limit until the server closed it (as against the budget).
-      this.destroy(conn, () => account.busy--);
+      this.destroy(conn, () => this.countDown(account));
       return;
     }
+    // Counted down without forgetting a retired account yet: a change below holds it again.
     account.busy--;
     conn.idleSince = Date.now();
     // The first waiter that can use it: its own account as is, another account of its server by a change.
@@ -390,14 +412,25 @@ export class TenantConnections {
     );
     if (i >= 0) {
       const [w] = this.waiters.splice(i, 1);
+      this.holdForChange(conn, w!.account);
       w!.account.busy++;
       w!.resolve(conn);
-      return;
+    } else {
+      conn.account.idle.push(conn);
+      let set = this.idleByServer.get(conn.serverId);
+      if (!set) this.idleByServer.set(conn.serverId, (set = new Set()));
+      set.add(conn);
     }
-    conn.account.idle.push(conn);
-    let set = this.idleByServer.get(conn.serverId);
-    if (!set) this.idleByServer.set(conn.serverId, (set = new Set()));
-    set.add(conn);
+    this.forgetIfDone(account);
+  }
+
+  /**
+   * A connection about to be changed to `to`'s account keeps counting against its current
+   * account's `pool.maxPerTenant` until the change is done ({@link prepare} counts it down):
+   * until then the server still shows the session as that account's.
+   */
+  private holdForChange(conn: Conn, to: Account): void {
+    if (conn.account.target !== to.target) conn.account.busy++;
   }
 
   /** A slot came free (a connection closed) or a tenant went below its limit: the first waiter that can, takes what there is. */
@@ -423,11 +456,31 @@ export class TenantConnections {
     const list = conn.account.idle;
     const i = list.indexOf(conn);
     if (i >= 0) list.splice(i, 1);
+    this.forgetIfDone(conn.account);
     return true;
   }
 
-  /** Closes a connection that is not idle (COM_QUIT); its slot counts until the server closed it. */
+  /** One connection of `account` is no longer lent (nor closing). */
+  private countDown(account: Account): void {
+    account.busy--;
+    this.forgetIfDone(account);
+  }
+
+  /** A retired account with nothing lent, closing or idle is forgotten. */
+  private forgetIfDone(account: Account): void {
+    if (account.busy === 0 && account.idle.length === 0 && this.retired.get(account.target) === account) this.retired.delete(account.target);
+  }
+
+  /**
+   * Closes a connection (COM_QUIT); its slot counts until the server closed it, and so does an
+   * idle one against its account's `pool.maxPerTenant` (a lent one's caller passes `closed`
+   * to count it down then).
+   */
   private destroy(conn: Conn, closed?: () => void): void {
+    const owner = conn.account;
+    const wasIdle = this.idleByServer.get(conn.serverId)?.has(conn) ?? false;
+    // Counted first: taking it out of the idle lists must not make a retired account look done.
+    if (wasIdle) owner.busy++;
     this.unidle(conn);
     const wasDead = conn.dead;
     conn.dead = true;
@@ -440,6 +493,7 @@ export class TenantConnections {
       clearTimeout(timer);
       conn.raw.destroy();
       this.open--;
+      if (wasIdle) this.countDown(owner);
       closed?.();
       this.handOn();
     };
@@ -482,6 +536,7 @@ export class TenantConnections {
       for (const c of set) accounts.add(c.account.target);
     }
     for (const a of this.accounts.values()) if (a.busy > 0) accounts.add(a.target);
+    for (const a of this.retired.values()) if (a.busy > 0) accounts.add(a.target);
     return {
       openPools: accounts.size,
       openConnections: this.open,
