@@ -109,6 +109,8 @@ interface Waiter {
 
 /** Per-tenant accounts kept in memory (their Knex and decrypted password); the connections are not bounded by it. */
 const ACCOUNTS_KEPT = 2_000;
+/** An own idle connection idle at least this long is pinged (COM_PING) before it is lent, ms; see {@link TenantConnections.stillOpen}. */
+const PING_AFTER_IDLE_MS = 5_000;
 /** How long a database server's address is kept before it is read from the catalog again, ms. */
 const SERVER_TTL_MS = 60_000;
 
@@ -315,8 +317,8 @@ export class TenantConnections {
   private async prepare(conn: Conn, account: Account): Promise<Conn | undefined> {
     if (conn.account === account || conn.account.target === account.target) {
       conn.account = account;
-      // Pinged before it is lent: one killed while idle may not have shown its close yet.
-      if (await ping(conn.raw)) return conn;
+      // One killed while idle may not have shown its close yet (see PING_AFTER_IDLE_MS).
+      if (await this.stillOpen(conn)) return conn;
       conn.dead = true;
       // Counted against the tenant's limit until it is gone (the caller does not count it down).
       this.destroy(conn, () => this.countDown(account));
@@ -343,6 +345,19 @@ export class TenantConnections {
     conn.generation = account.generation;
     this.countDown(from);
     return conn;
+  }
+
+  /**
+   * Whether an idle connection about to be lent is still open. Idle for less than
+   * {@link PING_AFTER_IDLE_MS}: one turn of the event loop (setImmediate runs after the
+   * I/O poll), so a close the server already sent (KILL, shutdown: the server closes the
+   * victim's socket before it answers the KILL) is read first, without a round trip. Idle
+   * longer: a COM_PING, for closes nobody told us of (a network cut, a proxy's timeout).
+   */
+  private async stillOpen(conn: Conn): Promise<boolean> {
+    if (Date.now() - conn.idleSince >= PING_AFTER_IDLE_MS) return ping(conn.raw);
+    await new Promise((resolve) => setImmediate(resolve));
+    return !conn.dead && alive(conn.raw);
   }
 
   /** Opens a connection as `account` in a slot already reserved (given back if the opening fails). */
