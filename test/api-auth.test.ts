@@ -92,6 +92,19 @@ t.test('/auth/me answers the signed-in user with a token and 401 without a valid
   isProblem(t, await me({ 'x-tenant': 'auth-a', authorization: `Bearer ${expired}` }), 401, 'TOKEN_EXPIRED');
 });
 
+t.test('a token accepted while valid is refused once it expires, and the same payload under another signature never rides on it', async (t) => {
+  const { accessToken } = await login(app, 'auth-a');
+  const now = Math.floor(Date.now() / 1000);
+  const short = signJwt({ ...claimsOf(accessToken), iat: now, exp: now + 2 }, TEST_JWT_SECRET);
+  const first = await me({ 'x-tenant': 'auth-a', authorization: `Bearer ${short}` });
+  t.equal(first.statusCode, 200, `accepted before it expires: ${first.body}`);
+  // The same claims signed with another key: not the same text, so not the accepted token.
+  const forged = signJwt({ ...claimsOf(accessToken), iat: now, exp: now + 2 }, 'another secret of at least 32 bytes, not ours');
+  isProblem(t, await me({ 'x-tenant': 'auth-a', authorization: `Bearer ${forged}` }), 401, 'INVALID_TOKEN');
+  await new Promise((r) => setTimeout(r, (now + 2) * 1000 - Date.now() + 50));
+  isProblem(t, await me({ 'x-tenant': 'auth-a', authorization: `Bearer ${short}` }), 401, 'TOKEN_EXPIRED');
+});
+
 t.test('refresh rotates the token; reusing a rotated one revokes the whole family', async (t) => {
   const first = await login(app, 'auth-a');
   const other = await login(app, 'auth-a');
