@@ -77,8 +77,10 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook, not an async one: no promise per response.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
+    done(null, payload);
   });
   // A JSON string may hold a lone surrogate ("\ud800"), which UTF-8 and utf8mb4 cannot:
   // refuse it (I-JSON, RFC 7493 §2.1) rather than store U+FFFD in its place.
