@@ -110,8 +110,8 @@ export interface ServerProcess {
 }
 
 /** Starts `silo serve` on `port` with `env` (and node options such as `--cpu-prof`); resolves when it listens. */
-export function startSilo(env: Record<string, string>, port: number, nodeArgs: string[] = []): Promise<ServerProcess> {
-  return startProcess(process.execPath, [...nodeArgs, `${ROOT}bin/silo.js`, 'serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, port);
+export function startSilo(env: Record<string, string>, port: number, nodeArgs: string[] = [], root = ROOT): Promise<ServerProcess> {
+  return startProcess(process.execPath, [...nodeArgs, `${root}bin/silo.js`, 'serve'], { ...env, PORT: String(port), HOST: '127.0.0.1' }, port);
 }
 
 /** Starts any node script serving HTTP on `port`; resolves when `GET /health` answers. */

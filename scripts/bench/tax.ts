@@ -9,7 +9,10 @@
  * warm-up) and the server's own CPU per request (µs, user + system from /proc), which is
  * less sensitive than throughput to what else the machine runs. `--silo-env A=1,B=2` adds
  * settings to the Silo server (e.g. `SILO_HISTORY_ENABLED=0` to see what history costs);
- * `--profile <dir>` writes V8 CPU profiles of the Silo servers there.
+ * `--profile <dir>` writes V8 CPU profiles of the Silo servers there. `--compare <dir>` also
+ * measures the Silo of another built checkout (e.g. a `git worktree` of the commit before a
+ * change, after `npm run build` there) as `silo-compare`, in the same rounds: on a machine
+ * whose speed swings by a third between runs, only a comparison inside one run tells.
  * Target: silo-1 / baseline >= 0.6 in requests/s (issue 14; the stretch is 0.85).
  */
 import { BENCH_JWT_SECRET, benchEnv, cpuMsOf, parseArgs, printTable, ROOT, runLoad, startProcess, startSilo, type ServerProcess } from './common.js';
@@ -20,7 +23,17 @@ import { createSigner } from './sign.js';
 const TARGET = 0.6;
 
 export async function run(argv: string[]): Promise<unknown> {
-  const opts = parseArgs(argv, { connections: 50, duration: 8, warmup: 2, rounds: 2, port: 3712, profile: '', siloEnv: '', path: '/api/v1/contacts/500' });
+  const opts = parseArgs(argv, {
+    connections: 50,
+    duration: 8,
+    warmup: 2,
+    rounds: 2,
+    port: 3712,
+    profile: '',
+    siloEnv: '',
+    compare: '',
+    path: '/api/v1/contacts/500',
+  });
   const b = await benchEnv();
   try {
     await createFleet(b, 1, 'clone', {
@@ -68,6 +81,7 @@ export async function run(argv: string[]): Promise<unknown> {
       );
       await measure('baseline', round, base, {});
       await measure('silo-1', round, await startSilo(siloEnv, opts.port, nodeArgs), headers);
+      if (opts.compare) await measure('silo-compare', round, await startSilo(siloEnv, opts.port, nodeArgs, `${opts.compare.replace(/\/?$/, '/')}`), headers);
     }
     const sum = (server: string, k: 'requestsPerSec' | 'cpuUsPerRequest') => rows.filter((r) => r.server === server).reduce((a, r) => a + r[k], 0);
     const ratio = Math.round((sum('silo-1', 'requestsPerSec') / sum('baseline', 'requestsPerSec')) * 1000) / 1000;
@@ -78,11 +92,19 @@ export async function run(argv: string[]): Promise<unknown> {
     );
     const met = ratio >= TARGET && rows.every((r) => r.bad === 0);
     process.stderr.write(`silo-1/baseline ${ratio} req/s (>= ${TARGET}: ${met ? 'met' : 'missed'}); CPU per request ${cpuRatio} x baseline\n`);
+    const compared = opts.compare
+      ? {
+          silo1_vs_compare: Math.round((sum('silo-1', 'requestsPerSec') / sum('silo-compare', 'requestsPerSec')) * 1000) / 1000,
+          cpu_per_request_vs_compare: Math.round((sum('silo-1', 'cpuUsPerRequest') / sum('silo-compare', 'cpuUsPerRequest')) * 100) / 100,
+        }
+      : undefined;
+    if (compared)
+      process.stderr.write(`silo-1/silo-compare ${compared.silo1_vs_compare} req/s; CPU per request ${compared.cpu_per_request_vs_compare} x silo-compare\n`);
     return {
       benchmark: 'tax',
       options: opts,
       rows,
-      ratios: { silo1_vs_baseline: ratio, cpu_per_request_vs_baseline: cpuRatio },
+      ratios: { silo1_vs_baseline: ratio, cpu_per_request_vs_baseline: cpuRatio, ...compared },
       target: { silo1_vs_baseline: `>= ${TARGET}`, met },
     };
   } finally {
