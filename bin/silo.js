@@ -11,5 +11,8 @@ try {
   throw err;
 }
 const code = await cli.main(process.argv);
-// stdout/stderr are synchronous for files and pipes on Linux, so nothing written is lost.
+// Writes to a pipe are asynchronous on Linux (Node's process I/O notes): exiting now would cut
+// stdout at the pipe's buffer (64 KiB). An empty write's callback runs once all before it are out.
+const flushed = (stream) => new Promise((resolve) => stream.write('', () => resolve()));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
 process.exit(code);
