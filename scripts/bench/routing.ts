@@ -197,13 +197,19 @@ export async function run(argv: string[]): Promise<unknown> {
       silo1_vs_baseline: ratio(rps('silo-1'), rps('baseline')),
       uniform1000_vs_silo1: ratio(rps(`uniform-${small.length}`), rps('silo-1')),
       zipf1000_vs_silo1: ratio(rps(`zipf-${small.length}`), rps('silo-1')),
-      zipf10000_vs_silo1: ratio(rps(`zipf-${headerSets.length}`), rps('silo-1')),
+      zipfLarge_vs_silo1: ratio(rps(`zipf-${headerSets.length}`), rps('silo-1')),
     };
+    // The targets at 10,000 tenants count as met only when measured at 10,000 (`--large` smaller: reported, not met).
+    const atFullSize = headerSets.length >= 10_000;
     /** Each target: the figure, the bound, met or missed. */
     const targets = {
       silo1_vs_baseline: { value: ratios.silo1_vs_baseline, target: '>= 0.6', met: ratios.silo1_vs_baseline >= 0.6 },
       zipf1000_vs_silo1: { value: ratios.zipf1000_vs_silo1, target: '>= 0.7', met: ratios.zipf1000_vs_silo1 >= 0.7 },
-      zipf10000_vs_silo1: { value: ratios.zipf10000_vs_silo1, target: '>= 0.6', met: ratios.zipf10000_vs_silo1 >= 0.6 },
+      [`zipf${headerSets.length}_vs_silo1`]: {
+        value: ratios.zipfLarge_vs_silo1,
+        target: '>= 0.6 at 10,000',
+        met: atFullSize && ratios.zipfLarge_vs_silo1 >= 0.6,
+      },
       uniform1000_vs_silo1: { value: ratios.uniform1000_vs_silo1, target: '>= 0.3', met: ratios.uniform1000_vs_silo1 >= 0.3 },
       siloErrorsAndNon2xx: {
         value: siloRuns.reduce((a, f) => a + f.errors + f.non2xx, 0),
@@ -211,7 +217,7 @@ export async function run(argv: string[]): Promise<unknown> {
         met: siloRuns.every((f) => f.errors === 0 && f.non2xx === 0),
       },
       peakTenantConnections: { value: peakSeen, serverMetric: serverPeak, target: `<= ${cap}`, met: peakSeen <= cap },
-      rssMbAfterAllTenants: { value: last.rssMb, target: '< 250', met: last.rssMb < 250 },
+      [`rssMbAfter${headerSets.length}Tenants`]: { value: last.rssMb, target: '< 250 after 10,000', met: atFullSize && last.rssMb < 250 },
     };
     const out = {
       benchmark: 'routing',
