@@ -129,7 +129,7 @@ export const envSchema = z.object({
   SILO_TENANT_NEGATIVE_CACHE_TTL_MS: int(5_000, 0, 3_600_000),
   SILO_TENANT_CHANGE_POLL_MS: int(1_000, 0, 3_600_000),
   SILO_POOL_MAX_CONNECTIONS: int(100, 1, 100_000),
-  SILO_POOL_MAX_PER_TENANT: int(2, 1, 100),
+  SILO_POOL_MAX_PER_TENANT: int(10, 1, 100),
   SILO_POOL_IDLE_MS: int(60_000, 1_000, 86_400_000),
   SILO_POOL_ACQUIRE_TIMEOUT_MS: int(5_000, 1, 600_000),
   SILO_JWT_SECRET: z.string().min(32, 'must be at least 32 bytes').optional(),
