@@ -210,12 +210,14 @@ export class HistoryRecorder {
   }
 
   /**
-   * Writes buffered rows in batches of at most `batchSize`. Concurrent calls share one flush. On
-   * a transient failure the rows go back to the front of the buffer and the next attempt waits for
-   * the backoff (unless `force`).
+   * Writes buffered rows in batches of at most `batchSize`. Concurrent calls share one flush,
+   * except that a forced call made while a flush runs (which writes only the rows buffered when
+   * it started) flushes again after it: when a forced flush resolves, every row buffered at its
+   * call was attempted. On a transient failure the rows go back to the front of the buffer and
+   * the next attempt waits for the backoff (unless `force`).
    */
   flush(force = false, fullBatchesOnly = false): Promise<void> {
-    if (this.flushing) return this.flushing;
+    if (this.flushing) return force ? this.flushing.then(() => this.flush(true, fullBatchesOnly)) : this.flushing;
     if (!this.buffer.length || (!force && Date.now() < this.nextAttempt)) return Promise.resolve();
     this.flushing = this.drain(fullBatchesOnly).finally(() => {
       this.flushing = undefined;
