@@ -14,20 +14,10 @@ import { backfillRollups, bucketOf, bucketValue, GRAIN, pruneRollups, SKETCH_ALP
 import { EXACT_MAX_WINDOW_MS, historyStats, type Bucket } from '../src/history/stats.js';
 import { windowPieces } from '../src/history/stats-rollup.js';
 import { setupSilo } from './fixtures/env.js';
+import { prng } from './fixtures/prng.js';
 
 const { ctx } = await setupSilo(t);
 const k = ctx.catalog.knex;
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOUR = 3_600_000;
 const rnd = prng(14);

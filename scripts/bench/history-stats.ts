@@ -23,6 +23,7 @@ import { HistoryRecorder, type HistoryRow } from '../../src/history/recorder.js'
 import { historyStats, EXACT_MAX_WINDOW_MS } from '../../src/history/stats.js';
 import { addPlatformUser } from '../../src/provisioning/users-service.js';
 import { benchEnv, machineFacts, parseArgs, printTable, round1 } from './common.js';
+import { prng } from '../../test/fixtures/prng.js';
 
 const STATS_TARGET_MS = 500;
 const PAINT_TARGET_MS = 1000;
@@ -42,17 +43,6 @@ const ROUTES: Array<[string, string, number]> = [
   ['POST', '/api/v1/auth/refresh', 0.4],
   ['GET', '/platform/v1/tenants', 0.05],
 ];
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export async function run(argv: string[]): Promise<unknown> {
   const opts = parseArgs(argv, { rows: 10_000_000, maxGenerateS: 420, batch: 5000, tenants: 50, rounds: 3 });

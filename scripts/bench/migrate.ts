@@ -30,7 +30,6 @@
  * Everything lives under a private `bench_<id>` prefix, dropped at the end; the
  * temporary folders are removed.
  */
-import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -45,8 +44,9 @@ import { migrateTenants, type MigrateResult } from '../../src/provisioning/migra
 import { defaultAdminEmail } from '../../src/provisioning/steps.js';
 import { latestTenantVersion } from '../../src/provisioning/tenant-schema.js';
 import { createTenant } from '../../src/provisioning/tenants-service.js';
-import { benchEnv, benchLogger, latencies, machineFacts, parseArgs, printTable, ROOT, round1, type BenchEnv } from './common.js';
+import { benchEnv, benchLogger, latencies, machineFacts, parseArgs, printTable, round1, type BenchEnv } from './common.js';
 import { adminConnection, applyTemplate, readTemplate } from './raw-tenant.js';
+import { runCli } from './cli.js';
 
 const CREATE_CONCURRENCY = 4;
 
@@ -351,27 +351,4 @@ export async function down({ context: knex }) {
   });
 }
 `;
-}
-
-/** Runs the `silo` CLI with `env` only (in a scratch folder: no `.env` file is read); times the process; killed on `signal`. */
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-  signal: AbortSignal,
-): Promise<{ code: number | null; wallMs: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [`${ROOT}bin/silo.js`, ...args], {
-      cwd: tmpdir(),
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      signal,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-8000)));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, wallMs: Math.round(performance.now() - t0), stdout, stderr }));
-  });
 }

@@ -207,9 +207,8 @@ export async function addToRollups(knex: Knex, rows: readonly HistoryRow[]): Pro
   );
 }
 
-/** A `request_history` row as read for a backfill. */
-interface RawRow {
-  id: number | string;
+/** The `request_history` columns the rollups are made of, as mysql2 reads them. */
+export interface RollupSourceRow {
   created_at: Date;
   tenant_id: number | null;
   user_id: number | string | null;
@@ -218,6 +217,11 @@ interface RawRow {
   route: string | null;
   status: number;
   duration_ms: number | string;
+}
+
+/** A `request_history` row as read for a backfill. */
+interface RawRow extends RollupSourceRow {
+  id: number | string;
   response_bytes: number | null;
 }
 

@@ -21,7 +21,7 @@
 import type { Knex } from 'knex';
 import type { HistoryFilter } from './query.js';
 import { applyFilter } from './query.js';
-import { bucketOf, GRAIN, histogramPercentile, SKETCH_ALPHA, userKindOf, type Grain } from './rollup.js';
+import { bucketOf, GRAIN, histogramPercentile, SKETCH_ALPHA, userKindOf, type Grain, type RollupSourceRow } from './rollup.js';
 import type { Bucket, HistoryStats } from './stats.js';
 
 const GRAIN_MS: Record<Grain, number> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -109,16 +109,7 @@ interface KeyCounts {
 }
 
 /** A raw row of an edge piece: the columns the rollups keep. */
-interface EdgeRow {
-  created_at: Date;
-  tenant_id: number | null;
-  user_id: number | string | null;
-  user_kind: 'tenant' | 'platform' | null;
-  method: string;
-  route: string | null;
-  status: number;
-  duration_ms: number | string;
-}
+type EdgeRow = RollupSourceRow;
 
 /**
  * The statistics from the rollups.
