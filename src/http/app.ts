@@ -4,7 +4,7 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { randomUUID } from 'node:crypto';
 import type { SiloContext } from '../context.js';
 import { TenantConnections } from '../tenancy/connections.js';
@@ -34,6 +34,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
+import { createResponseSerializerCompiler } from './response-serializer.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -76,7 +77,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     frameworkErrors: (err, request, reply) => void sendProblem(err, request, reply),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  // Compiled fast-json-stringify serializers; outside production each answer is checked against zod's.
+  app.setSerializerCompiler(createResponseSerializerCompiler({ verify: config.env !== 'production' }));
   // A callback hook, not an async one: no promise per response.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
