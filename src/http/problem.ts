@@ -140,6 +140,14 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
       unexpected: false,
     };
   }
+  if (errno === MysqlErrno.LOCK_DEADLOCK) {
+    // Left after the transaction was re-run (lib/knex.ts), or outside one: transient, never the client's fault.
+    return {
+      problem: make(503, 'TRANSACTION_CONFLICT', 'the request met concurrent changes to the same records; retry it', requestId, { retryAfter: 1 }),
+      headers: { 'retry-after': '1' },
+      unexpected: false,
+    };
+  }
   if (isConnectionError(err)) {
     return {
       problem: make(503, 'DATABASE_UNAVAILABLE', 'a database is not reachable right now; retry shortly', requestId, { retryAfter: 2 }),

@@ -138,6 +138,39 @@ interface KnexInternals {
 
 /** The one full Knex every sourced Knex inherits from (its methods, its client's compiled dialect, the error sanitizer). */
 let template: (Knex & KnexInternals) | undefined;
+/** The context every sourced Knex's own context inherits from: the template's, with {@link transactionRetryingDeadlocks}. */
+let sourcedContext: KnexInternals['context'] | undefined;
+
+/** How many times a transaction runs at most when InnoDB keeps choosing it as a deadlock's victim. */
+export const DEADLOCK_ATTEMPTS = 4;
+
+/**
+ * `transaction(callback, config?)` that runs the callback again, in a new transaction, when
+ * InnoDB rolled the transaction back as a deadlock's victim (ER_LOCK_DEADLOCK, 1213): the
+ * MySQL manual's rule ("Always be prepared to re-issue a transaction if it fails due to
+ * deadlock", MySQL 8.0 Reference Manual §17.7.5.3, "How to Minimize and Handle Deadlocks").
+ * At most {@link DEADLOCK_ATTEMPTS} runs, a few random ms apart (so the two sides do not
+ * meet again in step); then the error is thrown (answered 503 `TRANSACTION_CONFLICT`).
+ * The callback must be safe to run again from the start: its database work was rolled
+ * back; what it did outside the database (an object deleted from S3) is done again.
+ * Other forms (`transaction()`, `transaction(config)`) and nested transactions (savepoints,
+ * whose deadlock rolls back the outer transaction, re-run with it) are not retried.
+ */
+function transactionRetryingDeadlocks(this: KnexInternals['context'] & Pick<Knex, 'transaction'>, ...args: unknown[]): unknown {
+  const base = (template!.context as unknown as Pick<Knex, 'transaction'>).transaction;
+  if (typeof args[0] !== 'function') return (base as (...a: unknown[]) => unknown).apply(this, args);
+  const run = () => (base as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+  return (async () => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        if (mysqlErrno(err) !== MysqlErrno.LOCK_DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 2 + Math.random() * 10 * attempt));
+      }
+    }
+  })();
+}
 
 /**
  * A Knex (query builder, transactions, mysql2 dialect) with no pool of its own: every
@@ -145,7 +178,8 @@ let template: (Knex & KnexInternals) | undefined;
  * and gives it back when done. Cheap (a few hundred bytes, no driver, no pool, no timers):
  * it is a function whose prototype is one shared template Knex, with its own context and
  * a client that inherits from the template's and differs only by `source` (a full Knex
- * costs ~22 KB: ~150 method closures). Query errors are cleaned of their bound values as
+ * costs ~22 KB: ~150 method closures). `transaction(callback)` re-runs a deadlock's victim
+ * ({@link transactionRetryingDeadlocks}). Query errors are cleaned of their bound values as
  * in {@link createMysqlKnex} (the template's listener); `destroy()` does nothing (the
  * source owns the connections). knex's internals it relies on are checked by
  * test/change-user-isolation.test.ts (queries, raw, transactions).
@@ -160,10 +194,12 @@ export function createSourcedKnex(source: ConnectionSource): Knex {
       source: noSource,
     } as SourcedClientConfig) as Knex & KnexInternals;
     template.on('query-error', (err: unknown, obj: { sql?: string } | undefined) => sanitizeMysqlError(err, obj?.sql));
+    sourcedContext = Object.create(template.context) as KnexInternals['context'];
+    (sourcedContext as unknown as { transaction: unknown }).transaction = transactionRetryingDeadlocks;
   }
   const client = Object.create(template.client as object) as SourcedClient;
   client.source = source;
-  const context = Object.create(template.context) as KnexInternals['context'];
+  const context = Object.create(sourcedContext!) as KnexInternals['context'];
   context.client = client;
   const knex = function (tableName?: Knex.TableDescriptor, options?: unknown) {
     const qb = context.queryBuilder();
@@ -245,6 +281,8 @@ export const MysqlErrno = {
   DBACCESS_DENIED: 1044,
   TABLEACCESS_DENIED: 1142,
   CANNOT_USER: 1396,
+  /** ER_LOCK_DEADLOCK: InnoDB rolled the transaction back as a deadlock's victim. */
+  LOCK_DEADLOCK: 1213,
   /** MariaDB's ER_ACCOUNT_HAS_BEEN_LOCKED (login to an `ACCOUNT LOCK`ed account). */
   ACCOUNT_LOCKED: 4151,
   /** MySQL's ER_ACCOUNT_HAS_BEEN_LOCKED. */
