@@ -7,6 +7,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { buildApp } from '../src/http/app.js';
 import { loggerOptions } from '../src/lib/logger.js';
+import { lazyChildLoggerFactory } from '../src/http/request-logger.js';
 import { makeTenant, PASSWORD, setupApp } from './fixtures/app.js';
 
 const { ctx } = await setupApp(t);
@@ -48,4 +49,37 @@ t.test('request log lines carry reqId and tenant; secrets never appear', async (
   );
   const all = JSON.stringify(lines);
   for (const secret of [PASSWORD, 'wrong password here', res.json().accessToken, res.json().refreshToken]) t.notOk(all.includes(secret), 'no secret in logs');
+});
+
+t.test('a request logger builds its pino child only for a line it writes, with every binding given before', async (t) => {
+  const written: Array<Record<string, unknown>> = [];
+  const out = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) written.push(JSON.parse(l));
+      cb();
+    },
+  });
+  const parent = pino(loggerOptions('warn', false), out);
+  let children = 0;
+  const child = parent.child.bind(parent);
+  (parent as unknown as { child: unknown }).child = (b: pino.Bindings, o?: pino.ChildLoggerOptions) => {
+    children++;
+    return child(b, o);
+  };
+  const log = lazyChildLoggerFactory(parent, { reqId: 'r-1' }, {}) as unknown as pino.Logger;
+  log.setBindings({ tenant: 'acme' });
+  log.info({ password: 'hunter2 hunter2' }, 'not written at warn');
+  t.equal(children, 0, 'nothing written: no child built');
+  t.equal(log.isLevelEnabled('info'), false);
+  t.equal(log.isLevelEnabled('error'), true);
+  log.warn({ user: { password: 'hunter2 hunter2' } }, 'written');
+  await new Promise((r) => setImmediate(r));
+  t.equal(children, 1, 'the child is built for the first line written');
+  t.equal(written.length, 1);
+  t.match(written[0], { level: 40, reqId: 'r-1', tenant: 'acme', msg: 'written' });
+  t.notOk(JSON.stringify(written).includes('hunter2'), 'redaction applies as before');
+  const routeLevel = lazyChildLoggerFactory(parent, { reqId: 'r-2' }, { level: 'debug' }) as unknown as pino.Logger;
+  routeLevel.debug('a route-level debug line');
+  await new Promise((r) => setImmediate(r));
+  t.match(written[1], { level: 20, reqId: 'r-2', msg: 'a route-level debug line' });
 });

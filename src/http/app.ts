@@ -35,6 +35,7 @@ import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
 import { createResponseSerializerCompiler } from './response-serializer.js';
+import { lazyChildLoggerFactory } from './request-logger.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -64,6 +65,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   if (!config.jwtSecret) throw new ConfigError('SILO_JWT_SECRET', 'required to serve the API (at least 32 bytes; see .env.example)');
   const app = Fastify({
     loggerInstance: logger ?? ctx.log,
+    // Request loggers built on the first line they write (most requests write none).
+    childLoggerFactory: lazyChildLoggerFactory,
     // A hop count is given as proxy-addr's own function form (`i < n`): Fastify's types omit numbers.
     trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
