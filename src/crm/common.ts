@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
+import { quoteIdentifier } from '../lib/identifiers.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import { pageOffset } from '../lib/validation.js';
 import { logActivity, type ActivityEntity, type Changes } from './activity.js';
@@ -117,11 +118,23 @@ export async function loadRow<R extends { deleted_at?: Date | null }>(
   id: number,
   opts: { includeDeleted?: boolean; lock?: boolean } = {},
 ): Promise<R> {
-  const q = db(table).where({ id });
-  if (opts.lock) q.forUpdate();
-  const row = (await q.first()) as R | undefined;
+  const [rows] = (await db.raw(rowByIdSql(table, opts.lock === true), [id])) as [R[], unknown];
+  const row = rows[0];
   if (!row || (row.deleted_at && !opts.includeDeleted)) throw notFound(what, id);
   return row;
+}
+
+/** `SELECT` of one row by id, per table and lock, built once (the hottest read: no query builder per request). */
+const rowById = new Map<string, string>();
+function rowByIdSql(table: string, lock: boolean): string {
+  const key = `${table}|${lock}`;
+  let sql = rowById.get(key);
+  if (sql === undefined) {
+    // What Knex's db(table).where({ id }).first() sends, with the table checked and quoted once.
+    sql = `select * from ${quoteIdentifier(table)} where \`id\` = ? limit 1${lock ? ' for update' : ''}`;
+    rowById.set(key, sql);
+  }
+  return sql;
 }
 
 /** A soft-deletable record: its table, activity entity and current version. */
