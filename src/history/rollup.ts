@@ -243,6 +243,16 @@ const toRow = (r: RawRow): HistoryRow => ({
   errorCode: null,
 });
 
+/** Up to `batch` raw rows with `afterId` < id <= `throughId`, by id, with the columns the rollups use. */
+function rawRowsAfter(trx: Knex.Transaction, afterId: number, throughId: number, batch: number): Promise<RawRow[]> {
+  return trx('request_history')
+    .where('id', '>', afterId)
+    .andWhere('id', '<=', throughId)
+    .orderBy('id')
+    .limit(batch)
+    .select('id', 'created_at', 'tenant_id', 'user_id', 'user_kind', 'method', 'route', 'status', 'duration_ms', 'response_bytes') as Promise<RawRow[]>;
+}
+
 /**
  * Adds the raw rows with `afterId < id <= throughId` to the rollups, in id order, `batch`
  * rows per transaction. Rows written by the recorder are already in the rollups: this is
@@ -255,12 +265,7 @@ export async function rollupRawRows(knex: Knex, afterId: number, throughId: numb
   let added = 0;
   while (from < throughId) {
     const n = await knex.transaction(async (trx) => {
-      const rows: RawRow[] = await trx('request_history')
-        .where('id', '>', from)
-        .andWhere('id', '<=', throughId)
-        .orderBy('id')
-        .limit(batch)
-        .select('id', 'created_at', 'tenant_id', 'user_id', 'user_kind', 'method', 'route', 'status', 'duration_ms', 'response_bytes');
+      const rows = await rawRowsAfter(trx, from, throughId, batch);
       const last = rows.length ? Number(rows.at(-1)!.id) : throughId;
       await addToRollups(trx, rows.map(toRow));
       from = last;
@@ -296,12 +301,7 @@ export async function backfillRollups(
       const done = Number(state.done_id);
       const through = Number(state.through_id);
       if (done >= through) return { n: 0, done: true, through };
-      const rows: RawRow[] = await trx('request_history')
-        .where('id', '>', done)
-        .andWhere('id', '<=', through)
-        .orderBy('id')
-        .limit(batch)
-        .select('id', 'created_at', 'tenant_id', 'user_id', 'user_kind', 'method', 'route', 'status', 'duration_ms', 'response_bytes');
+      const rows = await rawRowsAfter(trx, done, through, batch);
       const last = rows.length === batch ? Number(rows.at(-1)!.id) : through;
       await addToRollups(trx, rows.map(toRow));
       await trx('request_rollup_backfill').where({ id: 1 }).update({ done_id: last });
