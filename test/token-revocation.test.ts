@@ -56,6 +56,22 @@ async function eventually(probe: () => Promise<LightMyRequestResponse>, done: (r
   return { res, ms: Date.now() - start };
 }
 
+/**
+ * Creates a tenant (through `ctx`, as the CLI would) and waits until the second process,
+ * which learns of new tenants only at its next poll of tenant changes, serves it: before
+ * that poll it answers 404, a documented race of one poll interval.
+ */
+async function makeSharedTenant(slug: string) {
+  const tenant = await makeTenant(ctx, slug);
+  const { res } = await eventually(
+    () => app2.inject({ method: 'GET', url: '/api/v1/auth/me', headers: { 'x-tenant': slug } }),
+    (r) => r.statusCode !== 404,
+    20 * POLL_MS,
+  );
+  if (res.statusCode !== 401) throw new Error(`the second process does not serve ${slug}: ${res.statusCode} ${res.body}`);
+  return tenant;
+}
+
 /** Creates a user through the API as the tenant admin; returns its id. */
 async function addUser(slug: string, adminToken: string, role: 'admin' | 'manager' | 'staff', email: string): Promise<number> {
   const res = await call(app, slug, adminToken, 'POST', '/api/v1/users', { email, role, password: PASSWORD });
@@ -64,7 +80,7 @@ async function addUser(slug: string, adminToken: string, role: 'admin' | 'manage
 }
 
 t.test('an access token from before a recreate is refused after it, though a user with its id exists again', async (t) => {
-  await makeTenant(ctx, 'tr-recreate');
+  await makeSharedTenant('tr-recreate');
   const before = await login(app, 'tr-recreate');
   t.equal((await me('tr-recreate', before.accessToken)).statusCode, 200);
   await recreateTenant(ctx, 'tr-recreate', 'test', { backup: false, adminEmail: 'other@tr-recreate.test', adminPassword: PASSWORD });
@@ -93,7 +109,7 @@ t.test('access and refresh tokens from before a restore are refused after it', a
 });
 
 t.test('silo tenants revoke-tokens refuses every earlier token in every API process; new sign-ins work', async (t) => {
-  await makeTenant(ctx, 'tr-revoke-cli');
+  await makeSharedTenant('tr-revoke-cli');
   const before = await login(app, 'tr-revoke-cli');
   t.equal((await me('tr-revoke-cli', before.accessToken, app2)).statusCode, 200);
   const { result, json } = await runCliJson<{ slug: string; generation: number; operationId: number }>(['tenants', 'revoke-tokens', 'tr-revoke-cli'], env);
@@ -118,7 +134,7 @@ t.test('silo tenants revoke-tokens refuses every earlier token in every API proc
 });
 
 t.test('POST /platform/v1/tenants/{slug}/revoke-tokens (operators only) refuses every earlier token', async (t) => {
-  await makeTenant(ctx, 'tr-revoke-api');
+  await makeSharedTenant('tr-revoke-api');
   const before = await login(app, 'tr-revoke-api');
   const url = '/platform/v1/tenants/tr-revoke-api/revoke-tokens';
   const support = await platformLogin(app, ctx, 'support');
@@ -142,7 +158,7 @@ t.test('POST /platform/v1/tenants/{slug}/revoke-tokens (operators only) refuses 
 });
 
 t.test("a deactivated user's access token is refused within one poll interval by another API process", async (t) => {
-  await makeTenant(ctx, 'tr-deact');
+  await makeSharedTenant('tr-deact');
   const admin = (await login(app, 'tr-deact')).accessToken;
   const id = await addUser('tr-deact', admin, 'staff', 'sam@tr-deact.test');
   const sam = await login(app2, 'tr-deact', 'sam@tr-deact.test');
@@ -163,7 +179,7 @@ t.test("a deactivated user's access token is refused within one poll interval by
 });
 
 t.test('a lowered role applies at once: a manager-only route is refused to the old token, and the refreshed token has the new role', async (t) => {
-  await makeTenant(ctx, 'tr-role');
+  await makeSharedTenant('tr-role');
   const admin = (await login(app, 'tr-role')).accessToken;
   const id = await addUser('tr-role', admin, 'manager', 'mia@tr-role.test');
   const mia = await login(app, 'tr-role', 'mia@tr-role.test');
@@ -191,7 +207,7 @@ t.test('a lowered role applies at once: a manager-only route is refused to the o
 });
 
 t.test('a password reset refuses the old access token', async (t) => {
-  await makeTenant(ctx, 'tr-reset');
+  await makeSharedTenant('tr-reset');
   const admin = (await login(app, 'tr-reset')).accessToken;
   const id = await addUser('tr-reset', admin, 'staff', 'pat@tr-reset.test');
   const pat = await login(app, 'tr-reset', 'pat@tr-reset.test');
