@@ -3,9 +3,10 @@
  * output (JSON on stdout with `--json`; tables on stdout; logs, progress and prompts on
  * stderr), confirmation prompts, and mapping errors to exit codes (0 ok, 1 failed, 2 usage).
  */
+import { createRequire } from 'node:module';
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
-import Table from 'cli-table3';
+import type TableType from 'cli-table3';
 import { z } from 'zod';
 import type { Config } from '../src/config.js';
 import type { SiloContext } from '../src/context.js';
@@ -70,8 +71,12 @@ export function note(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** cli-table3 (CommonJS), loaded by the first table printed: `--json` output never loads it. */
+let Table: typeof TableType | undefined;
+
 /** Renders rows as a table on stdout. */
 export function printTable(head: string[], rows: Array<Array<string | number | null | undefined>>): void {
+  Table ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
   const table = new Table({ head, style: { compact: true, head: process.stdout.isTTY ? ['cyan'] : [], border: process.stdout.isTTY ? ['grey'] : [] } });
   for (const r of rows) table.push(r.map((c) => (c === null || c === undefined ? '' : String(c))));
   say(table.toString());

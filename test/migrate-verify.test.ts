@@ -26,7 +26,7 @@ t.test('--verify finds and migrates a database behind the catalog; without it, t
   const fine = (await createTenant(ctx, { slug: 'mv-fine', adminPassword: PASSWORD }, 'test')).tenant;
   const knex = createMysqlKnex(parseMysqlUrl(`${MYSQL_URL}/${behind.databaseName}`), { min: 0, max: 1 });
   try {
-    await createMigrator(knex, TENANT).down({ step: 1 });
+    await (await createMigrator(knex, TENANT)).down({ step: 1 });
   } finally {
     await knex.destroy();
   }

@@ -97,7 +97,7 @@ t.test('a migrations table made before `state` existed gets the column, its rows
   const old = TENANT.slice(0, 3);
   for (const m of old) await m.module.up({ name: m.name, context: knex });
   await knex(MIGRATIONS_TABLE).insert(old.map((m) => ({ name: m.name })));
-  const migrator = createMigrator(knex, TENANT);
+  const migrator = await createMigrator(knex, TENANT);
   t.same(
     (await migrator.executed()).map((m) => m.name),
     old.map((m) => m.name),

@@ -49,7 +49,7 @@ async function migratedByMigrator(name: string, extraDir?: string) {
   await root.raw('CREATE DATABASE ?? CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci', [db]);
   const knex = createMysqlKnex(parseMysqlUrl(`${MYSQL_URL}/${db}`), { min: 0, max: 1 });
   try {
-    await createMigrator(knex, await loadMigrations('tenant', extraDir)).up();
+    await (await createMigrator(knex, await loadMigrations('tenant', extraDir))).up();
     await seedTenant(knex, { email: 'admin@by-migrator.test', password: PASSWORD }); // the first admin, as create seeds it
   } finally {
     await knex.destroy();

@@ -30,7 +30,7 @@ export interface MigrationStatus {
 
 /** Lists applied and pending catalog migrations (the catalog database must exist). */
 export async function catalogMigrationStatus(knex: Knex): Promise<MigrationStatus> {
-  const migrator = createMigrator(knex, await loadMigrations('main'));
+  const migrator = await createMigrator(knex, await loadMigrations('main'));
   const [applied, pending] = await Promise.all([migrator.executed(), migrator.pending()]);
   return { applied: applied.map((m) => m.name), pending: pending.map((m) => m.name) };
 }
@@ -53,7 +53,7 @@ export async function migrateCatalog(config: Pick<Config, 'catalog'>, lockTimeou
     const [rows] = (await single.raw('SELECT GET_LOCK(?, ?) AS ok', [lockName, lockTimeoutS])) as [Array<{ ok: number | null }>, unknown];
     if (Number(rows[0]?.ok) !== 1) throw new Error(`another process is migrating the catalog (lock ${lockName} not granted in ${lockTimeoutS} s)`);
     try {
-      const applied = await createMigrator(single, migrations).up();
+      const applied = await (await createMigrator(single, migrations)).up();
       return applied.map((m) => m.name);
     } finally {
       await single.raw('SELECT RELEASE_LOCK(?)', [lockName]);

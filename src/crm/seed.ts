@@ -14,13 +14,15 @@ export interface SeedResult {
 /**
  * Seeds a tenant database.
  * @param knex a Knex on the tenant database (admin or tenant account)
- * @param admin email and plain password of the first admin (hashed with argon2id here)
+ * @param admin email and plain password of the first admin (hashed with argon2id here,
+ *   unless `passwordHash` is the hash of that password already being computed)
  */
-export async function seedTenant(knex: Knex, admin: { email: string; password: string }): Promise<SeedResult> {
+export async function seedTenant(knex: Knex, admin: { email: string; password: string; passwordHash?: Promise<string> }): Promise<SeedResult> {
   const users = createUsersRepository(knex);
   let adminCreated = false;
   if ((await users.countActiveAdmins()) === 0 && !(await users.findForLogin(admin.email))) {
-    await users.insert({ email: admin.email, passwordHash: await hashPassword(admin.password), role: 'admin', fullName: 'Administrator' });
+    const passwordHash = await (admin.passwordHash ?? hashPassword(admin.password));
+    await users.insert({ email: admin.email, passwordHash, role: 'admin', fullName: 'Administrator' });
     adminCreated = true;
   }
   return { adminCreated };

@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
-import { Umzug } from 'umzug';
+import type { Umzug } from 'umzug';
 import type { Config } from '../config.js';
 import { withStatementFault } from '../lib/faults.js';
 import { KnexStorage, MIGRATIONS_TABLE } from './storage.js';
@@ -98,7 +98,13 @@ async function undoPrefix(module: MigrationModule, params: MigrationParams): Pro
  * @param migrations what {@link loadMigrations} returned
  * @param options `faultKillAfterStatement`: test-only crash injection (`SILO_FAULT_KILL_AFTER_STATEMENT`)
  */
-export function createMigrator(knex: Knex, migrations: LoadedMigration[], options: Partial<Pick<Config, 'faultKillAfterStatement'>> = {}): Umzug<Knex> {
+export async function createMigrator(
+  knex: Knex,
+  migrations: LoadedMigration[],
+  options: Partial<Pick<Config, 'faultKillAfterStatement'>> = {},
+): Promise<Umzug<Knex>> {
+  // Loaded on first use (about 0.1 s of start-up): most CLI commands never migrate.
+  const { Umzug } = await import('umzug');
   const storage = new KnexStorage(knex);
   return new Umzug<Knex>({
     // A function: umzug calls a function-valued context, and a Knex is a function.

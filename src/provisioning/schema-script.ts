@@ -148,7 +148,7 @@ async function buildScript(admin: MysqlUrl, migrations: readonly LoadedMigration
       };
       knex.on('query', onQuery);
       try {
-        await createMigrator(knex, [...migrations]).up();
+        await (await createMigrator(knex, [...migrations])).up();
       } finally {
         knex.off('query', onQuery);
       }

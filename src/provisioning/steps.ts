@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { seedTenant } from '../crm/seed.js';
+import { hashPassword } from '../lib/passwords.js';
 import { decryptSecret, generatePassword } from '../lib/secrets.js';
 import { fenceAccount, unfenceAccount } from './account-fence.js';
 import { forgetPreviousPassword } from './account-passwords.js';
@@ -95,10 +96,13 @@ export interface SeedOutcome {
 /**
  * Step `seed`: the first admin and default data, unless already there.
  * @param password the admin's password; generated (and returned once) when absent
+ * @param passwordHash the hash of `password` already being computed (provisioning starts it early)
  */
-export async function seed(ctx: SiloContext, tenant: Tenant, adminEmail: string, password?: string): Promise<SeedOutcome> {
+export async function seed(ctx: SiloContext, tenant: Tenant, adminEmail: string, password?: string, passwordHash?: Promise<string>): Promise<SeedOutcome> {
   const generated = password ? undefined : generatePassword(18);
-  const result = await ctx.admin.withTenantDatabase(tenant, (knex) => seedTenant(knex, { email: adminEmail, password: password ?? generated! }));
+  const result = await ctx.admin.withTenantDatabase(tenant, (knex) =>
+    seedTenant(knex, { email: adminEmail, password: password ?? generated!, ...(password && passwordHash ? { passwordHash } : {}) }),
+  );
   return result.adminCreated ? { adminEmail, adminCreated: true, ...(generated ? { generatedPassword: generated } : {}) } : { adminEmail, adminCreated: false };
 }
 
@@ -119,6 +123,12 @@ export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | '
  * tenant row cannot reach a database still being built (recreate).
  */
 export async function provision(ctx: SiloContext, op: OperationHandle, tenant: Tenant, admin: { email: string; password?: string }): Promise<SeedOutcome> {
+  // The admin's hash (argon2id, ~10 ms on libuv's thread pool) is computed while the DDL runs.
+  const passwordHash = admin.password ? hashPassword(admin.password) : undefined;
+  // Not awaited if a step fails first: its rejection must not go unhandled.
+  passwordHash?.catch(() => undefined);
+  // The migrations' modules load (main thread) while the first steps wait on the server; cached.
+  tenantMigrations(ctx.config).catch(() => undefined);
   await ensureDatabase(ctx, tenant);
   await op.step('database');
   await ensureAccount(ctx, tenant);
@@ -128,7 +138,7 @@ export async function provision(ctx: SiloContext, op: OperationHandle, tenant: T
   const applied = await applyMigrations(ctx, tenant);
   await op.note({ migrationsApplied: applied.length, schemaVersion: tenant.schemaVersion });
   await op.step('migrations');
-  const seeded = await seed(ctx, tenant, admin.email, admin.password);
+  const seeded = await seed(ctx, tenant, admin.email, admin.password, passwordHash);
   await op.note({ adminEmail: seeded.adminEmail, adminCreated: seeded.adminCreated });
   await op.step('seed');
   const status = settledStatus(tenant);

@@ -92,7 +92,7 @@ export interface TenantSchemaState {
  */
 export async function readSchemaState(knex: Knex, config: Pick<Config, 'tenantMigrationsExtraDir'>, tables: string[]): Promise<TenantSchemaState> {
   const migrations = await tenantMigrations(config);
-  const migrator = createMigrator(knex, migrations);
+  const migrator = await createMigrator(knex, migrations);
   const executed = (await migrator.executed()).map((m) => m.name);
   const known = new Set(migrations.map((m) => m.name));
   const applied = executed.filter((n) => known.has(n));

@@ -12,15 +12,15 @@
  * - Large bodies go through `@aws-sdk/lib-storage` `Upload`: a multipart upload with a
  *   bounded number of parts in memory (`queueSize` x `partSize`), so a stream of any length
  *   is stored without holding it in memory or on disk.
+ * - The SDK (about 0.2 s of CPU to load) is imported on the first S3 call, not when the
+ *   store is built: a CLI command or an API process that never touches S3 never loads it.
  * References: Amazon S3 User Guide, "Protecting data with server-side encryption" and
  * "Uploading and copying objects using multipart upload"; AWS SDK for JavaScript v3,
  * `@aws-sdk/lib-storage` and `@aws-sdk/s3-request-presigner`.
  */
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Config, S3Config } from '../config.js';
 import { SiloError, UnavailableError } from '../lib/errors.js';
 
@@ -104,6 +104,25 @@ export const keys = {
   },
 };
 
+/** The three SDK packages Silo uses, loaded together on first use. */
+interface Sdk {
+  s3: typeof import('@aws-sdk/client-s3');
+  upload: typeof import('@aws-sdk/lib-storage');
+  presigner: typeof import('@aws-sdk/s3-request-presigner');
+}
+let sdkLoading: Promise<Sdk> | undefined;
+/** Loads the SDK once per process (a failed load is retried by the next call). */
+function loadSdk(): Promise<Sdk> {
+  sdkLoading ??= Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage'), import('@aws-sdk/s3-request-presigner')]).then(
+    ([s3, upload, presigner]) => ({ s3, upload, presigner }),
+    (err: unknown) => {
+      sdkLoading = undefined;
+      throw err;
+    },
+  );
+  return sdkLoading;
+}
+
 function positiveInt(n: number): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`expected a positive integer id, got ${n}`);
   return n;
@@ -111,25 +130,34 @@ function positiveInt(n: number): number {
 
 /** S3 access for Silo. Build with {@link createObjectStore}. */
 export class ObjectStore {
-  readonly client: S3Client;
   readonly bucket: string;
   readonly presignTtlS: number;
+  /** Built with the SDK on the first call; undefined until then. */
+  #client: S3Client | undefined;
 
   constructor(readonly settings: S3Config) {
-    // Silo runs on Node 20 (its stated engine); the SDK otherwise prints a multi-line notice
-    // about future SDK releases needing Node 22 on every CLI run. The lockfile pins the SDK.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    const cfg: S3ClientConfig = {
-      region: settings.region,
-      forcePathStyle: settings.forcePathStyle,
-      maxAttempts: 3,
-      // A plain options object is accepted for the default Node handler (SDK v3 >= 3.521).
-      requestHandler: { connectionTimeout: Math.min(settings.timeoutMs, 5_000), requestTimeout: settings.timeoutMs },
-      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    };
-    this.client = new S3Client(cfg);
     this.bucket = settings.bucket;
     this.presignTtlS = settings.presignTtlS;
+  }
+
+  /** The SDK and the client, loaded and built on first use. */
+  async #sdk(): Promise<{ sdk: Sdk; client: S3Client }> {
+    const sdk = await loadSdk();
+    if (!this.#client) {
+      // Silo runs on Node 20 (its stated engine); the SDK otherwise prints a multi-line notice
+      // about future SDK releases needing Node 22 on every CLI run. The lockfile pins the SDK.
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+      const cfg: S3ClientConfig = {
+        region: this.settings.region,
+        forcePathStyle: this.settings.forcePathStyle,
+        maxAttempts: 3,
+        // A plain options object is accepted for the default Node handler (SDK v3 >= 3.521).
+        requestHandler: { connectionTimeout: Math.min(this.settings.timeoutMs, 5_000), requestTimeout: this.settings.timeoutMs },
+        ...(this.settings.endpoint ? { endpoint: this.settings.endpoint } : {}),
+      };
+      this.#client = new sdk.s3.S3Client(cfg);
+    }
+    return { sdk, client: this.#client };
   }
 
   /**
@@ -138,7 +166,8 @@ export class ObjectStore {
    */
   async check(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      const { sdk, client } = await this.#sdk();
+      await client.send(new sdk.s3.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
       throw storageUnavailable(`bucket ${this.bucket} check`, err);
     }
@@ -155,8 +184,15 @@ export class ObjectStore {
     if (typeof body === 'object' && 'once' in body && typeof body.once === 'function' && !Buffer.isBuffer(body)) {
       body.once('error', (err: Error) => (bodyError ??= err));
     }
-    const upload = new Upload({
-      client: this.client,
+    let sdk: Sdk, client: S3Client;
+    try {
+      ({ sdk, client } = await this.#sdk());
+    } catch (err) {
+      if (err instanceof SiloError) throw err;
+      throw storageUnavailable(`upload of ${key}`, err);
+    }
+    const upload = new sdk.upload.Upload({
+      client,
       queueSize: QUEUE_SIZE,
       partSize: PART_SIZE,
       leavePartsOnError: false,
@@ -191,7 +227,8 @@ export class ObjectStore {
    */
   async download(key: string): Promise<{ body: Readable; size: number | undefined }> {
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const { sdk, client } = await this.#sdk();
+      const out = await client.send(new sdk.s3.GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return { body: out.Body as Readable, size: out.ContentLength };
     } catch (err) {
       if (isNotFound(err)) throw new SiloError(`object ${key} is not in bucket ${this.bucket}`, { code: 'OBJECT_NOT_FOUND', status: 404 });
@@ -202,7 +239,8 @@ export class ObjectStore {
   /** Facts about an object, or null when it does not exist. @throws UnavailableError when S3 fails */
   async head(key: string): Promise<StoredObject | null> {
     try {
-      const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const { sdk, client } = await this.#sdk();
+      const out = await client.send(new sdk.s3.HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return { key, size: Number(out.ContentLength ?? 0), contentType: out.ContentType };
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -213,7 +251,8 @@ export class ObjectStore {
   /** Deletes an object; deleting a missing key succeeds (S3 semantics). @throws UnavailableError when S3 fails */
   async delete(key: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+      const { sdk, client } = await this.#sdk();
+      await client.send(new sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
     } catch (err) {
       throw storageUnavailable(`delete of ${key}`, err);
     }
@@ -243,19 +282,21 @@ export class ObjectStore {
     download: { fileName?: string; contentType?: string } = {},
     ttlS = this.presignTtlS,
   ): Promise<{ url: string; expiresAt: Date }> {
-    const cmd = new GetObjectCommand({
+    const { sdk, client } = await this.#sdk();
+    const cmd = new sdk.s3.GetObjectCommand({
       Bucket: this.bucket,
       Key: key,
       ...(download.fileName ? { ResponseContentDisposition: contentDisposition(download.fileName) } : {}),
       ...(download.contentType ? { ResponseContentType: download.contentType } : {}),
     });
-    const url = await getSignedUrl(this.client, cmd, { expiresIn: ttlS });
+    const url = await sdk.presigner.getSignedUrl(client, cmd, { expiresIn: ttlS });
     return { url, expiresAt: new Date(Date.now() + ttlS * 1000) };
   }
 
   /** Releases the client's sockets. */
   destroy(): void {
-    this.client.destroy();
+    this.#client?.destroy();
+    this.#client = undefined;
   }
 }
 
