@@ -4,7 +4,8 @@
  * traffic), 48 at a time, with a budget of 6 tenant connections (at most 2 per tenant).
  * Every request is answered 200 (none waits for ever, none gets 503 POOL_EXHAUSTED while
  * connections sit idle), the hot tenants get their share and the cold ones are not
- * starved. Not timed: the acquire timeout (3 s) is far above what any request needs when
+ * starved. And with every connection idle, the one changed for a new tenant is the coldest
+ * tenant's, not the hot tenant's least recently used one. Not timed: the acquire timeout (3 s) is far above what any request needs when
  * the manager hands idle connections on.
  */
 import t from 'tap';
@@ -40,6 +41,37 @@ function zipf(): number {
   }
   return weights.length - 1;
 }
+
+t.test(
+  'with every connection idle, a query of a new tenant changes the connection of the tenant that queries least, not the least recently used one',
+  async (t) => {
+    const pools = app.tenantConnections;
+    const hot = tenants[0]!;
+    const cold = tenants.slice(1, BUDGET);
+    const newcomer = tenants[BUDGET]!;
+    const runAs = async (tenant: Tenant) => {
+      const lease = await pools.acquire(tenant);
+      try {
+        const [rows] = (await lease.knex.raw('SELECT CURRENT_USER() AS u, DATABASE() AS db')) as unknown as [Array<{ u: string; db: string }>];
+        t.equal(rows[0]!.db, tenant.databaseName, `${tenant.slug} on its own database`);
+        t.match(rows[0]!.u, new RegExp(`^${tenant.dbUser}@`), `${tenant.slug} as its own account`);
+      } finally {
+        lease.release();
+      }
+    };
+    // The hot tenant queries most, then goes quiet first: its connection is the least recently used.
+    for (let i = 0; i < 20; i++) await runAs(hot);
+    for (const c of cold) await runAs(c);
+    const before = pools.stats();
+    t.equal(before.openConnections, BUDGET, 'the budget is used up, every connection idle');
+    t.equal(before.idleConnections, BUDGET);
+    await runAs(newcomer);
+    t.equal(pools.stats().evictions, before.evictions + 1, 'the newcomer got a connection by one change');
+    await runAs(hot);
+    t.equal(pools.stats().evictions, before.evictions + 1, "the hot tenant's own connection was still there: no change for it");
+    t.equal(pools.stats().openConnections, BUDGET);
+  },
+);
 
 t.test(`a Zipf load over ${TENANTS} tenants with a budget of ${BUDGET} connections: every request answered 200`, async (t) => {
   const tokens = tenants.map((tenant) => app.signAccessToken({ aud: 'tenant', sub: '1', tid: tenant.id, role: 'admin' }));
