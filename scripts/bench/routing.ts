@@ -22,6 +22,9 @@
  * clone`), or all through the service (`--create service`). One fleet serves every phase.
  *
  * Load: autocannon in a separate process, fixed connections and duration, after a warm-up.
+ * Each Silo phase also reports its connection changes (COM_CHANGE_USER) per request, from
+ * `silo_tenant_pool_evictions_total` around the measured run: how often a request found no
+ * idle connection of its own tenant, a figure that does not swing with the machine's speed.
  */
 import pLimit from 'p-limit';
 import type { Tenant } from '../../src/catalog/index.js';
@@ -47,6 +50,8 @@ interface ServerFigures extends LoadResult {
   server: string;
   peakConnections: number;
   rssMb: number;
+  /** Silo only: connections changed to another tenant (COM_CHANGE_USER) per request served, in the measured run. */
+  changesPerRequest: number | null;
 }
 
 export async function run(argv: string[]): Promise<unknown> {
@@ -140,12 +145,21 @@ export async function run(argv: string[]): Promise<unknown> {
 
     const figures: ServerFigures[] = [];
     /** One measured phase on a running server (after a warm-up); the server keeps running. */
-    async function measure(name: string, server: ServerProcess, count: () => Promise<number>, load: (durationS: number) => Promise<LoadResult>): Promise<void> {
+    async function measure(
+      name: string,
+      server: ServerProcess,
+      count: () => Promise<number>,
+      load: (durationS: number) => Promise<LoadResult>,
+      metricsUrl?: string,
+    ): Promise<void> {
       await load(opts.warmup);
+      const changes = async () => (metricsUrl ? metric(await (await fetch(metricsUrl)).text(), 'silo_tenant_pool_evictions_total') : 0);
+      const changesBefore = await changes();
       const { load: r, peak } = await withPeak(count, () => load(opts.duration));
-      figures.push({ server: name, ...r, peakConnections: peak, rssMb: server.rssMb() });
+      const changesPerRequest = metricsUrl && r.total ? Math.round((((await changes()) - changesBefore) / r.total) * 1000) / 1000 : null;
+      figures.push({ server: name, ...r, peakConnections: peak, rssMb: server.rssMb(), changesPerRequest });
       process.stderr.write(
-        `${name}: ${r.requestsPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, peak connections ${peak}, RSS ${server.rssMb()} MB\n`,
+        `${name}: ${r.requestsPerSec} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, peak connections ${peak}, RSS ${server.rssMb()} MB, changes/request ${changesPerRequest ?? '-'}\n`,
       );
     }
 
@@ -173,13 +187,28 @@ export async function run(argv: string[]): Promise<unknown> {
     try {
       const url = `${silo.url}${path}`;
       const c = opts.connections;
-      await measure('silo-1', silo, tenantConnections, (d) => runLoad(url, { connections: c, durationS: d, headers: headerSets[0]! }));
-      await measure(`uniform-${small.length}`, silo, tenantConnections, (d) => runLoadMulti(url, { connections: c, durationS: d, headerSets: small }));
-      await measure(`zipf-${small.length}`, silo, tenantConnections, (d) =>
-        runLoadMulti(url, { connections: c, durationS: d, headerSets: small, weights: zipf(small.length) }),
+      const metricsUrl = `${silo.url}/metrics`;
+      await measure('silo-1', silo, tenantConnections, (d) => runLoad(url, { connections: c, durationS: d, headers: headerSets[0]! }), metricsUrl);
+      await measure(
+        `uniform-${small.length}`,
+        silo,
+        tenantConnections,
+        (d) => runLoadMulti(url, { connections: c, durationS: d, headerSets: small }),
+        metricsUrl,
       );
-      await measure(`zipf-${headerSets.length}`, silo, tenantConnections, (d) =>
-        runLoadMulti(url, { connections: c, durationS: d, headerSets, weights: zipf(headerSets.length) }),
+      await measure(
+        `zipf-${small.length}`,
+        silo,
+        tenantConnections,
+        (d) => runLoadMulti(url, { connections: c, durationS: d, headerSets: small, weights: zipf(small.length) }),
+        metricsUrl,
+      );
+      await measure(
+        `zipf-${headerSets.length}`,
+        silo,
+        tenantConnections,
+        (d) => runLoadMulti(url, { connections: c, durationS: d, headerSets, weights: zipf(headerSets.length) }),
+        metricsUrl,
       );
       serverPeak = metric(await (await fetch(`${silo.url}/metrics`)).text(), 'silo_tenant_connections_peak');
     } finally {
@@ -230,8 +259,8 @@ export async function run(argv: string[]): Promise<unknown> {
       targets,
     };
     printTable(
-      ['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak conns', 'RSS MB'],
-      figures.map((f) => [f.server, f.requestsPerSec, f.p50, f.p99, f.non2xx, f.errors, f.peakConnections, f.rssMb]),
+      ['server', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'peak conns', 'RSS MB', 'changes/req'],
+      figures.map((f) => [f.server, f.requestsPerSec, f.p50, f.p99, f.non2xx, f.errors, f.peakConnections, f.rssMb, f.changesPerRequest ?? '-']),
     );
     printTable(
       ['target', 'value', 'bound', 'met'],
