@@ -3,7 +3,8 @@
  * server so that an upgrade that changes it fails here first:
  * - a pooled connection killed on the server while idle (KILL, a restart, wait_timeout) is
  *   not lent again: the next read, the next transaction and the next plain write succeed,
- *   each run once;
+ *   each run once; and one given back less than 5 s ago is lent without a COM_PING (no
+ *   round trip before each statement);
  * - errors carry no bound values (not in `message`, `sql`, `sqlMessage`, nor the stack),
  *   inside a transaction too, and a caller's catch sees the error already cleaned;
  * - the knex surface this goes through has the expected shape (knex's `query-error`
@@ -82,6 +83,27 @@ t.test('a plain write on a connection killed while idle succeeds, once', async (
   const names = ['plain-a', 'plain-b'];
   await Promise.all(names.map((name) => k('items').insert({ name })));
   t.same((await k('items').whereIn('name', names).pluck('name')).sort(), names, 'each row written once');
+});
+
+t.test('statements one after another send no COM_PING: a connection given back less than 5 s ago is lent as is', async (t) => {
+  await k.raw('SELECT 1');
+  const conn = (await k.client.acquireConnection()) as { ping(cb: (err: Error | null) => void): void };
+  type Ping = (this: unknown, cb: (err: Error | null) => void) => void;
+  const proto = Object.getPrototypeOf(conn) as { ping: Ping };
+  await k.client.releaseConnection(conn);
+  const ping = proto.ping;
+  let pings = 0;
+  proto.ping = function (this: unknown, cb: (err: Error | null) => void) {
+    pings++;
+    return ping.call(this, cb);
+  };
+  try {
+    for (let i = 0; i < 20; i++) await k('items').count({ n: '*' });
+    await k.transaction(async (trx) => trx('items').count({ n: '*' }));
+  } finally {
+    proto.ping = ping;
+  }
+  t.equal(pings, 0, '20 reads and a transaction, no ping');
 });
 
 t.test('errors carry no bound values, and the caller sees them cleaned', async (t) => {

@@ -110,6 +110,39 @@ type ClientCtor = new (config: SourcedClientConfig) => {
 /** knex's mysql2 dialect class (not exported by knex's typings): the client of a Knex built without a connection. */
 const Mysql2Client = (knexFactory({ client: 'mysql2' }).client as object).constructor as ClientCtor;
 
+/** A pooled connection idle at least this long is pinged (COM_PING) before it is lent, ms; see {@link createMysqlKnex}. */
+export const PING_AFTER_IDLE_MS = 5_000;
+/** When each pooled connection of {@link createMysqlKnex} was opened or last given back, ms since the epoch. */
+const idleSince = new WeakMap<object, number>();
+
+/** knex's mysql2 client, noting when each connection goes back to the pool (for the pre-lend check). */
+class PooledClient extends Mysql2Client {
+  override releaseConnection(c: unknown): Promise<void> {
+    if (c && typeof c === 'object') idleSince.set(c, Date.now());
+    return super.releaseConnection(c);
+  }
+}
+
+/** mysql2's own view of a connection still usable (the checks knex's mysql2 dialect makes in `validateConnection`). */
+export function mysql2Alive(raw: unknown): boolean {
+  const r = raw as { _fatalError?: unknown; _protocolError?: unknown; _closing?: boolean; stream?: { destroyed?: boolean } } | null;
+  return !!r && !r._fatalError && !r._protocolError && !r._closing && !r.stream?.destroyed;
+}
+
+/**
+ * Whether a pooled connection about to be lent is still open. Idle for less than
+ * {@link PING_AFTER_IDLE_MS}: one turn of the event loop (setImmediate runs after the I/O
+ * poll), so a close the server already sent (KILL, shutdown: the server closes the victim's
+ * socket before it answers the KILL) is read first, without a round trip. Idle longer (or
+ * never noted): a COM_PING, for closes nobody told us of (a network cut, a proxy's timeout).
+ */
+async function stillOpen(raw: RawConnection): Promise<boolean> {
+  const since = idleSince.get(raw);
+  if (since === undefined || Date.now() - since >= PING_AFTER_IDLE_MS) return new Promise<boolean>((resolve) => raw.ping((err) => resolve(!err)));
+  await new Promise((resolve) => setImmediate(resolve));
+  return mysql2Alive(raw);
+}
+
 /** knex's mysql2 client whose connections come from a {@link ConnectionSource} (queries and transactions alike), without a pool of its own. */
 class SourcedClient extends Mysql2Client {
   source: ConnectionSource;
@@ -219,10 +252,14 @@ interface RawConnection {
 /**
  * Builds a Knex over mysql2. Only knex's, tarn's and mysql2's documented options and
  * events are used (test/knex-contract.test.ts holds what Silo relies on):
- * - a pooled connection is pinged (COM_PING) before it is lent, through tarn's `validate`
- *   (knex's `pool.validate`); one that died while idle (KILL, a server restart,
- *   `wait_timeout`, a network cut) fails the ping and the pool replaces it, so the next
- *   read, transaction or write runs on a live connection, once. Idle connections are
+ * - a pooled connection is checked before it is lent, through tarn's `validate` (knex's
+ *   `pool.validate`): pinged (COM_PING) when it has been idle {@link PING_AFTER_IDLE_MS} or
+ *   more, else after one turn of the event loop, which reads a close the server already
+ *   sent (see `stillOpen`); one that died while idle (KILL, a server restart,
+ *   `wait_timeout`, a network cut) fails the check and the pool replaces it, so the next
+ *   read, transaction or write runs on a live connection, once. (A CLI command sends one
+ *   statement after another on the same connections: a ping before each was a round trip
+ *   per statement.) Idle connections are
  *   closed after `idleTimeoutMillis` (30 s by default, far below MySQL's `wait_timeout`),
  *   and TCP keep-alive finds peers that vanished without closing. (A connection that dies
  *   between its ping and its statement fails that statement: nothing is retried);
@@ -235,7 +272,7 @@ interface RawConnection {
  */
 export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, max: 4 }, log?: Logger): Knex {
   const knex = knexFactory({
-    client: 'mysql2',
+    client: PooledClient as unknown as string,
     log: knexLogger(log),
     // Knex would copy the statement with its bound values into err.message (passwords of
     // CREATE/ALTER USER, hashes, personal data): keep the `?` placeholders instead.
@@ -248,11 +285,14 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       acquireTimeoutMillis: pool.acquireTimeoutMillis ?? 15_000,
       propagateCreateError: true,
       afterCreate: (raw: RawConnection, done: (err: Error | null, c: unknown) => void) => {
-        raw.query(UTC_SESSION_SQL, (err) => done(err, raw));
+        raw.query(UTC_SESSION_SQL, (err) => {
+          idleSince.set(raw, Date.now());
+          done(err, raw);
+        });
       },
-      // A connection killed while idle still looks alive until its close is read: ask the
-      // server. A failed ping makes tarn destroy it and lend (or open) another one.
-      validate: (raw: RawConnection) => new Promise<boolean>((resolve) => raw.ping((err) => resolve(!err))),
+      // A connection killed while idle still looks alive until its close is read (see
+      // stillOpen). A failed check makes tarn destroy it and lend (or open) another one.
+      validate: stillOpen,
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 15_000,
   });

@@ -36,7 +36,7 @@ import { LRUCache } from 'lru-cache';
 import type { Catalog, DatabaseServer, Tenant } from '../catalog/index.js';
 import { createTenantCredentialsRepository } from '../catalog/tenant-credentials.js';
 import type { Config } from '../config.js';
-import { createSourcedKnex, isUtcTimeZone, mysqlConnectionOptions, UTC_SESSION_SQL } from '../lib/knex.js';
+import { createSourcedKnex, isUtcTimeZone, mysql2Alive as alive, mysqlConnectionOptions, PING_AFTER_IDLE_MS, UTC_SESSION_SQL } from '../lib/knex.js';
 import { decryptSecret } from '../lib/secrets.js';
 import { poolExhaustedError } from './pool-exhausted.js';
 import { retryRefusedLogins, type RotatableAccount } from './refused-logins.js';
@@ -114,8 +114,6 @@ interface Waiter {
 
 /** Per-tenant accounts kept in memory (their Knex and decrypted password); the connections are not bounded by it. */
 const ACCOUNTS_KEPT = 2_000;
-/** An own idle connection idle at least this long is pinged (COM_PING) before it is lent, ms; see {@link TenantConnections.stillOpen}. */
-const PING_AFTER_IDLE_MS = 5_000;
 /**
  * Half-life of an account's query count in choosing which idle connection to change to
  * another account, ms. Under a skewed load (a few tenants send most queries: Zipf) keeping
@@ -653,10 +651,4 @@ function query<T = unknown>(raw: mysql.Connection, sql: string): Promise<T> {
 
 function ping(raw: mysql.Connection): Promise<boolean> {
   return new Promise((resolve) => raw.ping((err) => resolve(!err)));
-}
-
-/** mysql2's own view of a connection still usable (the checks knex's mysql2 dialect makes). */
-function alive(raw: mysql.Connection): boolean {
-  const r = raw as unknown as { _fatalError?: unknown; _protocolError?: unknown; _closing?: boolean; stream?: { destroyed?: boolean } };
-  return !r._fatalError && !r._protocolError && !r._closing && !r.stream?.destroyed;
 }
