@@ -130,15 +130,17 @@ export function mysql2Alive(raw: unknown): boolean {
 }
 
 /**
- * Whether a pooled connection about to be lent is still open. Idle for less than
+ * Whether an idle connection about to be lent is still open: the one pre-lend check of
+ * every Silo pool (this module's and the tenant connections'). Idle for less than
  * {@link PING_AFTER_IDLE_MS}: one turn of the event loop (setImmediate runs after the I/O
  * poll), so a close the server already sent (KILL, shutdown: the server closes the victim's
  * socket before it answers the KILL) is read first, without a round trip. Idle longer (or
- * never noted): a COM_PING, for closes nobody told us of (a network cut, a proxy's timeout).
+ * `idleSinceMs` unknown): a COM_PING, for closes nobody told us of (a network cut, a
+ * proxy's timeout).
+ * @param idleSinceMs when the connection was opened or last given back, ms since the epoch
  */
-async function stillOpen(raw: RawConnection): Promise<boolean> {
-  const since = idleSince.get(raw);
-  if (since === undefined || Date.now() - since >= PING_AFTER_IDLE_MS) return new Promise<boolean>((resolve) => raw.ping((err) => resolve(!err)));
+export async function stillOpen(raw: { ping(cb: (err: Error | null) => void): void }, idleSinceMs: number | undefined): Promise<boolean> {
+  if (idleSinceMs === undefined || Date.now() - idleSinceMs >= PING_AFTER_IDLE_MS) return new Promise<boolean>((resolve) => raw.ping((err) => resolve(!err)));
   await new Promise((resolve) => setImmediate(resolve));
   return mysql2Alive(raw);
 }
@@ -292,7 +294,7 @@ export function createMysqlKnex(conn: MysqlUrl, pool: PoolOptions = { min: 0, ma
       },
       // A connection killed while idle still looks alive until its close is read (see
       // stillOpen). A failed check makes tarn destroy it and lend (or open) another one.
-      validate: stillOpen,
+      validate: (raw: RawConnection) => stillOpen(raw, idleSince.get(raw)),
     },
     acquireConnectionTimeout: pool.acquireTimeoutMillis ?? 15_000,
   });

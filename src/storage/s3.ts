@@ -188,7 +188,6 @@ export class ObjectStore {
     try {
       ({ sdk, client } = await this.#sdk());
     } catch (err) {
-      if (err instanceof SiloError) throw err;
       throw storageUnavailable(`upload of ${key}`, err);
     }
     const upload = new sdk.upload.Upload({

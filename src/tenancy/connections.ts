@@ -16,9 +16,10 @@
  * account; else a new connection while fewer than the budget are open (opening or open);
  * else the coldest idle connection of another account on the same server, changed to T's
  * account (see {@link TenantConnections.coldestIdle}: the account with the fewest recent
- * queries per idle connection, the least recently used first among equals); else it waits, in FIFO order with every other waiting query, at
- * most `pool.acquireTimeoutMs`, then fails with 503 `POOL_EXHAUSTED`. A tenant uses at most
- * `pool.maxPerTenant` connections at once (its further queries wait). Every connection
+ * queries per idle connection, the least recently used first among equals); else it
+ * waits, in FIFO order with every other waiting query, at most `pool.acquireTimeoutMs`,
+ * then fails with 503 `POOL_EXHAUSTED`. A tenant uses at most `pool.maxPerTenant`
+ * connections at once (its further queries wait). Every connection
  * that comes back goes to the first waiter that can use it (same account as is, another
  * account of the same server by a change), every closed one lets the first waiter that
  * may open one do so. So the open tenant connections never pass the budget (the peak is
@@ -36,7 +37,7 @@ import { LRUCache } from 'lru-cache';
 import type { Catalog, DatabaseServer, Tenant } from '../catalog/index.js';
 import { createTenantCredentialsRepository } from '../catalog/tenant-credentials.js';
 import type { Config } from '../config.js';
-import { createSourcedKnex, isUtcTimeZone, mysql2Alive as alive, mysqlConnectionOptions, PING_AFTER_IDLE_MS, UTC_SESSION_SQL } from '../lib/knex.js';
+import { createSourcedKnex, isUtcTimeZone, mysql2Alive as alive, mysqlConnectionOptions, stillOpen, UTC_SESSION_SQL } from '../lib/knex.js';
 import { decryptSecret } from '../lib/secrets.js';
 import { poolExhaustedError } from './pool-exhausted.js';
 import { retryRefusedLogins, type RotatableAccount } from './refused-logins.js';
@@ -363,8 +364,8 @@ export class TenantConnections {
   private async prepare(conn: Conn, account: Account): Promise<Conn | undefined> {
     if (conn.account === account || conn.account.target === account.target) {
       conn.account = account;
-      // One killed while idle may not have shown its close yet (see PING_AFTER_IDLE_MS).
-      if (await this.stillOpen(conn)) return conn;
+      // One killed while idle may not have shown its close yet (see stillOpen in lib/knex.ts).
+      if ((await stillOpen(conn.raw, conn.idleSince)) && !conn.dead) return conn;
       conn.dead = true;
       // Counted against the tenant's limit until it is gone (the caller does not count it down).
       this.destroy(conn, () => this.countDown(account));
@@ -391,19 +392,6 @@ export class TenantConnections {
     conn.generation = account.generation;
     this.countDown(from);
     return conn;
-  }
-
-  /**
-   * Whether an idle connection about to be lent is still open. Idle for less than
-   * {@link PING_AFTER_IDLE_MS}: one turn of the event loop (setImmediate runs after the
-   * I/O poll), so a close the server already sent (KILL, shutdown: the server closes the
-   * victim's socket before it answers the KILL) is read first, without a round trip. Idle
-   * longer: a COM_PING, for closes nobody told us of (a network cut, a proxy's timeout).
-   */
-  private async stillOpen(conn: Conn): Promise<boolean> {
-    if (Date.now() - conn.idleSince >= PING_AFTER_IDLE_MS) return ping(conn.raw);
-    await new Promise((resolve) => setImmediate(resolve));
-    return !conn.dead && alive(conn.raw);
   }
 
   /** Opens a connection as `account` in a slot already reserved (given back if the opening fails). */
@@ -647,8 +635,4 @@ function changeUser(raw: mysql.Connection, to: { user: string; password: string;
 
 function query<T = unknown>(raw: mysql.Connection, sql: string): Promise<T> {
   return new Promise((resolve, reject) => raw.query(sql, (err, rows) => (err ? reject(err) : resolve(rows as T))));
-}
-
-function ping(raw: mysql.Connection): Promise<boolean> {
-  return new Promise((resolve) => raw.ping((err) => resolve(!err)));
 }
