@@ -21,6 +21,7 @@ interface TenantRow {
   admin_email: string | null;
   generation: number;
   auth_version: number;
+  unverified_since: Date | null;
   created_at: Date;
   updated_at: Date;
   suspended_at: Date | null;
@@ -43,6 +44,7 @@ function toTenant(r: TenantRow): Tenant {
     adminEmail: r.admin_email,
     generation: Number(r.generation),
     authVersion: Number(r.auth_version),
+    unverifiedSince: r.unverified_since ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     suspendedAt: r.suspended_at,
@@ -64,7 +66,7 @@ export interface NewTenant {
 
 /** Fields a lifecycle step may change. */
 export type TenantPatch = Partial<
-  Pick<Tenant, 'name' | 'plan' | 'status' | 'statusReason' | 'schemaVersion' | 'adminEmail' | 'suspendedAt' | 'deletedAt' | 'dbPasswordEnc'>
+  Pick<Tenant, 'name' | 'plan' | 'status' | 'statusReason' | 'schemaVersion' | 'adminEmail' | 'suspendedAt' | 'deletedAt' | 'dbPasswordEnc' | 'unverifiedSince'>
 >;
 
 const COLUMN: Record<keyof TenantPatch, string> = {
@@ -77,6 +79,7 @@ const COLUMN: Record<keyof TenantPatch, string> = {
   suspendedAt: 'suspended_at',
   deletedAt: 'deleted_at',
   dbPasswordEnc: 'db_password_enc',
+  unverifiedSince: 'unverified_since',
 };
 
 /** Repository over `tenants` and `tenant_domains`. */

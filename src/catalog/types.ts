@@ -1,8 +1,8 @@
 /** Records of the catalog, as the services see them (camelCase; dates are `Date` in UTC). */
 
 /** A tenant's lifecycle state (ARCHITECTURE.md, "Tenant lifecycle"). */
-export type TenantStatus = 'provisioning' | 'active' | 'suspended' | 'maintenance' | 'failed' | 'deleted';
-export const TENANT_STATUSES: readonly TenantStatus[] = ['provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted'];
+export type TenantStatus = 'pending' | 'provisioning' | 'active' | 'suspended' | 'maintenance' | 'failed' | 'deleted';
+export const TENANT_STATUSES: readonly TenantStatus[] = ['pending', 'provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted'];
 
 /** A row of `tenants`. `dbPasswordEnc` is AES-256-GCM ciphertext, never the password. */
 export interface Tenant {
@@ -25,6 +25,8 @@ export interface Tenant {
   generation: number;
   /** Bumped whenever a user's `token_version` changes in the tenant database (see `src/http/plugins/auth.ts`). */
   authVersion: number;
+  /** When a signup made this tenant and its admin's email is not verified yet; null for operator-made and verified tenants. */
+  unverifiedSince: Date | null;
   createdAt: Date;
   updatedAt: Date;
   suspendedAt: Date | null;

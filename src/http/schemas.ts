@@ -58,7 +58,7 @@ export const tenantSchema = z
     slug: z.string(),
     name: z.string(),
     plan: z.string(),
-    status: z.enum(['provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted']),
+    status: z.enum(['pending', 'provisioning', 'active', 'suspended', 'maintenance', 'failed', 'deleted']),
     statusReason: z.string().nullable(),
     databaseName: z.string(),
     schemaVersion: z.string().nullable(),
