@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { TENANT_STATUSES, type TenantStatus } from '../src/catalog/types.js';
 import type { ProvisionResult } from '../src/provisioning/tenants-service.js';
-import { assertValidSlug } from '../src/lib/identifiers.js';
+import { assertValidSlug, isPendingSlug } from '../src/lib/identifiers.js';
 import { confirmDestructive } from './confirm.js';
 import { cliActor, fmtTime, note, parseOptions, printJson, printTable, say, withContext } from './runtime.js';
 import { passwordFrom, UNSAFE_PASSWORD_HELP } from './password-input.js';
@@ -70,13 +70,20 @@ export function tenantsCommand(): Command {
     .action(async (o: { status?: string; json?: boolean }) => {
       const { status } = parseOptions(z.object({ status: z.enum(TENANT_STATUSES as [TenantStatus, ...TenantStatus[]]).optional() }), { status: o.status });
       await withContext(async (ctx) => {
-        const tenants = await ctx.catalog.tenants.list(status ? { statuses: [status] } : {});
-        if (o.json) return printJson(tenants.map((t) => tenantView(t)));
-        printTable(
-          ['slug', 'name', 'status', 'plan', 'schema', 'database', 'created'],
-          tenants.map((t) => [t.slug, t.name, t.status, t.plan, t.schemaVersion, t.databaseName, fmtTime(t.createdAt)]),
-        );
+        const all = await ctx.catalog.tenants.list(status ? { statuses: [status] } : {});
+        if (o.json) return printJson(all.map((t) => tenantView(t)));
+        // Pending tenants (provisioned ahead for signups) are listed apart, after the others.
+        const pending = all.filter((t) => isPendingSlug(t.slug));
+        const tenants = all.filter((t) => !isPendingSlug(t.slug));
+        const row = (t: (typeof all)[number]) => [t.slug, t.name, t.status, t.plan, t.schemaVersion, t.databaseName, fmtTime(t.createdAt)];
+        const head = ['slug', 'name', 'status', 'plan', 'schema', 'database', 'created'];
+        if (tenants.length || !pending.length) printTable(head, tenants.map(row));
         say(`${tenants.length} tenant(s)`);
+        if (pending.length) {
+          say('Pending (provisioned ahead, waiting for a signup):');
+          printTable(head, pending.map(row));
+          say(`${pending.filter((t) => t.status === 'pending').length} pending tenant(s)`);
+        }
       });
     });
 
@@ -116,6 +123,48 @@ export function tenantsCommand(): Command {
             ops.map((p) => [p.id, p.kind, p.status, p.step, fmtTime(p.startedAt), p.error]),
           );
         }
+      });
+    });
+
+  cmd
+    .command('rename')
+    .description('give a tenant a new slug: only the catalog changes (no data moves); the old slug answers 404 and stays reserved')
+    .argument('<slug>', 'current slug')
+    .argument('<new-slug>', 'new slug: 3-32 of a-z 0-9 -, starting with a letter')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ silo tenants rename acme acme-corp')
+    .action(async (slug: string, newSlug: string, o: { json?: boolean }) => {
+      assertValidSlug(newSlug);
+      await withContext(async (ctx) => {
+        const { renameTenant } = await import('../src/provisioning/tenant-rename.js');
+        const r = await renameTenant(ctx, slug, newSlug, cliActor());
+        if (o.json)
+          return printJson({ tenant: tenantView(r.tenant), operationId: r.operationId, previousSlug: r.previousSlug, reservedUntil: r.reservedUntil });
+        say(`Tenant ${r.previousSlug} is now ${r.tenant.slug} (operation ${r.operationId}); database ${r.tenant.databaseName} unchanged.`);
+        say(
+          r.reservedUntil
+            ? `The slug ${r.previousSlug} stays reserved for this tenant until ${fmtTime(r.reservedUntil)}.`
+            : `The slug ${r.previousSlug} is free again.`,
+        );
+      });
+    });
+
+  const pendingCmd = cmd.command('pending').description('tenants provisioned ahead for signups (SILO_PENDING_TENANTS)');
+  pendingCmd
+    .command('fill')
+    .description('provision pending tenants until N are pending (default SILO_PENDING_TENANTS)')
+    .option('--count <n>', 'pending tenants wanted (0-1000)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExample:\n  $ silo tenants pending fill --count 5')
+    .action(async (o: { count?: string; json?: boolean }) => {
+      const { count } = parseOptions(z.object({ count: z.coerce.number().int().min(0).max(1000).optional() }), { count: o.count });
+      await withContext(async (ctx) => {
+        const { fillPendingTenants } = await import('../src/provisioning/pending-tenants.js');
+        const target = count ?? ctx.config.signup.pendingTenants;
+        const r = await fillPendingTenants(ctx, target, cliActor());
+        if (o.json) return printJson({ target, ...r });
+        if (!r.ran) return note(`another process is filling the pending tenants (${r.pending} pending now); nothing done`);
+        say(`${r.created} pending tenant(s) provisioned; ${r.pending} pending (target ${target}).`);
       });
     });
 

@@ -152,6 +152,13 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
         }
       : undefined,
     upload: { maxBytes: e.SILO_UPLOAD_MAX_BYTES, contentTypes: e.SILO_UPLOAD_CONTENT_TYPES ?? DEFAULT_UPLOAD_CONTENT_TYPES },
+    signup: {
+      slugReserveDays: e.SILO_SLUG_RESERVE_DAYS,
+      pendingTenants: e.SILO_PENDING_TENANTS,
+      enabled: e.SILO_SIGNUP_ENABLED,
+      rateLimitPerHour: e.SILO_SIGNUP_RATE_LIMIT,
+      verifyTtlHours: e.SILO_SIGNUP_VERIFY_TTL_HOURS,
+    },
     mysqldumpPath: e.SILO_MYSQLDUMP_PATH,
     mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),

@@ -11,9 +11,10 @@ import { AdminConnections } from './provisioning/admin-connections.js';
 import { TenantLocks } from './provisioning/tenant-lock.js';
 import { createObjectStore, type ObjectStore } from './storage/s3.js';
 
-/** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug. */
+/** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug; `pendingClaimed` follows a signup's claim of a pending tenant. */
 export interface SiloEvents {
   tenantChanged: [slug: string];
+  pendingClaimed: [];
 }
 
 /** Shared services. */

@@ -118,9 +118,11 @@ t.test('operators list, filter and get tenants, and PATCH changes the name and p
   t.equal(patched.statusCode, 200, patched.body);
   t.match(patched.json(), { slug: 'plat-life', name: 'Life Cycle Inc', plan: 'pro', status: 'active' });
   t.match((await op('GET', '/tenants/plat-life')).json(), { name: 'Life Cycle Inc', plan: 'pro' });
-  for (const payload of [{ name: '' }, { plan: 'Not A Plan' }, { slug: 'renamed' }, { status: 'deleted' }]) {
+  for (const payload of [{ name: '' }, { plan: 'Not A Plan' }, { slug: 'ok-slug', name: '' }, { status: 'deleted' }]) {
     isProblem(t, await op('PATCH', '/tenants/plat-life', payload), 400, 'VALIDATION_FAILED');
   }
+  // A rename (`slug`) to a malformed slug or to the tenant's own is refused; the rename itself is test/tenant-rename.test.ts.
+  isProblem(t, await op('PATCH', '/tenants/plat-life', { slug: 'Not_A_Slug' }), 400, 'INVALID_SLUG');
   isProblem(t, await op('PATCH', '/tenants/no-such-tenant', { name: 'X' }), 404, 'TENANT_NOT_FOUND');
   t.match((await op('GET', '/tenants/plat-life')).json(), { slug: 'plat-life', name: 'Life Cycle Inc', status: 'active' }, 'refused PATCHes changed nothing');
 });
@@ -288,7 +290,7 @@ t.test('a bad slug or bad admin details are 400 and create nothing', async (t) =
       .select('SCHEMA_NAME');
     t.same(
       dbs.map((d) => d.SCHEMA_NAME).sort(),
-      [`${ctx.config.tenantDbPrefix}plat_given`, `${ctx.config.tenantDbPrefix}plat_lost`],
+      (await ctx.catalog.tenants.list({ slugs: ['plat-given', 'plat-lost'] })).map((x) => x.databaseName).sort(),
       'no database was created',
     );
   } finally {

@@ -29,7 +29,7 @@ for (const step of STEPS) {
     const after = (await ctx.catalog.tenants.findBySlug(slug))!;
     t.equal(after.status, 'active');
     t.equal(after.schemaVersion, LATEST);
-    const db = `${names.prefix}${slug.replace('-', '_')}`;
+    const db = after.databaseName;
     const state = await mysqlState(db, after.dbUser);
     t.ok(state.database && state.user);
     t.same(state.privileges, ['DELETE', 'INSERT', 'SELECT', 'UPDATE']);

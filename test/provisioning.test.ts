@@ -13,6 +13,8 @@ const LATEST = await latestTenantMigration();
 const root = rootKnex();
 t.teardown(() => root.destroy());
 /** Columns of every table of a database (a migration that drops a table or a column lowers it). */
+/** A tenant's database (and account) name: opaque since issue 15, so read from the catalog. */
+const dbOf = async (slug: string) => (await ctx.catalog.tenants.findBySlug(slug))!.databaseName;
 const columnCount = async (database: string) =>
   Number((await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: database }).count({ n: '*' }).first())?.n);
 
@@ -20,11 +22,14 @@ t.test('create provisions database, DML-only user, migrations and the first admi
   const { result, json } = await runCliJson<any>(['tenants', 'create', 'acme', '--name', 'Acme Inc', '--admin-email', 'Boss@Acme.test'], env);
   t.equal(result.code, 0, result.stderr);
   t.equal(json.tenant.status, 'active');
+  // Issue 15: the database and account names do not depend on the slug (so it can change).
+  t.match(json.tenant.databaseName, new RegExp(`^${names.prefix}[a-z2-7]{10}$`), 'an opaque database name');
+  t.notMatch(json.tenant.databaseName, /acme/);
   t.equal(json.tenant.name, 'Acme Inc');
   t.equal(json.admin.email, 'boss@acme.test', 'email is normalised');
   t.match(json.admin.password, /^[A-Za-z0-9_-]{24}$/, 'generated admin password is printed once');
   t.notOk('dbPasswordEnc' in json.tenant, 'encrypted password never printed');
-  const state = await mysqlState(`${names.prefix}acme`, `${names.prefix}acme`);
+  const state = await mysqlState(await dbOf('acme'), await dbOf('acme'));
   t.ok(state.database, 'database exists');
   t.ok(state.user, 'user exists');
   t.same(state.privileges, ['DELETE', 'INSERT', 'SELECT', 'UPDATE'], 'DML only on its database');
@@ -62,12 +67,12 @@ t.test('migrate when up to date costs one check; rollback, status and migrate ag
   t.equal(result.code, 0);
   t.same(json.summary, { total: 2, migrated: 0, 'up-to-date': 2, 'would-migrate': 0, skipped: 0, failed: 0 });
 
-  const columnsBefore = await columnCount(`${names.prefix}acme`);
+  const columnsBefore = await columnCount(await dbOf('acme'));
   const { json: rb } = await runCliJson<any>(['tenants', 'rollback', 'acme'], env);
   t.same(rb.reverted, [LATEST]);
   t.not(rb.schemaVersion, LATEST);
   const before = rb.schemaVersion;
-  t.ok((await columnCount(`${names.prefix}acme`)) < columnsBefore, "the latest migration's columns are gone");
+  t.ok((await columnCount(await dbOf('acme'))) < columnsBefore, "the latest migration's columns are gone");
 
   const { json: st } = await runCliJson<any[]>(['tenants', 'status', 'acme'], env);
   t.same(st[0].pending, [LATEST]);
@@ -189,15 +194,15 @@ t.test('recreate asks for the slug, then wipes data and provisions afresh', asyn
 t.test('delete drops database and user; the slug stays reserved', async (t) => {
   const refused = await runCli(['tenants', 'delete', 'globex'], env, '');
   t.equal(refused.code, 2, 'no terminal and no --yes or --confirm: refused');
-  t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped');
+  t.ok((await mysqlState(await dbOf('globex'), await dbOf('globex'))).database, 'nothing dropped');
   const noS3 = await runCli(['tenants', 'delete', 'globex', '--yes'], env);
   t.equal(noS3.code, 1);
   t.match(noS3.stderr, /STORAGE_NOT_CONFIGURED/);
-  t.ok((await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`)).database, 'nothing dropped without a backup');
+  t.ok((await mysqlState(await dbOf('globex'), await dbOf('globex'))).database, 'nothing dropped without a backup');
   const { result, json } = await runCliJson<any>(['tenants', 'delete', 'globex', '--no-backup', '--confirm', 'globex'], env);
   t.equal(result.code, 0, result.stderr);
   t.equal(json.tenant.status, 'deleted');
-  const state = await mysqlState(`${names.prefix}globex`, `${names.prefix}globex`);
+  const state = await mysqlState(await dbOf('globex'), await dbOf('globex'));
   t.notOk(state.database);
   t.notOk(state.user);
   const again = await runCli(['tenants', 'create', 'globex'], env);
@@ -224,10 +229,10 @@ t.test('repair --all finds orphans and prunes them only when asked', async (t) =
     json.orphans.users.map((u: any) => u.user),
     [`${names.prefix}stray`],
   );
-  t.same((await prefixedObjects(names.prefix)).databases, [`${names.prefix}acme`, `${names.prefix}stray`], 'nothing pruned');
+  t.same((await prefixedObjects(names.prefix)).databases, [await dbOf('acme'), `${names.prefix}stray`].sort(), 'nothing pruned');
   const { json: pruned } = await runCliJson<any>(['tenants', 'repair', '--all', '--prune-orphans'], env);
   t.equal(pruned.orphans.pruned, true);
-  t.same(await prefixedObjects(names.prefix), { databases: [`${names.prefix}acme`], users: [`${names.prefix}acme`] });
+  t.same(await prefixedObjects(names.prefix), { databases: [await dbOf('acme')], users: [await dbOf('acme')] });
   const bad = await runCli(['tenants', 'repair', 'acme', '--prune-orphans'], env);
   t.equal(bad.code, 2, '--prune-orphans without --all is a usage error');
 });

@@ -132,6 +132,83 @@ export function createTenantsRepository(knex: Knex) {
       }
     },
 
+    /**
+     * Checks, inside the caller's transaction, that `slug` is not reserved by a rename of
+     * another tenant (`slug_reservations`, {@link reserveSlug}); a reservation that has run
+     * out, or one held by `tenantId` itself (renaming back), is removed. The reservation's
+     * row is read with a locking read (`FOR UPDATE`: the newest committed state, and a gap
+     * lock when there is none, MySQL 8.4 §17.7.2.4), so a rename committing meanwhile
+     * cannot be missed. Call it after writing the slug to `tenants` (whose unique key
+     * then waits for a concurrent rename away from that slug to commit).
+     * @throws ConflictError `TENANT_EXISTS` when another tenant's reservation holds the slug
+     */
+    async assertSlugNotReserved(slug: string, tenantId: number, trx: Knex.Transaction): Promise<void> {
+      const row = await trx('slug_reservations')
+        .where({ slug })
+        .forUpdate()
+        .first<{ tenant_id: number; reserved_until: Date; live: number | string } | undefined>(
+          'tenant_id',
+          'reserved_until',
+          trx.raw('reserved_until > CURRENT_TIMESTAMP(3) AS live'),
+        );
+      if (!row) return;
+      if (Number(row.live) === 1 && row.tenant_id !== tenantId) {
+        throw new ConflictError(
+          `tenant "${slug}" already exists (the slug is reserved after a rename until ${row.reserved_until.toISOString()})`,
+          'TENANT_EXISTS',
+          {
+            slug,
+            reservedUntil: row.reserved_until.toISOString(),
+          },
+        );
+      }
+      await trx('slug_reservations').where({ slug }).delete();
+    },
+
+    /**
+     * Reserves `slug` (given up by tenant `tenantId`) for `days` days, replacing an older
+     * reservation of the same slug.
+     */
+    async reserveSlug(slug: string, tenantId: number, days: number, trx: Knex.Transaction): Promise<void> {
+      await trx.raw(
+        'INSERT INTO slug_reservations (slug, tenant_id, reserved_until) VALUES (?, ?, CURRENT_TIMESTAMP(3) + INTERVAL ? DAY) ON DUPLICATE KEY UPDATE tenant_id = VALUES(tenant_id), reserved_until = VALUES(reserved_until)',
+        [slug, tenantId, days],
+      );
+    },
+
+    /** Slugs reserved by renames of tenant `tenantId` and still live, with their end. */
+    async reservedSlugs(tenantId: number, trx?: Knex.Transaction): Promise<Array<{ slug: string; reservedUntil: Date }>> {
+      const rows: Array<{ slug: string; reserved_until: Date }> = await (trx ?? knex)('slug_reservations')
+        .where({ tenant_id: tenantId })
+        .where('reserved_until', '>', knex.raw('CURRENT_TIMESTAMP(3)'))
+        .orderBy('slug')
+        .select('slug', 'reserved_until');
+      return rows.map((r) => ({ slug: r.slug, reservedUntil: r.reserved_until }));
+    },
+
+    /** Deletes reservations that ran out. @returns how many */
+    async purgeSlugReservations(trx?: Knex.Transaction): Promise<number> {
+      return Number(await (trx ?? knex)('slug_reservations').where('reserved_until', '<=', knex.raw('CURRENT_TIMESTAMP(3)')).delete());
+    },
+
+    /**
+     * Sets a tenant's slug (the caller checks it and reserves the old one); touches
+     * `updated_at`, so every API process's watcher reports the tenant under its new slug.
+     * @throws ConflictError `TENANT_EXISTS` when another tenant has the slug
+     */
+    async setSlug(id: number, slug: string, trx: Knex.Transaction): Promise<void> {
+      try {
+        await trx('tenants')
+          .where({ id })
+          .update({ slug, updated_at: trx.raw('CURRENT_TIMESTAMP(3)') });
+      } catch (err) {
+        if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) {
+          throw new ConflictError(`tenant "${slug}" already exists (slugs of deleted tenants stay reserved)`, 'TENANT_EXISTS', { slug });
+        }
+        throw err;
+      }
+    },
+
     /** Updates some fields of a tenant. */
     async update(id: number, patch: TenantPatch, trx?: Knex.Transaction): Promise<void> {
       const row: Record<string, unknown> = {};

@@ -59,7 +59,9 @@ export type OperationKind =
   | 'domain-add'
   | 'domain-remove'
   | 'revoke-tokens'
-  | 'rotate-credentials';
+  | 'rotate-credentials'
+  | 'rename'
+  | 'signup';
 
 /** A row of `operations`. */
 export interface Operation {

@@ -188,6 +188,12 @@ export const envSchema = z.object({
         .min(1),
     )
     .optional(),
+  // Signup (issue 15): renamed slugs' reservation, tenants provisioned ahead, the public signup.
+  SILO_SLUG_RESERVE_DAYS: int(30, 0, 3_650),
+  SILO_PENDING_TENANTS: int(0, 0, 1_000),
+  SILO_SIGNUP_ENABLED: bool.default(false),
+  SILO_SIGNUP_RATE_LIMIT: int(10, 1, 100_000),
+  SILO_SIGNUP_VERIFY_TTL_HOURS: int(72, 1, 8_760),
   SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
   SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),

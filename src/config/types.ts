@@ -104,6 +104,15 @@ export interface Config {
   s3: S3Config | undefined;
   /** Attachments: largest upload in bytes, and the accepted media types (lower case; `type/*` allowed). */
   upload: { maxBytes: number; contentTypes: readonly string[] };
+  /**
+   * Self-service signup (issue 15): days a slug given up by a rename stays reserved
+   * (`SILO_SLUG_RESERVE_DAYS`); tenants `silo serve` keeps provisioned ahead
+   * (`SILO_PENDING_TENANTS`); whether `POST /platform/v1/signup` is open
+   * (`SILO_SIGNUP_ENABLED`); signups per IP per hour (`SILO_SIGNUP_RATE_LIMIT`); hours an
+   * unverified signup tenant lives before the maintenance run deletes it
+   * (`SILO_SIGNUP_VERIFY_TTL_HOURS`).
+   */
+  signup: { slugReserveDays: number; pendingTenants: number; enabled: boolean; rateLimitPerHour: number; verifyTtlHours: number };
   /** Dump and client programs for backups and restores (default: the first of mariadb-dump/mysqldump, mariadb/mysql on PATH). */
   mysqldumpPath: string | undefined;
   mysqlClientPath: string | undefined;

@@ -115,6 +115,14 @@ export function createAuthService(knex: Knex, generation = 1) {
       if (row) await knex('refresh_tokens').where({ family_id: row.family_id }).whereNull('revoked_at').update({ revoked_at: new Date() });
     },
 
+    /**
+     * Signs a user in without a password check, for a user just made by a flow that proved
+     * who they are (a signup, an accepted invitation): a new refresh token family.
+     */
+    async issueFor(userId: number, trx?: Knex.Transaction): Promise<IssuedRefreshToken> {
+      return issue(userId, randomUUID(), trx);
+    },
+
     /** Revokes every refresh token of a user (deactivation, password reset). */
     async revokeUser(userId: number, trx?: Knex.Transaction): Promise<void> {
       await (trx ?? knex)('refresh_tokens').where({ user_id: userId }).whereNull('revoked_at').update({ revoked_at: new Date() });

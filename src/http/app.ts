@@ -20,6 +20,7 @@ import historyPlugin from './plugins/history.js';
 import jsonBodyPlugin from './plugins/json-body.js';
 import { HistoryRecorder } from '../history/recorder.js';
 import { platformRoutes } from './routes/platform.js';
+import { signupRoutes } from './routes/signup.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
@@ -102,7 +103,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   const connections = new TenantConnections(ctx.catalog, config);
   // A tenant that stops being active (suspended, deleted, in maintenance) loses its pool.
   const applyChange = async (t: { id: number; slug: string; status: string }) => {
-    resolver.invalidate(t.slug);
+    resolver.invalidateTenant(t.id, t.slug);
     void known?.apply(t);
     if (t.status !== 'active') await connections.drop(t.id);
   };
@@ -166,6 +167,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   );
   await app.register(platformRoutes, { prefix: '/platform/v1', ctx, loginRateLimit: config.loginRateLimit });
   await app.register(platformHistoryRoutes, { prefix: '/platform/v1', ctx });
+  await app.register(signupRoutes, { prefix: '/platform/v1', ctx });
   await app.register(dashboardRoutes, { prefix: '/platform' });
   return app;
 }

@@ -4,7 +4,8 @@
  * stop accepting, finish in-flight requests, flush what must be flushed (app `onClose`
  * hooks), destroy every pool, close the catalog. Before listening it makes the history
  * partitions of the coming months; then runs the maintenance schedule
- * (`SILO_MAINTENANCE_CRON`, src/jobs/maintenance.ts).
+ * (`SILO_MAINTENANCE_CRON`, src/jobs/maintenance.ts) and keeps `SILO_PENDING_TENANTS`
+ * tenants provisioned ahead for signups (src/provisioning/pending-tenants.ts).
  */
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
@@ -13,6 +14,7 @@ import { createContext, type SiloContext } from '../context.js';
 import { ensureHistoryPartitions } from '../history/partitions.js';
 import { HISTORY_MONTHS_AHEAD, startMaintenance } from '../jobs/maintenance.js';
 import { createLogger } from '../lib/logger.js';
+import { startPendingKeeper } from '../provisioning/pending-tenants.js';
 import { buildApp } from './app.js';
 
 /** A running server. */
@@ -49,7 +51,9 @@ export async function startServer(config: Config, opts: { graceMs?: number; hand
     log.error({ err }, 'request history partitions ahead could not be made');
   }
   const maintenance = startMaintenance(ctx, config.maintenanceCron);
+  const pending = startPendingKeeper(ctx, config.signup.pendingTenants);
   const close = async () => {
+    await pending.stop();
     await maintenance.stop();
     await app.close();
     await ctx.close();

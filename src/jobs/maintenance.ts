@@ -13,13 +13,24 @@ import { createHash } from 'node:crypto';
 import { Cron } from 'croner';
 import type { SiloContext } from '../context.js';
 import { ensureHistoryPartitions } from '../history/partitions.js';
+import { purgeUnverifiedTenants } from '../signup/signup-service.js';
 import { purgeTenants, type TenantPurgeResult } from './purge.js';
 
 /** Months ahead of the current one that always have a partition. */
 export const HISTORY_MONTHS_AHEAD = 2;
 
 /** What one run did; `ran` false when another process held the lock. */
-export type MaintenanceRun = { ran: false } | { ran: true; partitionsAdded: string[]; purge: TenantPurgeResult[] };
+export type MaintenanceRun =
+  | { ran: false }
+  | {
+      ran: true;
+      partitionsAdded: string[];
+      purge: TenantPurgeResult[];
+      /** Slugs of signup tenants deleted for want of verification within `SILO_SIGNUP_VERIFY_TTL_HOURS`. */
+      unverifiedDeleted: string[];
+      /** Rename reservations that ran out, deleted. */
+      slugReservationsPurged: number;
+    };
 
 /** Test hooks of {@link runMaintenance}. */
 export interface MaintenanceHooks {
@@ -65,7 +76,9 @@ export async function runMaintenance(ctx: SiloContext, hooks: MaintenanceHooks =
     await hooks.afterLock?.();
     const partitionsAdded = await ensureHistoryPartitions(ctx.catalog.knex, new Date(), HISTORY_MONTHS_AHEAD);
     const purge = await purgeTenants(ctx, { all: true });
-    return { partitionsAdded, purge };
+    const unverifiedDeleted = await purgeUnverifiedTenants(ctx, ctx.config.signup.verifyTtlHours);
+    const slugReservationsPurged = await ctx.catalog.tenants.purgeSlugReservations();
+    return { partitionsAdded, purge, unverifiedDeleted, slugReservationsPurged };
   });
   return r.ran ? { ran: true, ...r.value } : { ran: false };
 }
@@ -87,9 +100,16 @@ export function startMaintenance(ctx: SiloContext, cron: string | null): Mainten
   const job = new Cron(cron, { timezone: 'UTC', protect: true }, async () => {
     running = runMaintenance(ctx)
       .then((r) => {
-        if (r.ran && (r.partitionsAdded.length || r.purge.some((p) => p.idempotencyKeys || p.refreshTokens || p.outcome === 'failed'))) {
+        if (
+          r.ran &&
+          (r.partitionsAdded.length || r.unverifiedDeleted.length || r.purge.some((p) => p.idempotencyKeys || p.refreshTokens || p.outcome === 'failed'))
+        ) {
           ctx.log.info(
-            { partitionsAdded: r.partitionsAdded, purge: r.purge.filter((p) => p.idempotencyKeys || p.refreshTokens || p.outcome !== 'purged') },
+            {
+              partitionsAdded: r.partitionsAdded,
+              purge: r.purge.filter((p) => p.idempotencyKeys || p.refreshTokens || p.outcome !== 'purged'),
+              unverifiedDeleted: r.unverifiedDeleted,
+            },
             'maintenance run',
           );
         }

@@ -5,7 +5,7 @@
  * §11.2 "Schema Object Names" (identifiers up to 64 characters) and §8.2.1 "Account
  * User Names and Passwords" (user names up to 32 characters).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { ValidationError } from './errors.js';
 
 /** A tenant slug: 3-32 chars, lower-case letter first, letters/digits/hyphens, not ending in a hyphen. */
@@ -73,7 +73,10 @@ export function isValidSlug(slug: string): boolean {
   return SLUG_PATTERN.test(slug) && !RESERVED_SLUGS.has(slug);
 }
 
-/** Database name of a tenant: `${prefix}${slug with - as _}` (at most 16 + 32 = 48 characters). */
+/**
+ * Database name of a tenant made before opaque names (issue 15): `${prefix}${slug with - as _}`
+ * (at most 16 + 32 = 48 characters). New tenants get {@link opaqueTenantName}; these stay.
+ */
 export function tenantDatabaseName(prefix: string, slug: string): string {
   assertValidSlug(slug);
   return assertSafeIdentifier(`${prefix}${slug.replaceAll('-', '_')}`, MAX_DATABASE_NAME);
@@ -88,6 +91,37 @@ export function tenantUserName(prefix: string, slug: string): string {
   if (db.length <= MAX_USER_NAME) return db;
   const hash = createHash('sha256').update(db).digest('hex').slice(0, 8);
   return assertSafeIdentifier(`${db.slice(0, MAX_USER_NAME - 9)}_${hash}`, MAX_USER_NAME);
+}
+
+/** Lower-case base32 alphabet of RFC 4648 §6 (no `_`, no look-alikes 0/1/8/9). */
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+/** Characters of the random part of an opaque tenant name: 10 base32 characters = 50 bits. */
+export const OPAQUE_ID_LENGTH = 10;
+
+/**
+ * A new tenant's database (and account) name: `${prefix}` + 10 random base32 characters,
+ * e.g. `tenant_k3v9q2mz7a` (at most 16 + 10 = 26 characters, so it is also a valid user
+ * name). It does not depend on the slug, so a slug can change without moving data; no
+ * `_` beyond the prefix's own. 50 random bits: a collision is refused by the catalog's
+ * unique (server, database) key and the create fails before any DDL.
+ */
+export function opaqueTenantName(prefix: string): string {
+  let id = '';
+  for (let i = 0; i < OPAQUE_ID_LENGTH; i++) id += BASE32[randomInt(32)];
+  return assertSafeIdentifier(`${prefix}${id}`, MAX_USER_NAME);
+}
+
+/** Prefix of the placeholder slug of a pending tenant: `_` never starts a valid slug, so no request can name it. */
+export const PENDING_SLUG_PREFIX = '_pending_';
+
+/** The placeholder slug of a pending tenant whose database is `databaseName` (its random part). */
+export function pendingSlug(prefix: string, databaseName: string): string {
+  return `${PENDING_SLUG_PREFIX}${databaseName.slice(prefix.length)}`;
+}
+
+/** True for the placeholder slug of a pending tenant (provisioned ahead, not yet claimed by a signup). */
+export function isPendingSlug(slug: string): boolean {
+  return slug.startsWith(PENDING_SLUG_PREFIX);
 }
 
 /**

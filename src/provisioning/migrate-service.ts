@@ -16,7 +16,7 @@ import { getTenant } from './tenants-service.js';
 import { MAX_ERROR_TEXT, safeErrorText } from '../lib/error-text.js';
 
 /** Statuses whose databases are migrated by `migrate --all`. */
-export const MIGRATABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance'];
+export const MIGRATABLE: readonly TenantStatus[] = ['active', 'suspended', 'maintenance', 'pending'];
 
 /**
  * Outcome for one tenant. `up-to-date` is decided from the schema version the catalog
@@ -221,7 +221,7 @@ export interface TenantStatusReport extends Partial<TenantSchemaState> {
 export async function tenantsSchemaStatus(ctx: SiloContext, slugs: string[] = [], concurrency = 4): Promise<TenantStatusReport[]> {
   const tenants = slugs.length
     ? await Promise.all([...new Set(slugs)].map((s) => getTenant(ctx, s)))
-    : await ctx.catalog.tenants.list({ statuses: ['active', 'suspended', 'maintenance', 'failed', 'provisioning'] });
+    : await ctx.catalog.tenants.list({ statuses: ['active', 'suspended', 'maintenance', 'failed', 'provisioning', 'pending'] });
   const limit = pLimit(concurrency);
   return Promise.all(
     tenants.map((t) =>

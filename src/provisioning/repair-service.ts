@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { ValidationError } from '../lib/errors.js';
+import { isPendingSlug } from '../lib/identifiers.js';
 import { createUsersRepository } from '../crm/users-repository.js';
 import type { Account } from './mysql-admin.js';
 import { closeInterruptedBackups } from './backup-service.js';
@@ -47,7 +48,7 @@ export interface Orphans {
  * The status repair converges a live tenant to: its settled status, or `active` for a
  * tenant whose restore from `deleted` was interrupted (`deletedAt` still set).
  */
-function targetStatus(tenant: Tenant): 'active' | 'suspended' {
+function targetStatus(tenant: Tenant): 'active' | 'suspended' | 'pending' {
   return tenant.deletedAt ? 'active' : settledStatus(tenant);
 }
 
@@ -98,6 +99,8 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
  * it does not plan `seed-admin` again on every run.
  */
 async function adminIsMissing(knex: Knex, tenant: Tenant, warnings: string[]): Promise<boolean> {
+  // A pending tenant waits for the admin its claim (a signup) brings.
+  if (isPendingSlug(tenant.slug)) return false;
   const users = createUsersRepository(knex);
   if ((await users.countActiveAdmins()) > 0) return false;
   const email = tenant.adminEmail ?? defaultAdminEmail(tenant.slug);

@@ -7,6 +7,7 @@ import type { Knex } from 'knex';
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { seedTenant } from '../crm/seed.js';
+import { isPendingSlug } from '../lib/identifiers.js';
 import { hashPassword } from '../lib/passwords.js';
 import { decryptSecret, generatePassword } from '../lib/secrets.js';
 import { fenceAccount, unfenceAccount } from './account-fence.js';
@@ -111,8 +112,13 @@ export function defaultAdminEmail(slug: string): string {
   return `admin@${slug}.localhost`;
 }
 
-/** The status a tenant returns to after provisioning or maintenance: suspended if it was, else active. */
-export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | 'suspended' {
+/**
+ * The status a tenant returns to after provisioning or maintenance: `pending` for a tenant
+ * provisioned ahead and not yet claimed (its placeholder slug says so), suspended if it
+ * was, else active.
+ */
+export function settledStatus(tenant: Pick<Tenant, 'suspendedAt' | 'slug'>): 'active' | 'suspended' | 'pending' {
+  if (isPendingSlug(tenant.slug)) return 'pending';
   return tenant.suspendedAt ? 'suspended' : 'active';
 }
 
@@ -120,11 +126,14 @@ export function settledStatus(tenant: Pick<Tenant, 'suspendedAt'>): 'active' | '
  * Runs the provisioning steps from `database` to `activate` on a tenant whose catalog
  * row exists. Each step is recorded on the operation. The account stays fenced
  * (`account-fence.ts`: locked) until `activate`, so that an API process with a stale
- * tenant row cannot reach a database still being built (recreate).
+ * tenant row cannot reach a database still being built (recreate). A pending tenant
+ * (placeholder slug, provisioned ahead for a signup) gets no admin: the claim adds it,
+ * and `activate` leaves it `pending`.
  */
 export async function provision(ctx: SiloContext, op: OperationHandle, tenant: Tenant, admin: { email: string; password?: string }): Promise<SeedOutcome> {
+  const pending = isPendingSlug(tenant.slug);
   // The admin's hash (argon2id, ~10 ms on libuv's thread pool) is computed while the DDL runs.
-  const passwordHash = admin.password ? hashPassword(admin.password) : undefined;
+  const passwordHash = admin.password && !pending ? hashPassword(admin.password) : undefined;
   // Not awaited if a step fails first: its rejection must not go unhandled.
   passwordHash?.catch(() => undefined);
   // The migrations' modules load (main thread) while the first steps wait on the server; cached.
@@ -138,8 +147,8 @@ export async function provision(ctx: SiloContext, op: OperationHandle, tenant: T
   const applied = await applyMigrations(ctx, tenant);
   await op.note({ migrationsApplied: applied.length, schemaVersion: tenant.schemaVersion });
   await op.step('migrations');
-  const seeded = await seed(ctx, tenant, admin.email, admin.password, passwordHash);
-  await op.note({ adminEmail: seeded.adminEmail, adminCreated: seeded.adminCreated });
+  const seeded: SeedOutcome = pending ? { adminEmail: admin.email, adminCreated: false } : await seed(ctx, tenant, admin.email, admin.password, passwordHash);
+  if (!pending) await op.note({ adminEmail: seeded.adminEmail, adminCreated: seeded.adminCreated });
   await op.step('seed');
   const status = settledStatus(tenant);
   await unfenceAccount(knex, tenantAccount(ctx, tenant));

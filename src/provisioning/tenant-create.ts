@@ -11,7 +11,7 @@ import type { SiloContext } from '../context.js';
 import { MAX_ERROR_TEXT, safeErrorText } from '../lib/error-text.js';
 import { SiloError } from '../lib/errors.js';
 import { faultPoint } from '../lib/faults.js';
-import { assertValidSlug, tenantDatabaseName, tenantUserName } from '../lib/identifiers.js';
+import { assertValidSlug, opaqueTenantName, pendingSlug } from '../lib/identifiers.js';
 import { assertAcceptablePassword } from '../lib/passwords.js';
 import { encryptSecret, generatePassword } from '../lib/secrets.js';
 import { emailSchema, parseInput } from '../lib/validation.js';
@@ -60,53 +60,79 @@ export function markFailed(ctx: SiloContext, tenant: Tenant) {
 }
 
 /**
- * Creates a tenant. The catalog row is inserted in a transaction that commits only once
- * the tenant's lock is held (and under the names lock, see `TenantLocks.withNamesLock`),
- * together with the `create` operation.
+ * Creates a tenant. Its database and account get an opaque name ({@link opaqueTenantName}),
+ * so the slug can change later. The catalog row is inserted in a transaction that
+ * commits only once the tenant's lock is held (and under the names lock, see
+ * `TenantLocks.withNamesLock`), together with the `create` operation.
  * @throws ValidationError before anything is written (bad slug, email, password, plan)
- * @throws ConflictError `TENANT_EXISTS` when the slug is taken (nothing is written)
+ * @throws ConflictError `TENANT_EXISTS` when the slug is taken or reserved by a rename (nothing is written)
  * @throws OperationFailedError when a step fails: the tenant is `failed` and `repair` resumes it
  */
 export async function createTenant(ctx: SiloContext, raw: CreateTenantInput, actor: string): Promise<ProvisionResult> {
   const input = parseInput(createTenantInput, raw);
   assertValidSlug(input.slug);
   if (input.adminPassword !== undefined) assertAcceptablePassword(input.adminPassword);
+  const adminEmail = input.adminEmail ?? defaultAdminEmail(input.slug);
+  return insertAndProvision(
+    ctx,
+    { slug: input.slug, name: input.name ?? input.slug, plan: input.plan, adminEmail },
+    { email: adminEmail, ...(input.adminPassword ? { password: input.adminPassword } : {}) },
+    actor,
+  );
+}
+
+/**
+ * Provisions one pending tenant: database, account, migrations (with the default
+ * pipeline stages), no admin, under a placeholder slug no request can name
+ * ({@link pendingSlug}); it ends `pending`, waiting for a signup to claim it
+ * (`src/provisioning/pending-tenants.ts`). A crash leaves it `provisioning` or `failed`
+ * under that slug; `repair` finishes it as `pending`.
+ * @throws OperationFailedError when a step fails (the tenant is `failed`)
+ */
+export async function createPendingTenant(ctx: SiloContext, actor: string, plan = 'standard'): Promise<ProvisionResult> {
+  return insertAndProvision(ctx, { slug: null, name: 'pending', plan, adminEmail: null }, { email: '' }, actor);
+}
+
+async function insertAndProvision(
+  ctx: SiloContext,
+  row: { slug: string | null; name: string; plan: string; adminEmail: string | null },
+  admin: { email: string; password?: string },
+  actor: string,
+): Promise<ProvisionResult> {
   const { tenantDbPrefix: prefix } = ctx.config;
   const databaseServerId = await pickServer(ctx);
-  const adminEmail = input.adminEmail ?? defaultAdminEmail(input.slug);
+  const databaseName = opaqueTenantName(prefix);
+  const slug = row.slug ?? pendingSlug(prefix, databaseName);
   const trx = await ctx.catalog.knex.transaction();
   let committed = false;
   try {
     const tenantId = await ctx.catalog.tenants.insert(
       {
-        slug: input.slug,
-        name: input.name ?? input.slug,
-        plan: input.plan,
+        slug,
+        name: row.name,
+        plan: row.plan,
         databaseServerId,
-        databaseName: tenantDatabaseName(prefix, input.slug),
-        dbUser: tenantUserName(prefix, input.slug),
+        databaseName,
+        dbUser: databaseName,
         dbPasswordEnc: encryptSecret(generatePassword(), ctx.config.secrets),
-        adminEmail,
+        adminEmail: row.adminEmail,
       },
       trx,
     );
+    if (row.slug) await ctx.catalog.tenants.assertSlugNotReserved(slug, tenantId, trx);
     // Other sessions cannot see the row before the commit below, which runs with the lock held.
     let operationId = 0;
-    const admin = await ctx.locks.withLock({ id: tenantId, slug: input.slug }, async () => {
-      operationId = await ctx.catalog.operations.start({ kind: 'create', tenantId, actor, details: { slug: input.slug, adminEmail } }, trx);
+    const seeded = await ctx.locks.withLock({ id: tenantId, slug }, async () => {
+      const details = row.slug ? { slug, adminEmail: row.adminEmail } : { slug, pending: true };
+      operationId = await ctx.catalog.operations.start({ kind: 'create', tenantId, actor, details }, trx);
       await ctx.catalog.operations.step(operationId, 'catalog', trx);
       await ctx.locks.withNamesLock(() => trx.commit());
       committed = true;
       faultPoint(ctx.config, 'create', 'catalog');
       const tenant = (await ctx.catalog.tenants.findById(tenantId))!;
-      return runOperation(
-        ctx,
-        { existingId: operationId, kind: 'create' },
-        (op) => provision(ctx, op, tenant, { email: adminEmail, ...(input.adminPassword ? { password: input.adminPassword } : {}) }),
-        markFailed(ctx, tenant),
-      );
+      return runOperation(ctx, { existingId: operationId, kind: 'create' }, (op) => provision(ctx, op, tenant, admin), markFailed(ctx, tenant));
     });
-    return { tenant: (await ctx.catalog.tenants.findById(tenantId))!, operationId, admin };
+    return { tenant: (await ctx.catalog.tenants.findById(tenantId))!, operationId, admin: seeded };
   } finally {
     if (!committed) await trx.rollback().catch(() => undefined);
   }

@@ -6,14 +6,14 @@
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { NotFoundError } from '../lib/errors.js';
-import { assertValidSlug } from '../lib/identifiers.js';
+import { assertValidSlug, isPendingSlug } from '../lib/identifiers.js';
 
 /**
- * Loads a tenant by slug.
+ * Loads a tenant by slug (also a pending tenant's placeholder slug, as `tenants list` shows it).
  * @throws ValidationError for a malformed slug; NotFoundError `TENANT_NOT_FOUND`
  */
 export async function getTenant(ctx: SiloContext, slug: string, opts: { includeDeleted?: boolean } = {}): Promise<Tenant> {
-  assertValidSlug(slug);
+  if (!isPendingSlug(slug)) assertValidSlug(slug);
   const tenant = await ctx.catalog.tenants.findBySlug(slug);
   if (!tenant || (tenant.status === 'deleted' && !opts.includeDeleted)) {
     throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND', { slug });

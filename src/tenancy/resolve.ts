@@ -45,6 +45,8 @@ export class TenantResolver {
   /** Names found missing (`s:<slug>`, `d:<domain>`), used only without {@link KnownTenantNames}: never in the tenant cache. */
   private readonly misses: LRUCache<string, true>;
   private readonly known: KnownTenantNames | undefined;
+  /** Tenant id -> the slug it is cached under in {@link bySlug} (kept by the cache's dispose), to forget a renamed tenant's old slug. */
+  private readonly slugOfId = new Map<number, string>();
   /** Catalog lookups under way, shared by concurrent requests for the same name (no stampede). */
   private readonly pendingSlugs = new Map<string, Promise<Tenant | typeof MISS>>();
   private readonly pendingDomains = new Map<string, Promise<string | typeof MISS>>();
@@ -54,10 +56,27 @@ export class TenantResolver {
     private readonly config: Pick<Config, 'baseDomain' | 'tenantSources' | 'tenantCacheTtlMs' | 'tenantNegativeCacheTtlMs'>,
     { max = 10_000, known }: ResolverOptions = {},
   ) {
-    this.bySlug = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
+    this.bySlug = new LRUCache<string, Tenant>({
+      max,
+      ttl: Math.max(1, config.tenantCacheTtlMs),
+      dispose: (tenant, slug) => {
+        if (this.slugOfId.get(tenant.id) === slug) this.slugOfId.delete(tenant.id);
+      },
+    });
     this.byDomain = new LRUCache({ max, ttl: Math.max(1, config.tenantCacheTtlMs) });
     this.misses = new LRUCache({ max, ttl: Math.max(1, config.tenantNegativeCacheTtlMs) });
     this.known = known;
+  }
+
+  /**
+   * Forgets a changed tenant under its current slug and, when it was cached under another
+   * one (a rename), under that one too: its old slug is then looked up again and found
+   * missing (404).
+   */
+  invalidateTenant(id: number, slug: string): void {
+    const cachedAs = this.slugOfId.get(id);
+    if (cachedAs !== undefined && cachedAs !== slug) this.invalidate(cachedAs);
+    this.invalidate(slug);
   }
 
   /**
@@ -121,6 +140,11 @@ export class TenantResolver {
     }
   }
 
+  private cacheTenant(slug: string, tenant: Tenant): void {
+    this.bySlug.set(slug, tenant);
+    this.slugOfId.set(tenant.id, slug);
+  }
+
   private async slugByDomain(domain: string): Promise<string | undefined> {
     if (this.known?.ready) return this.known.slugOfDomain(domain);
     const cached = this.byDomain.get(domain);
@@ -147,7 +171,7 @@ export class TenantResolver {
       const row = await this.catalog.tenants.findBySlug(slug);
       const value = row && row.status !== 'deleted' ? row : MISS;
       // A miss is not cached as a tenant: the known names forget the slug (or, without them, the miss cache has it).
-      return { value, cache: () => (value !== MISS ? this.bySlug.set(slug, value) : known ? known.forget(slug) : this.misses.set(`s:${slug}`, true)) };
+      return { value, cache: () => (value !== MISS ? this.cacheTenant(slug, value) : known ? known.forget(slug) : this.misses.set(`s:${slug}`, true)) };
     });
     if (tenant === MISS) throw new NotFoundError(`tenant "${slug}" not found`, 'TENANT_NOT_FOUND');
     assertServable(tenant);

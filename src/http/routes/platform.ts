@@ -12,6 +12,7 @@ import { verifyPasswordOrDummy } from '../../lib/passwords.js';
 import { createTenant, createTenantInput, deleteTenant, getTenant } from '../../provisioning/tenants-service.js';
 import { ACCESS_TTL_S } from '../plugins/auth.js';
 import { problemSchema, tenantOut, tenantSchema, withProblems } from '../schemas.js';
+import { renameTenant } from '../../provisioning/tenant-rename.js';
 import { platformLifecycleRoutes } from './platform-lifecycle.js';
 
 /** `:slug` of the tenant routes. */
@@ -119,20 +120,25 @@ export const platformRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext; loginRate
         tags,
         security,
         params: slugParams,
+        summary:
+          'Change a tenant: `slug` renames it (only the catalog changes; the old slug answers 404 and stays reserved for SILO_SLUG_RESERVE_DAYS; tokens keep working), `name`, `plan`.',
         body: z.strictObject({
+          slug: z.string().min(1).max(64).optional().describe('new slug: 3-32 of a-z 0-9 -, starting with a letter'),
           name: z.string().trim().min(1).max(200).optional(),
           plan: z
             .string()
             .regex(/^[a-z0-9][a-z0-9-]{0,31}$/)
             .optional(),
         }),
-        response: withProblems({ 200: tenantSchema }),
+        response: withProblems({ 200: tenantSchema, 409: problemSchema }),
       },
       onRequest: operator,
     },
     async (request) => {
-      const t = await getTenant(ctx, request.params.slug);
-      await ctx.catalog.tenants.update(t.id, request.body);
+      const { slug, ...rest } = request.body;
+      let t = await getTenant(ctx, request.params.slug);
+      if (slug !== undefined && slug !== t.slug) t = (await renameTenant(ctx, t.slug, slug, actor(request))).tenant;
+      await ctx.catalog.tenants.update(t.id, rest);
       return tenantOut((await ctx.catalog.tenants.findById(t.id))!);
     },
   );
