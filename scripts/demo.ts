@@ -5,7 +5,8 @@
  * (default 127.0.0.1:3306, root, no password). Without SILO_S3_BUCKET it starts a local
  * S3 (s3rver, objects kept in .silo/s3) for backups and attachments. Runs with
  * NODE_ENV=development unless set, so the development key encrypts secrets when
- * SILO_SECRET_KEY is unset.
+ * SILO_SECRET_KEY is unset. Self-service signup is on (SILO_SIGNUP_ENABLED=1) with two
+ * pending tenants (SILO_PENDING_TENANTS=2) unless set otherwise.
  */
 import { mkdirSync } from 'node:fs';
 import { startDevS3 } from './dev-s3.js';
@@ -36,6 +37,9 @@ if (!process.env.SILO_S3_BUCKET) {
 // The demo is a local development run: without SILO_SECRET_KEY it uses the development
 // key, which only NODE_ENV=development allows (set here unless the caller chose otherwise).
 process.env.NODE_ENV ??= 'development';
+// Self-service signup is on in the demo, with two tenants kept provisioned ahead for it.
+process.env.SILO_SIGNUP_ENABLED ??= '1';
+process.env.SILO_PENDING_TENANTS ??= '2';
 const config = loadConfig();
 config.jwtSecret ??= DEV_JWT_SECRET;
 const log = createLogger(config.logLevel ?? 'info');
@@ -87,6 +91,10 @@ out(`curl -s ${base}/platform/v1/tenants -H "Authorization: Bearer $PTOKEN"`);
 out('# back up acme to S3 (202 + operation), then list its backups');
 out(`curl -s -X POST ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);
 out(`curl -s ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);
+out('# self-service signup: a new tenant and its admin, signed in at once (the verification link is in the server log)');
+out(
+  `curl -s -X POST ${base}/platform/v1/signup -H 'content-type: application/json' -d '{"slug":"initech","name":"Initech","email":"bill@initech.test","password":"violet-tractor-orbit-91","fullName":"Bill Lumbergh"}'`,
+);
 if (devS3) out(`# local S3 for this demo: ${devS3.endpoint}, bucket ${devS3.bucket}, objects in .silo/s3 (SILO_S3_BUCKET unset)`);
 out();
 out('Press Ctrl-C to stop.');

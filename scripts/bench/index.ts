@@ -8,6 +8,7 @@
  * - history-stats: 24 h request-history statistics over 10,000,000 rows written through the recorder (rollups), and the dashboard's first paint.
  * - cli: wall time of `silo --help`, `silo tenants list` and `silo tenants create`, each a fresh process.
  * - tax: the per-request tax with one tenant, baseline and silo-1 alternately (req/s ratio and server CPU per request).
+ * - signup: server time of a self-service signup, with a pending tenant to claim and without one.
  * - memory: RSS of `silo serve` idle, serving one tenant, after 300 tenants' sign-ins and after 10,000 tenants served; API CPU per request.
  */
 const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unknown> }>> = {
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<{ run(argv: string[]): Promise<unkno
   tax: () => import('./tax.js'),
   cli: () => import('./cli.js'),
   'history-stats': () => import('./history-stats.js'),
+  signup: () => import('./signup.js'),
 };
 
 const [name, ...argv] = process.argv.slice(2);
