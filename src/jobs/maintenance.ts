@@ -1,6 +1,8 @@
 /**
  * The scheduled maintenance of `silo serve`: history partitions for the coming months
- * (so no row piles into `pmax`) and the purge of expired tenant rows (src/jobs/purge.ts).
+ * (so no row piles into `pmax`), the purge of expired tenant rows (src/jobs/purge.ts),
+ * the deletion of signup tenants left unverified past `SILO_SIGNUP_VERIFY_TTL_HOURS`
+ * (src/signup/signup-service.ts) and of slug reservations that ran out.
  *
  * Any number of API processes may run it: each run first takes the MySQL named lock
  * `silo:job:<catalog>:maintenance` with `GET_LOCK(name, 0)` on one pinned catalog
