@@ -21,6 +21,7 @@ import type { SiloContext } from '../context.js';
 import { createAuthService, type IssuedRefreshToken } from '../crm/auth-service.js';
 import { createUsersRepository } from '../crm/users-repository.js';
 import { ConflictError } from '../lib/errors.js';
+import { faultPoint } from '../lib/faults.js';
 import { withJobLock } from '../jobs/maintenance.js';
 import { createPendingTenant } from './tenant-create.js';
 import { discardTenant } from './tenant-discard.js';
@@ -164,6 +165,8 @@ async function claimLocked(ctx: SiloContext, trx: Knex.Transaction, id: number, 
       return { userId, tokenVersion: state?.tokenVersion ?? 0, refresh };
     }),
   );
+  // Tests kill here (SILO_FAULT_KILL_AFTER=signup:admin): the admin is in the tenant database, the claim not committed.
+  faultPoint(ctx.config, 'signup', 'admin');
   await ctx.catalog.operations.step(operationId, 'claim', trx);
   await ctx.catalog.operations.succeed(operationId, undefined, trx);
   await trx.commit();

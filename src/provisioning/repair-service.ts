@@ -73,7 +73,8 @@ async function plan(ctx: SiloContext, tenant: Tenant, warnings: string[]): Promi
     }
   }
   if (userExists && (await isAccountLocked((await ctx.admin.server(tenant.databaseServerId)).knex, account))) actions.push('unlock-account');
-  let adminMissing = true;
+  // A pending tenant waits for the admin its claim (a signup) brings.
+  let adminMissing = !isPendingSlug(tenant.slug);
   if (dbExists) {
     const tables = await sql.listTables(tenant.databaseName);
     const state = await ctx.admin.withTenantDatabase(tenant, (knex) => readSchemaState(knex, ctx.config, tables));

@@ -33,7 +33,7 @@ import { setupS3 } from '../fixtures/s3.js';
 const started = Date.now();
 const SLUG = 'hostile';
 const s3 = await setupS3(t);
-const { app, ctx, env } = await setupApp(t, { ...s3.env, SILO_POOL_MAX_PER_TENANT: '4' });
+const { app, ctx, env } = await setupApp(t, { ...s3.env, SILO_POOL_MAX_PER_TENANT: '4', SILO_SIGNUP_ENABLED: '1', SILO_SIGNUP_RATE_LIMIT: '100000' });
 await makeTenant(ctx, SLUG);
 const tenantToken = (await login(app, SLUG)).accessToken;
 const { refreshToken } = await login(app, SLUG);
@@ -218,6 +218,10 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
     return { body: { slug, name: 'Hostile Tenant', plan: 'standard', adminEmail: `admin@${slug}.test`, adminPassword: PASSWORD } };
   },
   updateTenant: () => ({ params: { slug: SLUG }, body: {} }),
+  signup: () => {
+    const slug = uniq('hs');
+    return { body: { slug, name: 'Hostile Signup', email: `owner@${slug}.test`, password: 'violet-tractor-orbit-91' } };
+  },
   restoreTenant: () => ({ params: { slug: SLUG }, body: { latest: true, confirm: SLUG } }),
 };
 
@@ -258,12 +262,14 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
 };
 /** Accepted operations that store nothing to read back. */
-const STORES_NOTHING = new Set(['login', 'refreshToken', 'logout', 'platformLogin', 'restoreTenant', 'moveDeal', 'winDeal', 'loseDeal']);
+// A signup's stored fields are read back by test/signup.test.ts; here its password is checked to sign in.
+const STORES_NOTHING = new Set(['signup', 'login', 'refreshToken', 'logout', 'platformLogin', 'restoreTenant', 'moveDeal', 'winDeal', 'loseDeal']);
 /** Write-only password fields: an accepted one must sign in (tenant slug and email to use). */
 const PASSWORDS: Record<string, (body: Record<string, any>) => { slug: string; email: string }> = {
   'createUser.password': (b) => ({ slug: SLUG, email: b.email }),
   'updateUser.password': () => ({ slug: SLUG, email: 'target@hostile.test' }),
   'createTenant.adminPassword': (b) => ({ slug: b.slug, email: b.adminEmail }),
+  'signup.password': (b) => ({ slug: b.slug, email: b.email }),
 };
 const VERSIONED: Record<string, keyof typeof versions> = {
   updateCompany: 'company',
@@ -518,7 +524,7 @@ t.test('every string property of every JSON body: no 5xx, accepted values come b
         },
       });
     } else {
-      for (const prop of props) for (const hv of HOSTILE) units.push({ provisions: id === 'createTenant', run: () => one(prop, hv) });
+      for (const prop of props) for (const hv of HOSTILE) units.push({ provisions: id === 'createTenant' || id === 'signup', run: () => one(prop, hv) });
     }
   }
   await Promise.all(units.map((u) => (u.provisions ? provisioning : limit)(u.run)));
