@@ -23,6 +23,7 @@ import { platformRoutes } from './routes/platform.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
+import { invitationsRoutes } from './routes/invitations.js';
 import { companiesRoutes } from './routes/companies.js';
 import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
@@ -34,6 +35,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
+import { BackgroundTasks } from '../lib/background.js';
 import { createResponseSerializerCompiler } from './response-serializer.js';
 import { lazyChildLoggerFactory } from './request-logger.js';
 
@@ -41,6 +43,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The request-history recorder (undefined when SILO_HISTORY_ENABLED=0). */
     historyRecorder: HistoryRecorder | undefined;
+    /** Work started by requests after their answer (password reset mails); awaited at close. */
+    background: BackgroundTasks;
   }
 }
 
@@ -121,7 +125,11 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     await known.start(config.tenantChangePollMs);
   }
   watcher.start();
+  const background = new BackgroundTasks();
+  app.decorate('background', background);
   app.addHook('onClose', async () => {
+    // Routes' own onClose hooks ran first (children before parents); tasks may still use the pools.
+    await background.idle();
     watcher.stop();
     known?.stop();
     ctx.events.off('tenantChanged', onLocalChange);
@@ -153,6 +161,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       api.addHook('onRequest', (request) => api.identifyTenant(request));
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
+      await api.register(invitationsRoutes, { ctx, acceptRateLimit: config.refreshRateLimit });
       await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);
