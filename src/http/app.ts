@@ -24,6 +24,7 @@ import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
 import { invitationsRoutes } from './routes/invitations.js';
+import { passwordResetRoutes } from './routes/password-reset.js';
 import { companiesRoutes } from './routes/companies.js';
 import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
@@ -160,6 +161,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     async (api) => {
       api.addHook('onRequest', (request) => api.identifyTenant(request));
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
+      await api.register(passwordResetRoutes, { ctx, background, forgotRateLimit: config.loginRateLimit, resetRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
       await api.register(invitationsRoutes, { ctx, acceptRateLimit: config.refreshRateLimit });
       await api.register(companiesRoutes, { storage: ctx.storage });
