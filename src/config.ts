@@ -15,7 +15,7 @@ import type { Config, FaultSpec } from './config/types.js';
 
 // The schema and the types live in src/config/; everything stays importable from here.
 export { parseMysqlUrl, type MysqlUrl } from './config/env-schema.js';
-export type { Config, FaultSpec, S3Config } from './config/types.js';
+export type { Config, FaultSpec, MailConfig, S3Config } from './config/types.js';
 
 /**
  * Development-only key, published in the repository: used when `SILO_SECRET_KEY` is unset
@@ -70,6 +70,13 @@ function secretKeyring(key: Buffer | undefined, previous: Buffer | undefined, no
     ? 'is the development key published in the repository; run `silo init` to write a fresh key to .env (the development key is accepted only with NODE_ENV=development)'
     : 'not set; run `silo init` to write a fresh key to .env (or set NODE_ENV=development to use the published development key)';
   return createKeyring({ missing: () => new ConfigError('SILO_SECRET_KEY', reason) });
+}
+
+/** An SMTP URL as it may be logged or shown: its password replaced by `[redacted]`. */
+export function redactSmtpUrl(value: string): string {
+  const url = new URL(value);
+  if (url.password) url.password = '[redacted]';
+  return url.toString();
 }
 
 /** Reads the `.env` file in `cwd` if present; returns its variables (never overrides the environment). */
@@ -159,6 +166,8 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       rateLimitPerHour: e.SILO_SIGNUP_RATE_LIMIT,
       verifyTtlHours: e.SILO_SIGNUP_VERIFY_TTL_HOURS,
     },
+    mail: { smtpUrl: e.SILO_SMTP_URL, smtpUrlRedacted: e.SILO_SMTP_URL && redactSmtpUrl(e.SILO_SMTP_URL), from: e.SILO_MAIL_FROM },
+    publicUrl: e.SILO_PUBLIC_URL.replace(/\/+$/, ''),
     mysqldumpPath: e.SILO_MYSQLDUMP_PATH,
     mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),

@@ -1,12 +1,13 @@
 /**
  * The services the CLI and the API share, built once from a {@link Config}: the catalog,
- * admin connections to database servers, object storage (S3), the logger, and an event bus that tells the
+ * admin connections to database servers, object storage (S3), the mailer, the logger, and an event bus that tells the
  * API process about tenant changes (so it can close a suspended tenant's pool).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { openCatalog, type Catalog } from './catalog/index.js';
 import type { Config } from './config.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
 import { AdminConnections } from './provisioning/admin-connections.js';
 import { TenantLocks } from './provisioning/tenant-lock.js';
 import { createObjectStore, type ObjectStore } from './storage/s3.js';
@@ -28,6 +29,8 @@ export interface SiloContext {
   events: EventEmitter<SiloEvents>;
   /** S3 for backups, attachments and history archives; undefined when `SILO_S3_BUCKET` is unset. */
   storage: ObjectStore | undefined;
+  /** Outgoing mail over `SILO_SMTP_URL`; without it, messages are written to the log (see src/mail/mailer.ts). */
+  mailer: Mailer;
   /** Closes every connection the context opened. */
   close(): Promise<void>;
 }
@@ -38,6 +41,7 @@ export function createContext(config: Config, log: Logger): SiloContext {
   const admin = new AdminConnections(catalog);
   const locks = new TenantLocks(config);
   const storage = createObjectStore(config);
+  const mailer = createMailer(config.mail, log);
   return {
     config,
     log,
@@ -46,8 +50,10 @@ export function createContext(config: Config, log: Logger): SiloContext {
     locks,
     events: new EventEmitter<SiloEvents>(),
     storage,
+    mailer,
     async close() {
       storage?.destroy();
+      await mailer.close();
       await admin.destroy();
       await locks.destroy();
       await catalog.destroy();

@@ -86,6 +86,36 @@ const trustProxy = z.string().transform((value, ctx): false | number | string[] 
   return items;
 });
 
+/**
+ * `SILO_SMTP_URL`: an `smtp://` (STARTTLS when the server offers it) or `smtps://` (TLS from
+ * the start, usually port 465) URL, with optional `user:password@` (percent-encoded).
+ * Messages never repeat the value: its password is a secret.
+ */
+const smtpUrl = z.string().superRefine((value, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'must be a URL such as smtp://127.0.0.1:2525 or smtps://user:password@mail.example.com:465' });
+    return;
+  }
+  if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
+    ctx.addIssue({ code: 'custom', message: `must be an smtp:// or smtps:// URL (not ${url.protocol}//)` });
+  } else if (!url.hostname) {
+    ctx.addIssue({ code: 'custom', message: 'must name a host, e.g. smtp://127.0.0.1:2525' });
+  }
+});
+
+/** `SILO_MAIL_FROM`: `Name <address>` or a bare address, on one line. */
+const mailFrom = z
+  .string()
+  .trim()
+  .max(320)
+  .regex(
+    /^(?:[^<>\r\n"]{1,200} <[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/,
+    'must be an address, or a name and an address such as Silo <no-reply@example.com>',
+  );
+
 const faultSpec = z
   .string()
   .regex(/^[a-z-]+:[a-z-]+$/, 'must look like <operation>:<step>, e.g. create:database')
@@ -194,6 +224,12 @@ export const envSchema = z.object({
   SILO_SIGNUP_ENABLED: bool.default(false),
   SILO_SIGNUP_RATE_LIMIT: int(10, 1, 100_000),
   SILO_SIGNUP_VERIFY_TTL_HOURS: int(72, 1, 8_760),
+  SILO_SMTP_URL: smtpUrl.optional(),
+  SILO_MAIL_FROM: mailFrom.default('Silo <no-reply@localhost>'),
+  SILO_PUBLIC_URL: z
+    .url({ protocol: /^https?$/, message: 'must be an http(s) URL such as https://app.example.com' })
+    .refine((v) => !/[?#]/.test(v), 'must have no query or fragment (links add their own)')
+    .default('http://localhost:3000'),
   SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
   SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),

@@ -24,6 +24,20 @@ export interface S3Config {
   timeoutMs: number;
 }
 
+/** Outgoing mail (invitations, password resets, signup verification). */
+export interface MailConfig {
+  /**
+   * `SILO_SMTP_URL` (`smtp://` or `smtps://`, optional `user:password@`); undefined: mail is
+   * not sent but written to the log at info, link included (development, demo).
+   * Holds a secret (the password): log {@link MailConfig.smtpUrlRedacted} instead.
+   */
+  smtpUrl: string | undefined;
+  /** The SMTP URL with its password replaced by `[redacted]` (undefined when unset). */
+  smtpUrlRedacted: string | undefined;
+  /** `From:` of every message (`SILO_MAIL_FROM`). */
+  from: string;
+}
+
 /** Names a step of an operation, e.g. `{ operation: 'create', step: 'database' }`. */
 export interface FaultSpec {
   operation: string;
@@ -113,6 +127,10 @@ export interface Config {
    * (`SILO_SIGNUP_VERIFY_TTL_HOURS`).
    */
   signup: { slugReserveDays: number; pendingTenants: number; enabled: boolean; rateLimitPerHour: number; verifyTtlHours: number };
+  /** Outgoing mail. */
+  mail: MailConfig;
+  /** Base of the links in mails (`SILO_PUBLIC_URL`, no trailing slash), e.g. `https://app.example.com`. */
+  publicUrl: string;
   /** Dump and client programs for backups and restores (default: the first of mariadb-dump/mysqldump, mariadb/mysql on PATH). */
   mysqldumpPath: string | undefined;
   mysqlClientPath: string | undefined;

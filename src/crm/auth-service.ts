@@ -107,6 +107,14 @@ export function createAuthService(knex: Knex, generation = 1) {
         });
     },
 
+    /**
+     * Opens a session for a user who just proved who they are another way (accepted an
+     * invitation): a refresh token of a new family.
+     */
+    async openSession(userId: number, trx?: Knex.Transaction): Promise<IssuedRefreshToken> {
+      return issue(userId, randomUUID(), trx);
+    },
+
     /** Revokes the family of a refresh token (logout). Unknown tokens are ignored. */
     async logout(token: string): Promise<void> {
       const row = await knex<RefreshTokenRow>('refresh_tokens')

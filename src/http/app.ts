@@ -24,6 +24,8 @@ import { signupRoutes } from './routes/signup.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
+import { invitationsRoutes } from './routes/invitations.js';
+import { passwordResetRoutes } from './routes/password-reset.js';
 import { companiesRoutes } from './routes/companies.js';
 import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
@@ -35,6 +37,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
+import { BackgroundTasks } from '../lib/background.js';
 import { createResponseSerializerCompiler } from './response-serializer.js';
 import { lazyChildLoggerFactory } from './request-logger.js';
 
@@ -42,6 +45,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The request-history recorder (undefined when SILO_HISTORY_ENABLED=0). */
     historyRecorder: HistoryRecorder | undefined;
+    /** Work started by requests after their answer (password reset mails); awaited at close. */
+    background: BackgroundTasks;
   }
 }
 
@@ -122,7 +127,11 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     await known.start(config.tenantChangePollMs);
   }
   watcher.start();
+  const background = new BackgroundTasks();
+  app.decorate('background', background);
   app.addHook('onClose', async () => {
+    // Routes' own onClose hooks ran first (children before parents); tasks may still use the pools.
+    await background.idle();
     watcher.stop();
     known?.stop();
     ctx.events.off('tenantChanged', onLocalChange);
@@ -153,7 +162,9 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     async (api) => {
       api.addHook('onRequest', (request) => api.identifyTenant(request));
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
+      await api.register(passwordResetRoutes, { ctx, background, forgotRateLimit: config.loginRateLimit, resetRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
+      await api.register(invitationsRoutes, { ctx, acceptRateLimit: config.refreshRateLimit });
       await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);

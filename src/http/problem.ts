@@ -80,6 +80,7 @@ const PUBLIC_503_CODES = new Set(['TENANT_UNAVAILABLE', 'CATALOG_UNAVAILABLE', '
 const GENERIC_503: Record<string, string> = {
   STORAGE_UNAVAILABLE: 'object storage is not available right now; retry shortly',
   BACKUP_FAILED: 'the backup could not be taken, so nothing was changed; retry shortly',
+  MAIL_UNAVAILABLE: 'the email could not be sent right now, so nothing was done; retry shortly',
 };
 const GENERIC_503_DEFAULT = 'a service this request needs is not available right now; retry shortly';
 
