@@ -12,9 +12,11 @@ import { purgeUnverifiedTenants, signup, verifySignup } from '../src/signup/sign
 import { makeTenant, setupApp } from './fixtures/app.js';
 import { prefixedObjects } from './fixtures/mysql-state.js';
 import { isProblem } from './fixtures/problem.js';
+import { linkIn, startSmtpServer } from './fixtures/smtp.js';
 
 const STRONG = 'violet-tractor-orbit-91';
-const { app, ctx, names } = await setupApp(t, { SILO_SIGNUP_ENABLED: '1', SILO_SIGNUP_RATE_LIMIT: '100000' });
+const smtp = await startSmtpServer(t);
+const { app, ctx, names } = await setupApp(t, { ...smtp.env, SILO_SIGNUP_ENABLED: '1', SILO_SIGNUP_RATE_LIMIT: '100000' });
 
 const post = (payload: object) => app.inject({ method: 'POST', url: '/platform/v1/signup', payload });
 const body = (slug: string, extra: object = {}) => ({ slug, name: `${slug} Inc`, email: `owner@${slug}.test`, password: STRONG, ...extra });
@@ -143,6 +145,36 @@ t.test('20 concurrent signups over 5 pending tenants: 5 claimed, 15 provisioned,
     const users = await ctx.admin.withTenantDatabase(r, (k) => k('users').pluck('email'));
     t.same(users, [`owner@${slugs[i]}.test`], `${slugs[i]} has its own admin only`);
   }
+});
+
+t.test('the admin gets the verification link by mail; following it verifies the tenant once; unverified tenants cannot invite', async (t) => {
+  const res = await post(body('mail-co'));
+  t.equal(res.statusCode, 201, res.body);
+  const { accessToken } = res.json();
+  const invite = () =>
+    app.inject({
+      method: 'POST',
+      url: '/api/v1/invitations',
+      headers: { 'x-tenant': 'mail-co', authorization: `Bearer ${accessToken}` },
+      payload: { email: 'colleague@mail-co.test', role: 'staff' },
+    });
+  isProblem(t, await invite(), 403, 'EMAIL_NOT_VERIFIED');
+  const mail = await smtp.waitForMail((m) => m.to.includes('owner@mail-co.test'));
+  t.match(mail.subject, /Verify your email/);
+  const link = linkIn(mail);
+  t.equal(link.pathname, '/platform/v1/signup/verify');
+  const verified = await app.inject({ method: 'GET', url: `${link.pathname}${link.search}` });
+  t.equal(verified.statusCode, 200, verified.body);
+  t.same(verified.json(), { tenant: { slug: 'mail-co', emailVerified: true } });
+  t.equal((await ctx.catalog.tenants.findBySlug('mail-co'))!.unverifiedSince, null);
+  isProblem(t, await app.inject({ method: 'GET', url: `${link.pathname}${link.search}` }), 404, 'VERIFICATION_NOT_FOUND');
+  // Every API process re-reads the tenant row within one poll: then invitations are open.
+  let invited = await invite();
+  for (let i = 0; i < 40 && invited.statusCode === 403; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    invited = await invite();
+  }
+  t.equal(invited.statusCode, 201, invited.body);
 });
 
 t.test('the verification token verifies once; unverified tenants are deleted after their time and free their slug', async (t) => {

@@ -57,3 +57,24 @@ export function passwordResetMail(opts: { to: string; tenantName: string; link: 
       '<p>If it was not you, ignore this mail: your password stays as it is.</p>',
   };
 }
+
+/** The mail that verifies a signup's admin email. */
+export function signupVerificationMail(opts: { to: string; tenantName: string; slug: string; link: string; ttlHours: number }): MailMessage {
+  const name = oneLine(opts.tenantName);
+  return {
+    to: opts.to,
+    subject: `Verify your email for ${name}`,
+    text: [
+      `Welcome to ${name} (${opts.slug}).`,
+      '',
+      `Verify your email address here; until then you cannot invite anyone, and the tenant is deleted after ${opts.ttlHours} hours:`,
+      opts.link,
+      '',
+      'If you did not sign up, ignore this mail.',
+    ].join('\n'),
+    html:
+      `<p>Welcome to ${escapeHtml(name)} (${escapeHtml(opts.slug)}).</p>` +
+      `<p><a href="${escapeHtml(opts.link)}">Verify your email address</a>; until then you cannot invite anyone, and the tenant is deleted after ${opts.ttlHours} hours.</p>` +
+      '<p>If you did not sign up, ignore this mail.</p>',
+  };
+}

@@ -45,7 +45,9 @@ export const signupRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app
     },
     async (request, reply) => {
       const r = await signup(ctx, request.body, `signup:${request.ip}`);
-      await sendVerificationMail(ctx, r.tenant, r.verifyToken);
+      // After the answer: the signup does not wait on the SMTP server (the app waits for it at close).
+      const { tenant, verifyToken } = r;
+      app.background.run(() => sendVerificationMail(ctx, tenant, verifyToken));
       const claims: TenantClaims = {
         aud: 'tenant',
         sub: String(r.adminUserId),
