@@ -83,6 +83,18 @@ out(`curl -s '${base}/api/v1/users?tenant=acme' -H "Authorization: Bearer $TOKEN
 out(`curl -s http://acme.localhost:${port}/api/v1/auth/me -H "Authorization: Bearer $TOKEN"`);
 out('# the same token on another tenant is refused (401 TOKEN_TENANT_MISMATCH)');
 out(`curl -s ${base}/api/v1/auth/me -H 'X-Tenant: globex' -H "Authorization: Bearer $TOKEN"`);
+out(
+  config.mail.smtpUrl
+    ? '# invite a colleague (the mail goes through SILO_SMTP_URL)'
+    : '# invite a colleague: SILO_SMTP_URL is unset, so the mail (its link and token) is printed in the log below ("mail not sent")',
+);
+out(
+  `curl -s -X POST ${base}/api/v1/invitations -H 'X-Tenant: acme' -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' -d '{"email":"colleague@acme.test","role":"staff"}'`,
+);
+out('# accept with the token of that link: the colleague is signed in (201, token pair)');
+out(
+  `curl -s -X POST ${base}/api/v1/invitations/accept -H 'X-Tenant: acme' -H 'content-type: application/json' -d '{"token":"<token>","password":"${DEMO_PASSWORD}","fullName":"A Colleague"}'`,
+);
 out('# platform API as an operator');
 out(
   `PTOKEN=$(curl -s -X POST ${base}/platform/v1/auth/login -H 'content-type: application/json' -d '{"email":"${OPERATOR}","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`,
