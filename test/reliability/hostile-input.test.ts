@@ -218,6 +218,12 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
     return { body: { slug, name: 'Hostile Tenant', plan: 'standard', adminEmail: `admin@${slug}.test`, adminPassword: PASSWORD } };
   },
   updateTenant: () => ({ params: { slug: SLUG }, body: {} }),
+  createInvitation: () => ({ body: { email: `${uniq('invitee')}@hostile.test`, role: 'staff' } }),
+  // One-time tokens: a made-up one, so every value reaches validation and the token check (400 INVITATION_INVALID /
+  // RESET_TOKEN_INVALID), never a 5xx; the accepted paths are test/invitations.test.ts and test/password-reset.test.ts.
+  acceptInvitation: () => ({ body: { token: 'A'.repeat(43), password: PASSWORD, fullName: 'Hostile Invitee' } }),
+  forgotPassword: () => ({ body: { email: `admin@${SLUG}.test` } }),
+  resetPassword: () => ({ body: { token: 'A'.repeat(43), password: PASSWORD } }),
   signup: () => {
     const slug = uniq('hs');
     return { body: { slug, name: 'Hostile Signup', email: `owner@${slug}.test`, password: 'violet-tractor-orbit-91' } };
@@ -263,7 +269,22 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
 };
 /** Accepted operations that store nothing to read back. */
 // A signup's stored fields are read back by test/signup.test.ts; here its password is checked to sign in.
-const STORES_NOTHING = new Set(['signup', 'login', 'refreshToken', 'logout', 'platformLogin', 'restoreTenant', 'moveDeal', 'winDeal', 'loseDeal']);
+// Invitations are read back by test/invitations.test.ts; forgot-password answers 202 whatever it is given.
+const STORES_NOTHING = new Set([
+  'createInvitation',
+  'forgotPassword',
+  'acceptInvitation',
+  'resetPassword',
+  'signup',
+  'login',
+  'refreshToken',
+  'logout',
+  'platformLogin',
+  'restoreTenant',
+  'moveDeal',
+  'winDeal',
+  'loseDeal',
+]);
 /** Write-only password fields: an accepted one must sign in (tenant slug and email to use). */
 const PASSWORDS: Record<string, (body: Record<string, any>) => { slug: string; email: string }> = {
   'createUser.password': (b) => ({ slug: SLUG, email: b.email }),
