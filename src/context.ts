@@ -11,9 +11,10 @@ import { AdminConnections } from './provisioning/admin-connections.js';
 import { TenantLocks } from './provisioning/tenant-lock.js';
 import { createObjectStore, type ObjectStore } from './storage/s3.js';
 
-/** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug. */
+/** Events emitted by lifecycle services. `tenantChanged` carries the tenant slug; `plansChanged`: a plan was added or changed. */
 export interface SiloEvents {
   tenantChanged: [slug: string];
+  plansChanged: [];
 }
 
 /** Shared services. */
