@@ -23,9 +23,10 @@ const limitsSchema = z.object({
 });
 
 /** A plan as the API shows it. */
-export const planSchema = limitsSchema
-  .extend({
+export const planSchema = z
+  .object({
     name: z.string(),
+    ...limitsSchema.shape,
     tenants: z.number().int().optional().describe('tenants (not deleted) on the plan'),
     createdAt: z.date(),
     updatedAt: z.date(),
