@@ -39,6 +39,12 @@ const GROUPS: readonly Group[] = [
     description: 'tenant lifecycle: create, migrate, repair, suspend, recreate, delete',
     load: async () => (await import('./tenants.js')).tenantsCommand(),
   },
+  {
+    name: 'plans',
+    term: 'plans',
+    description: 'plans: what tenants on each may use (users, contacts, attachment bytes, requests per minute)',
+    load: async () => (await import('./plans.js')).plansCommand(),
+  },
   { name: 'users', term: 'users', description: 'users of a tenant', load: async () => (await import('./users.js')).usersCommand() },
   {
     name: 'platform-users',

@@ -11,6 +11,7 @@ import { purgeCommand } from './tenants-purge.js';
 import { repairCommand } from './tenants-repair.js';
 import { backupCommand, backupsCommand, restoreCommand } from './tenants-backup.js';
 import { revokeTokensCommand } from './tenants-tokens.js';
+import { setPlanCommand, usageCommand } from './tenants-plan.js';
 import { rotateCredentialsCommand } from './tenants-credentials.js';
 import { migrateCommand, rollbackCommand, statusCommand } from './tenants-schema.js';
 import { tenantView } from './views.js';
@@ -43,7 +44,7 @@ export function tenantsCommand(): Command {
     .description('provision a tenant: catalog row, database, MySQL user, migrations, first admin')
     .argument('<slug>', 'tenant slug: 3-32 of a-z 0-9 -, starting with a letter')
     .option('--name <name>', 'display name (default: the slug)')
-    .option('--plan <plan>', 'plan name', 'standard')
+    .option('--plan <plan>', 'plan name (one of `silo plans list`)', 'standard')
     .option('--admin-email <email>', 'email of the first admin (default admin@<slug>.localhost)')
     .option('--admin-password-stdin', "read the first admin's password from stdin (one trailing newline trimmed; on a terminal, a prompt without echo)")
     .option('--admin-password <password>', `password of the first admin (default: generated and printed once); ${UNSAFE_PASSWORD_HELP} --admin-password-stdin`)
@@ -178,6 +179,8 @@ export function tenantsCommand(): Command {
   cmd.addCommand(revokeTokensCommand());
   cmd.addCommand(rotateCredentialsCommand());
   cmd.addCommand(purgeCommand());
+  cmd.addCommand(setPlanCommand());
+  cmd.addCommand(usageCommand());
 
   for (const verb of ['suspend', 'resume'] as const) {
     cmd

@@ -1,7 +1,8 @@
 /**
  * The demo (`npm run demo`): migrates the catalog, provisions two demo tenants (acme,
  * globex; re-running reuses them) with an admin each and a platform operator, starts
- * the API, and prints working curl lines. Needs a MySQL/MariaDB at SILO_TENANT_DB_URL
+ * the API, and prints working curl lines. Seeds the plans `free` and `pro` (kept as they
+ * are when they exist already) and puts globex on `free`. Needs a MySQL/MariaDB at SILO_TENANT_DB_URL
  * (default 127.0.0.1:3306, root, no password). Without SILO_S3_BUCKET it starts a local
  * S3 (s3rver, objects kept in .silo/s3) for backups and attachments. Runs with
  * NODE_ENV=development unless set, so the development key encrypts secrets when
@@ -18,6 +19,7 @@ import { createLogger } from '../src/lib/logger.js';
 import { repairTenant } from '../src/provisioning/repair-service.js';
 import { createTenant } from '../src/provisioning/tenants-service.js';
 import { addPlatformUser } from '../src/provisioning/users-service.js';
+import { addPlan, setTenantPlan } from '../src/provisioning/plans-service.js';
 import { startServer } from '../src/http/server.js';
 
 /** Demo accounts: for local use only. */
@@ -27,6 +29,11 @@ const TENANTS = [
   { slug: 'globex', name: 'Globex Corporation', adminEmail: 'admin@globex.test' },
 ];
 const OPERATOR = 'operator@silo.test';
+/** Demo plans (binary sizes: 10 MiB, 5 GiB). */
+const PLANS = [
+  { name: 'free', maxUsers: 3, maxContacts: 100, maxAttachmentBytes: 10 * 2 ** 20, requestsPerMinute: 60 },
+  { name: 'pro', maxUsers: 50, maxContacts: 100_000, maxAttachmentBytes: 5 * 2 ** 30, requestsPerMinute: 6_000 },
+];
 
 let devS3: Awaited<ReturnType<typeof startDevS3>> | undefined;
 if (!process.env.SILO_S3_BUCKET) {
@@ -49,6 +56,11 @@ await migrateCatalog(config);
 const ctx = createContext(config, log);
 try {
   await ctx.catalog.servers.upsert(DEFAULT_SERVER_NAME, config.tenantDb);
+  for (const p of PLANS) {
+    if (await ctx.catalog.plans.find(p.name)) continue;
+    await addPlan(ctx, p);
+    out(`added plan ${p.name}`);
+  }
   for (const t of TENANTS) {
     const existing = await ctx.catalog.tenants.findBySlug(t.slug);
     if (!existing) {
@@ -61,6 +73,8 @@ try {
       out(`reusing tenant ${t.slug}`);
     }
   }
+  const globex = await ctx.catalog.tenants.findBySlug('globex');
+  if (globex?.plan === 'standard') await setTenantPlan(ctx, 'globex', 'free', 'demo');
   await addPlatformUser(ctx, { email: OPERATOR, role: 'operator', password: DEMO_PASSWORD }).catch(() => undefined);
 } finally {
   await ctx.close();
@@ -100,6 +114,10 @@ out(
   `PTOKEN=$(curl -s -X POST ${base}/platform/v1/auth/login -H 'content-type: application/json' -d '{"email":"${OPERATOR}","password":"${DEMO_PASSWORD}"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\\1/')`,
 );
 out(`curl -s ${base}/platform/v1/tenants -H "Authorization: Bearer $PTOKEN"`);
+out('# plans, and what globex (on free) uses of its plan');
+out(`curl -s ${base}/platform/v1/plans -H "Authorization: Bearer $PTOKEN"`);
+out(`curl -s ${base}/platform/v1/tenants/globex/usage -H "Authorization: Bearer $PTOKEN"`);
+out(`curl -s ${base}/api/v1/usage -H 'X-Tenant: acme' -H "Authorization: Bearer $TOKEN"`);
 out('# back up acme to S3 (202 + operation), then list its backups');
 out(`curl -s -X POST ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);
 out(`curl -s ${base}/platform/v1/tenants/acme/backups -H "Authorization: Bearer $PTOKEN"`);

@@ -146,6 +146,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     tenantStats: { maxDays: e.SILO_TENANT_STATS_MAX_DAYS, rateLimit: e.SILO_TENANT_STATS_RATE_LIMIT },
     bodyLimitBytes: e.SILO_BODY_LIMIT_BYTES,
     requestTimeoutMs: e.SILO_REQUEST_TIMEOUT_MS,
+    redis: e.SILO_REDIS_URL ? { ...e.SILO_REDIS_URL, keyPrefix: e.SILO_REDIS_KEY_PREFIX } : undefined,
     history: { enabled: e.SILO_HISTORY_ENABLED, batchSize: e.SILO_HISTORY_BATCH, flushMs: e.SILO_HISTORY_FLUSH_MS, bufferMax: e.SILO_HISTORY_BUFFER_MAX },
     maintenanceCron: e.SILO_MAINTENANCE_CRON,
     s3: e.SILO_S3_BUCKET

@@ -16,6 +16,8 @@ import { createObjectStore, type ObjectStore } from './storage/s3.js';
 export interface SiloEvents {
   tenantChanged: [slug: string];
   pendingClaimed: [];
+  /** A plan was added or changed. */
+  plansChanged: [];
 }
 
 /** Shared services. */

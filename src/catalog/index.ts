@@ -6,11 +6,13 @@ import type { Config } from '../config.js';
 import { createCatalogKnex } from './db.js';
 import { createBackupsRepository } from './backups.js';
 import { createOperationsRepository } from './operations.js';
+import { createPlansRepository } from './plans.js';
 import { createPlatformUsersRepository } from './platform-users.js';
 import { createServersRepository } from './servers.js';
 import { createTenantsRepository } from './tenants.js';
 
 export * from './types.js';
+export { pickLimits } from './plans.js';
 
 /** The catalog's repositories over one Knex. */
 export interface Catalog {
@@ -20,6 +22,7 @@ export interface Catalog {
   servers: ReturnType<typeof createServersRepository>;
   platformUsers: ReturnType<typeof createPlatformUsersRepository>;
   backups: ReturnType<typeof createBackupsRepository>;
+  plans: ReturnType<typeof createPlansRepository>;
   /** Closes the catalog's connections. */
   destroy(): Promise<void>;
 }
@@ -33,6 +36,7 @@ export function openCatalog(config: Pick<Config, 'catalog' | 'secrets'>, knex: K
     servers: createServersRepository(knex, config.secrets),
     platformUsers: createPlatformUsersRepository(knex),
     backups: createBackupsRepository(knex),
+    plans: createPlansRepository(knex),
     destroy: () => knex.destroy(),
   };
 }

@@ -2,7 +2,7 @@
  * Data access for `tenants` and `tenant_domains`. Methods take an optional transaction.
  */
 import type { Knex } from 'knex';
-import { ConflictError } from '../lib/errors.js';
+import { ConflictError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import type { Tenant, TenantDomain, TenantStatus } from './types.js';
 
@@ -128,7 +128,7 @@ export function createTenantsRepository(knex: Knex) {
         if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) {
           throw new ConflictError(`tenant "${t.slug}" already exists (slugs of deleted tenants stay reserved)`, 'TENANT_EXISTS', { slug: t.slug });
         }
-        throw err;
+        throw unknownPlan(err, t.plan);
       }
     },
 
@@ -209,13 +209,21 @@ export function createTenantsRepository(knex: Knex) {
       }
     },
 
-    /** Updates some fields of a tenant. */
+    /**
+     * Updates some fields of a tenant.
+     * @throws ValidationError `UNKNOWN_PLAN` when `plan` names no plan (the catalog's foreign key)
+     */
     async update(id: number, patch: TenantPatch, trx?: Knex.Transaction): Promise<void> {
       const row: Record<string, unknown> = {};
       for (const [k, v] of Object.entries(patch)) {
         if (v !== undefined) row[COLUMN[k as keyof TenantPatch]] = v;
       }
-      if (Object.keys(row).length) await (trx ?? knex)('tenants').where({ id }).update(row);
+      if (!Object.keys(row).length) return;
+      try {
+        await (trx ?? knex)('tenants').where({ id }).update(row);
+      } catch (err) {
+        throw unknownPlan(err, patch.plan);
+      }
     },
 
     /**
@@ -298,6 +306,12 @@ export function createTenantsRepository(knex: Knex) {
       return row?.slug;
     },
   };
+}
+
+/** A refused foreign key on `tenants.plan` as ValidationError `UNKNOWN_PLAN`; other errors as they are. */
+function unknownPlan(err: unknown, plan: string | undefined): unknown {
+  if (mysqlErrno(err) !== MysqlErrno.NO_REFERENCED_ROW || plan === undefined) return err;
+  return new ValidationError(`plan "${plan}" does not exist (see silo plans list)`, { fields: [{ path: 'plan', message: 'no such plan' }] }, 'UNKNOWN_PLAN');
 }
 
 /** Runs `fn` in the caller's transaction, or in a new one. */

@@ -33,6 +33,25 @@ export interface Tenant {
   deletedAt: Date | null;
 }
 
+/**
+ * What a tenant on a plan may use; null means unlimited. Counts are of live records
+ * (active users, contacts not soft-deleted); bytes are the sum of attachment sizes.
+ */
+export interface PlanLimits {
+  maxUsers: number | null;
+  maxContacts: number | null;
+  maxAttachmentBytes: number | null;
+  /** API requests of the tenant per minute (all its API processes together with Redis). */
+  requestsPerMinute: number | null;
+}
+
+/** A row of `plans`. */
+export interface Plan extends PlanLimits {
+  name: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 /** A row of `database_servers`. */
 export interface DatabaseServer {
   id: number;
@@ -61,7 +80,8 @@ export type OperationKind =
   | 'revoke-tokens'
   | 'rotate-credentials'
   | 'rename'
-  | 'signup';
+  | 'signup'
+  | 'set-plan';
 
 /** A row of `operations`. */
 export interface Operation {

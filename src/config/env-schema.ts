@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseRedisUrl } from '../lib/redis.js';
 
 /** A MySQL connection as parsed from a `mysql://user:password@host:port/database` URL. */
 export interface MysqlUrl {
@@ -36,6 +37,15 @@ const mysqlUrl = z.string().transform((value, ctx) => {
     return parseMysqlUrl(value);
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: `not a mysql:// URL (${(err as Error).message})` });
+    return z.NEVER;
+  }
+});
+
+const redisUrl = z.string().transform((value, ctx) => {
+  try {
+    return parseRedisUrl(value);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not a redis:// URL (${(err as Error).message})` });
     return z.NEVER;
   }
 });
@@ -173,6 +183,11 @@ export const envSchema = z.object({
   SILO_TENANT_STATS_RATE_LIMIT: int(30, 1, 100_000),
   SILO_BODY_LIMIT_BYTES: int(1_048_576, 1024, 1_073_741_824),
   SILO_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  SILO_REDIS_URL: redisUrl.optional(),
+  SILO_REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.-]{0,64}$/, 'must be at most 64 of A-Z a-z 0-9 : _ . -')
+    .default('silo:'),
   SILO_HISTORY_ENABLED: bool.default(true),
   SILO_HISTORY_BATCH: int(500, 1, 10_000),
   SILO_HISTORY_FLUSH_MS: int(1_000, 10, 600_000),

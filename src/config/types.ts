@@ -3,6 +3,7 @@
  * `src/config.ts` from the environment schema (`src/config/env-schema.ts`).
  */
 import type { z } from 'zod';
+import type { RedisOptions } from '../lib/redis.js';
 import type { SecretKeyring } from '../lib/secrets.js';
 import type { envSchema, MysqlUrl } from './env-schema.js';
 
@@ -110,6 +111,11 @@ export interface Config {
   bodyLimitBytes: number;
   /** Requests taking longer are answered 503, ms. */
   requestTimeoutMs: number;
+  /**
+   * Redis shared by every API process (`SILO_REDIS_URL`; undefined: none, each process
+   * counts the plans' request rates for itself), and the prefix of every key Silo writes there.
+   */
+  redis: (RedisOptions & { keyPrefix: string }) | undefined;
   /** Request history: on/off, rows per INSERT, flush interval (ms), buffer bound (rows). */
   history: { enabled: boolean; batchSize: number; flushMs: number; bufferMax: number };
   /** Cron expression (UTC) of the maintenance run of `silo serve`; null when `SILO_MAINTENANCE_CRON=off`. */

@@ -66,6 +66,8 @@ export interface AttachmentSettings {
   contentTypes: readonly string[];
   /** Where an object that could not be cleaned up is reported. */
   log?: WarnLogger;
+  /** The plan's limit of the bytes of all attachments together (null or absent: unlimited), checked by commit. */
+  maxAttachmentBytes?: number | null;
 }
 
 /** A logger for problems that should not fail a request (pino's and Fastify's fit). */

@@ -38,6 +38,7 @@ import {
   type UploadMeta,
 } from './attachment-model.js';
 import { notFound, type Actor } from './common.js';
+import { reserveQuota } from './quotas.js';
 
 // The model and the logos live in their own files; everything stays importable from here.
 export * from './attachment-model.js';
@@ -151,12 +152,15 @@ export function createAttachmentsService(knex: Knex, actor: Actor, settings: Att
      * Records a staged file: re-checks the parent under a lock, unflags the previous logo
      * for a new one, inserts the row and logs the activity, in one transaction. On failure
      * the object is deleted.
-     * @throws the errors of {@link check}; NotFoundError when the parent went away meanwhile
+     * The plan's attachment bytes are checked first in that transaction (the sum of every
+     * attachment's size plus this one's: src/crm/quotas.ts).
+     * @throws the errors of {@link check}; NotFoundError when the parent went away meanwhile; QuotaExceededError
      */
     async commit(meta: UploadMeta, staged: StagedFile): Promise<Attachment> {
       try {
         service.check(meta);
         return await knex.transaction(async (trx) => {
+          await reserveQuota(trx, 'attachmentBytes', settings.maxAttachmentBytes ?? null, staged.sizeBytes);
           await assertParent(meta.entity, meta.entityId, trx, meta.logo ? 'update' : 'share');
           let previousLogo: number | null = null;
           if (meta.logo) {

@@ -22,6 +22,7 @@ import {
   type ListParams,
 } from './common.js';
 import { companyFields } from './companies.js';
+import { checkQuota, lockQuota, reserveQuota } from './quotas.js';
 
 /** A contact as the API shows it. */
 export interface Contact {
@@ -106,8 +107,12 @@ async function assertLiveCompany(trx: Knex.Transaction, companyId: number | null
   if (!row) throw new UnprocessableError(`companyId ${companyId} is not a live company of this tenant`, 'INVALID_REFERENCE', { field: 'companyId' });
 }
 
-/** The contacts service over a tenant's Knex, acting as `actor`. */
-export function createContactsService(knex: Knex, actor: Actor) {
+/**
+ * The contacts service over a tenant's Knex, acting as `actor`.
+ * @param opts.maxContacts the plan's limit of live contacts (null or absent: unlimited), checked by create and restore
+ */
+export function createContactsService(knex: Knex, actor: Actor, opts: { maxContacts?: number | null } = {}) {
+  const maxContacts = opts.maxContacts ?? null;
   const filtered = (f: ContactFilters) => {
     const q = knex('contacts');
     if (!f.includeDeleted) q.whereNull('deleted_at');
@@ -149,10 +154,15 @@ export function createContactsService(knex: Knex, actor: Actor) {
 
     get: (id: number, includeDeleted = false) => load(id, knex, { includeDeleted }),
 
-    /** @throws UnprocessableError `INVALID_REFERENCE`; ConflictError `CONTACT_EMAIL_TAKEN` */
+    /**
+     * Creates a contact. The limit is checked first thing in the transaction (`outer`, when
+     * given, must not have read anything yet: see src/crm/quotas.ts).
+     * @throws UnprocessableError `INVALID_REFERENCE`; ConflictError `CONTACT_EMAIL_TAKEN`; QuotaExceededError
+     */
     async create(input: z.output<typeof createContactBody>, outer?: Knex.Transaction): Promise<Contact> {
       try {
         return await inTransaction(knex, outer, async (trx) => {
+          await reserveQuota(trx, 'contacts', maxContacts, 1);
           await assertLiveCompany(trx, input.companyId);
           const [id] = await trx('contacts').insert(columns(input));
           const created = await load(Number(id), trx);
@@ -197,12 +207,17 @@ export function createContactsService(knex: Knex, actor: Actor) {
       });
     },
 
-    /** @throws NotFoundError; ConflictError `COMPANY_DELETED` (restore the company first), `CONTACT_EMAIL_TAKEN` */
+    /**
+     * Restores a soft-deleted contact (a live contact again: checked against the limit).
+     * @throws NotFoundError; ConflictError `COMPANY_DELETED` (restore the company first), `CONTACT_EMAIL_TAKEN`; QuotaExceededError
+     */
     async restore(id: number): Promise<Contact> {
       try {
         return await knex.transaction(async (trx) => {
+          const limited = await lockQuota(trx, 'contacts', maxContacts);
           const before = await load(id, trx, { includeDeleted: true, lock: true });
           if (!before.deletedAt) return before;
+          if (limited) await checkQuota(trx, 'contacts', maxContacts, 1);
           if (before.companyId !== null) {
             const company = await trx<{ id: number; deleted_at: Date | null }>('companies')
               .where({ id: before.companyId })

@@ -10,6 +10,7 @@ import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
 import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService } from './auth-service.js';
+import { checkQuota, lockQuota, reserveQuota } from './quotas.js';
 import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser, type UserRow } from './users-repository.js';
 
 const role = z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]]);
@@ -50,8 +51,9 @@ export interface UsersServiceHooks {
 /**
  * User management over a tenant's Knex.
  * @param actorId the acting user, recorded in the activity log (null: the platform)
+ * @param maxUsers the plan's limit of active users (null: unlimited), checked by create and by reactivation
  */
-export function createUsersService(knex: Knex, actorId: number | null = null, hooks: UsersServiceHooks = {}) {
+export function createUsersService(knex: Knex, actorId: number | null = null, hooks: UsersServiceHooks = {}, maxUsers: number | null = null) {
   const repo = createUsersRepository(knex);
 
   async function get(id: number, trx?: Knex.Transaction): Promise<TenantUser> {
@@ -73,12 +75,13 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
       return { data, total: Number(count?.n ?? 0) };
     },
 
-    /** @throws ValidationError, ConflictError `USER_EXISTS` */
+    /** @throws ValidationError, ConflictError `USER_EXISTS`, QuotaExceededError (403 `QUOTA_EXCEEDED`) */
     async create(raw: z.input<typeof createUserBody>): Promise<TenantUser> {
       const input = parseInput(createUserBody, raw);
       assertAcceptablePassword(input.password);
       const passwordHash = await hashPassword(input.password);
       return knex.transaction(async (trx) => {
+        await reserveQuota(trx, 'users', maxUsers, 1);
         const id = await repo.insert({ email: input.email, fullName: input.fullName ?? null, role: input.role, passwordHash }, trx);
         const created = await get(id, trx);
         await logActivity(trx, { userId: actorId, action: 'create', entity: 'user', entityId: id, changes: diff(null, created) });
@@ -90,7 +93,8 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
      * Updates a user. Deactivation, a role change and a password reset also bump the user's
      * `token_version` (its access tokens stop working) and then call `afterTokenVersionChange`;
      * deactivation and a password reset revoke its refresh tokens.
-     * @throws NotFoundError; ConflictError `VERSION_CONFLICT` (stale version) or `LAST_ADMIN`
+     * Reactivating a user is checked against the plan's limit of active users.
+     * @throws NotFoundError; ConflictError `VERSION_CONFLICT` (stale version) or `LAST_ADMIN`; QuotaExceededError
      */
     async update(id: number, raw: z.input<typeof updateUserBody>): Promise<TenantUser> {
       const input = parseInput(updateUserBody, raw);
@@ -98,6 +102,8 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
       const passwordHash = input.password ? await hashPassword(input.password) : undefined;
       let tokensChanged = false;
       const updated = await knex.transaction(async (trx) => {
+        // A reactivation takes the users' quota lock first (before any other lock and read of the transaction: src/crm/quotas.ts).
+        const limited = input.active === true && (await lockQuota(trx, 'users', maxUsers));
         // A change that may remove an admin locks the active admins before its own row, so
         // that two admins demoting each other queue (one consistent lock order) instead of deadlocking.
         const mayLoseAdmin = (input.role !== undefined && input.role !== 'admin') || input.active === false;
@@ -107,6 +113,7 @@ export function createUsersService(knex: Knex, actorId: number | null = null, ho
         if (input.version !== undefined && input.version !== current.version) {
           throw new ConflictError(`user ${id} was changed meanwhile (version ${current.version})`, 'VERSION_CONFLICT', { currentVersion: current.version });
         }
+        if (limited && !current.active) await checkQuota(trx, 'users', maxUsers, 1);
         const losesAdmin = current.role === 'admin' && current.active && mayLoseAdmin;
         if (losesAdmin && Number(admins?.n) <= 1) throw new ConflictError('the last active admin cannot be demoted or deactivated', 'LAST_ADMIN');
         const patch: Record<string, unknown> = { version: current.version + 1 };

@@ -11,6 +11,11 @@ import { TenantConnections } from '../tenancy/connections.js';
 import { KnownTenantNames } from '../tenancy/known-names.js';
 import { TenantResolver } from '../tenancy/resolve.js';
 import { TenantChangeWatcher } from '../tenancy/watch.js';
+import { PlanLimitsCache } from '../tenancy/plan-limits.js';
+import { PlanRateLimiter, RedisRateCounter } from '../tenancy/plan-rate-limit.js';
+import { RedisClient } from '../lib/redis.js';
+import plansPlugin from './plugins/plans.js';
+import { platformPlansRoutes, tenantUsageRoutes } from './routes/plans.js';
 import authPlugin from './plugins/auth.js';
 import docsPlugin from './plugins/docs.js';
 import errorsPlugin, { sendProblem } from './plugins/errors.js';
@@ -120,6 +125,13 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       .catch(() => undefined);
   };
   ctx.events.on('tenantChanged', onLocalChange);
+  // Every plan's limits in memory, read again each poll interval and at once after a change made here.
+  const plans = new PlanLimitsCache(ctx.catalog, config.tenantChangePollMs, config.tenantCacheTtlMs, ctx.log);
+  const onPlansChanged = () => void plans.refresh();
+  ctx.events.on('plansChanged', onPlansChanged);
+  await plans.start();
+  const redis = config.redis ? new RedisClient(config.redis) : undefined;
+  const limiter = new PlanRateLimiter(redis && new RedisRateCounter(redis, config.redis!.keyPrefix), ctx.log);
   const watcher = new TenantChangeWatcher(ctx.catalog, config.tenantChangePollMs, applyChange, ctx.log);
   if (known) {
     // The watcher's starting point first, then the names: a change made in between is reported by its next poll.
@@ -134,7 +146,10 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
     await background.idle();
     watcher.stop();
     known?.stop();
+    plans.stop();
     ctx.events.off('tenantChanged', onLocalChange);
+    ctx.events.off('plansChanged', onPlansChanged);
+    await redis?.close();
     await recorder?.close();
     await connections.close();
   });
@@ -144,6 +159,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(docsPlugin);
   await app.register(metricsPlugin, { connections });
   await app.register(tenantPlugin, { resolver, connections, unknownTenantRateLimit: config.unknownTenantRateLimit });
+  await app.register(plansPlugin, { plans, limiter });
   const recorder = config.history.enabled ? new HistoryRecorder(ctx.catalog.knex, config.history, ctx.log) : undefined;
   await app.register(historyPlugin, { recorder });
   app.decorate('historyRecorder', recorder);
@@ -161,6 +177,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(
     async (api) => {
       api.addHook('onRequest', (request) => api.identifyTenant(request));
+      // The plan's requests per minute (nothing to do for a plan without a rate).
+      api.addHook('onRequest', (request, reply, done) => api.enforcePlanRate(request, reply, done));
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
       await api.register(passwordResetRoutes, { ctx, background, forgotRateLimit: config.loginRateLimit, resetRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
@@ -173,12 +191,14 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
       await api.register(attachmentsRoutes, { ctx });
       await api.register(tenantHistoryRoutes, { ctx });
+      await api.register(tenantUsageRoutes, { ctx });
     },
     { prefix: '/api/v1' },
   );
   await app.register(platformRoutes, { prefix: '/platform/v1', ctx, loginRateLimit: config.loginRateLimit });
   await app.register(platformHistoryRoutes, { prefix: '/platform/v1', ctx });
   await app.register(signupRoutes, { prefix: '/platform/v1', ctx });
+  await app.register(platformPlansRoutes, { prefix: '/platform/v1', ctx });
   await app.register(dashboardRoutes, { prefix: '/platform' });
   return app;
 }

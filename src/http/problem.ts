@@ -103,7 +103,7 @@ export function toProblem(err: unknown, requestId: string): MappedProblem {
       : err.status >= 500 && !(err instanceof UnavailableError)
         ? 'the server could not complete the request'
         : err.message;
-    const extra: Partial<Problem> = fields ? { errors: fields } : {};
+    const extra: Partial<Problem> = { ...err.members, ...(fields ? { errors: fields } : {}) };
     if (retryAfterS !== undefined) extra.retryAfter = retryAfterS;
     // A hidden text is logged with the error (plugins/errors.ts logs `unexpected` causes).
     return {

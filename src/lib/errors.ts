@@ -16,14 +16,20 @@ export class SiloError extends Error {
   /** CLI exit code: 2 for usage/validation errors, 1 otherwise. */
   readonly exitCode: number;
   readonly details: ErrorDetails | undefined;
+  /** Extension members of the problem+json body (RFC 9457 §3.2), e.g. a quota's `limit` and `usage`. */
+  readonly members: Record<string, unknown> | undefined;
 
-  constructor(message: string, opts: { code: string; status: number; exitCode?: number; details?: ErrorDetails; cause?: unknown }) {
+  constructor(
+    message: string,
+    opts: { code: string; status: number; exitCode?: number; details?: ErrorDetails; members?: Record<string, unknown>; cause?: unknown },
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = opts.code;
     this.status = opts.status;
     this.exitCode = opts.exitCode ?? 1;
     this.details = opts.details;
+    this.members = opts.members;
   }
 }
 
@@ -52,6 +58,27 @@ export class ConflictError extends SiloError {
 export class ForbiddenError extends SiloError {
   constructor(message: string, code = 'FORBIDDEN', details?: ErrorDetails) {
     super(message, { code, status: 403, details });
+  }
+}
+
+/** Which plan limit a create would pass: active users, live contacts, or the bytes of all attachments. */
+export type QuotaName = 'users' | 'contacts' | 'attachmentBytes';
+
+/**
+ * A create would take the tenant past a limit of its plan (HTTP 403 `QUOTA_EXCEEDED`). The
+ * problem body carries `quota`, `limit` (the plan's), `usage` (before this create) and
+ * `requested` (what the create adds: 1 record, or the file's bytes).
+ */
+export class QuotaExceededError extends SiloError {
+  constructor(quota: QuotaName, limit: number, usage: number, requested: number) {
+    const what = quota === 'attachmentBytes' ? `${usage} + ${requested} attachment bytes` : `${usage + requested} ${quota}`;
+    const members = { quota, limit, usage, requested };
+    super(`the plan allows ${limit} ${quota === 'attachmentBytes' ? 'attachment bytes' : quota}; this would make ${what}`, {
+      code: 'QUOTA_EXCEEDED',
+      status: 403,
+      details: members,
+      members,
+    });
   }
 }
 

@@ -323,6 +323,8 @@ export const MysqlErrno = {
   DBACCESS_DENIED: 1044,
   TABLEACCESS_DENIED: 1142,
   CANNOT_USER: 1396,
+  /** ER_NO_REFERENCED_ROW_2: a foreign key names a parent row that does not exist. */
+  NO_REFERENCED_ROW: 1452,
   /** ER_LOCK_DEADLOCK: InnoDB rolled the transaction back as a deadlock's victim. */
   LOCK_DEADLOCK: 1213,
   /** MariaDB's ER_ACCOUNT_HAS_BEEN_LOCKED (login to an `ACCOUNT LOCK`ed account). */

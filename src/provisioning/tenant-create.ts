@@ -16,6 +16,7 @@ import { assertAcceptablePassword } from '../lib/passwords.js';
 import { encryptSecret, generatePassword } from '../lib/secrets.js';
 import { emailSchema, parseInput } from '../lib/validation.js';
 import { runOperation } from './operation.js';
+import { assertPlanExists } from './plans-service.js';
 import { defaultAdminEmail, provision, type SeedOutcome } from './steps.js';
 
 /** Input of {@link createTenant}. */
@@ -64,7 +65,7 @@ export function markFailed(ctx: SiloContext, tenant: Tenant) {
  * so the slug can change later. The catalog row is inserted in a transaction that
  * commits only once the tenant's lock is held (and under the names lock, see
  * `TenantLocks.withNamesLock`), together with the `create` operation.
- * @throws ValidationError before anything is written (bad slug, email, password, plan)
+ * @throws ValidationError before anything is written (bad slug, email, password, plan; `UNKNOWN_PLAN` for a plan not in the catalog)
  * @throws ConflictError `TENANT_EXISTS` when the slug is taken or reserved by a rename (nothing is written)
  * @throws OperationFailedError when a step fails: the tenant is `failed` and `repair` resumes it
  */
@@ -99,6 +100,7 @@ async function insertAndProvision(
   admin: { email: string; password?: string },
   actor: string,
 ): Promise<ProvisionResult> {
+  await assertPlanExists(ctx, row.plan);
   const { tenantDbPrefix: prefix } = ctx.config;
   const databaseServerId = await pickServer(ctx);
   const databaseName = opaqueTenantName(prefix);

@@ -30,8 +30,9 @@ export interface AddedUser {
 
 /**
  * Adds a user to a tenant, through the tenant's own DML-only account and the same service
- * as `POST /api/v1/users` (see {@link createUsersService}), activity log included.
- * @throws ValidationError (email, role, password); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`
+ * as `POST /api/v1/users` (see {@link createUsersService}), activity log included, and
+ * within the plan's limit of active users.
+ * @throws ValidationError (email, role, password); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`; QuotaExceededError
  */
 export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input<typeof tenantUserInput>): Promise<AddedUser> {
   const input = parseInput(tenantUserInput, raw);
@@ -41,10 +42,11 @@ export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input
     throw new ConflictError(`tenant "${slug}" is ${tenant.status}; run repair first`, 'INVALID_STATE');
   }
   const generated = input.password ? undefined : generatePassword(18);
+  const maxUsers = (await ctx.catalog.plans.find(tenant.plan))?.maxUsers ?? null;
   return withTenantAccount(ctx, tenant, async (knex) => {
     // The service of `POST /api/v1/users`, acting as the platform (no user id): the same
     // checks, the same `USER_EXISTS`, and the activity entry in the same transaction.
-    const { id } = await createUsersService(knex, null).create({
+    const { id } = await createUsersService(knex, null, {}, maxUsers).create({
       email: input.email,
       role: input.role,
       ...(input.fullName === undefined ? {} : { fullName: input.fullName }),

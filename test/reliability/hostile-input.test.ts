@@ -410,6 +410,8 @@ async function cliSweep() {
   }
   for (const n of ['num-hex']) {
     const slug = uniq('cli-plan');
+    // A tenant's plan must be one of the catalog's (catalog 0014): the value is a plan name, so it is made a plan first.
+    await ctx.catalog.plans.insert({ name: received(pick(n)) });
     cases.push({
       where: 'tenants create --plan',
       hv: pick(n),

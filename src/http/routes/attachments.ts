@@ -107,6 +107,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
       maxBytes,
       contentTypes,
       log: request.log,
+      maxAttachmentBytes: (await app.tenantLimits(request)).maxAttachmentBytes,
     });
   };
 

@@ -44,6 +44,9 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['contacts'];
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) => createContactsService(await app.tenantKnex(request), actorOf(request));
+  /** The service with the plan's contacts limit (creates and restores check it). */
+  const limitedSvc = async (request: Parameters<typeof actorOf>[0]) =>
+    createContactsService(await app.tenantKnex(request), actorOf(request), { maxContacts: (await app.tenantLimits(request)).maxContacts });
   const mutations = withProblems({ 200: contactSchema, 409: problemSchema, 422: problemSchema, 428: problemSchema });
 
   app.get(
@@ -94,7 +97,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
       onRequest: app.requireTenantUser([...ROLES.create]),
     },
     async (request, reply) => {
-      const s = await svc(request);
+      const s = await limitedSvc(request);
       return createWithIdempotency(request, reply, request.tenantDb!, (trx) => s.create(request.body, trx));
     },
   );
@@ -135,7 +138,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
       schema: { operationId: 'restoreContact', tags, security, params: idParams, response: mutations },
       onRequest: app.requireTenantUser([...ROLES.remove]),
     },
-    async (request) => (await svc(request)).restore(request.params.id),
+    async (request) => (await limitedSvc(request)).restore(request.params.id),
   );
   done();
 };

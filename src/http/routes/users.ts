@@ -20,9 +20,12 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
   const tags = ['users'];
   /** The users service of the request's tenant, acting as the signed-in admin. */
   const users = async (request: FastifyRequest) =>
-    createUsersService(await app.tenantKnex(request), Number(request.tenantUser!.sub), {
-      afterTokenVersionChange: () => recordTokenVersionChange(ctx, request.tenant!),
-    });
+    createUsersService(
+      await app.tenantKnex(request),
+      Number(request.tenantUser!.sub),
+      { afterTokenVersionChange: () => recordTokenVersionChange(ctx, request.tenant!) },
+      (await app.tenantLimits(request)).maxUsers,
+    );
   const security = [{ tenantBearer: [] }];
   const admin = app.requireTenantUser(['admin']);
 
