@@ -114,6 +114,8 @@ t.test('operators list, filter and get tenants, and PATCH changes the name and p
   isProblem(t, await op('GET', '/tenants/no-such-tenant'), 404, 'TENANT_NOT_FOUND');
   isProblem(t, await op('GET', '/tenants/Not_A_Slug'), 400, 'INVALID_SLUG');
 
+  // Tenants are on catalog plans (catalog 0014): `pro` must exist first.
+  await ctx.catalog.plans.insert({ name: 'pro' });
   const patched = await op('PATCH', '/tenants/plat-life', { name: '  Life Cycle Inc  ', plan: 'pro' });
   t.equal(patched.statusCode, 200, patched.body);
   t.match(patched.json(), { slug: 'plat-life', name: 'Life Cycle Inc', plan: 'pro', status: 'active' });

@@ -22,7 +22,7 @@ import { assertAcceptablePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWO
 import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService, type IssuedRefreshToken } from './auth-service.js';
-import { hashToken, looksLikeToken, newToken } from './one-time-tokens.js';
+import { findByToken, newToken } from './one-time-tokens.js';
 import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
 
 /** How long an invitation link works: 7 days, in ms. */
@@ -99,12 +99,8 @@ export interface AcceptedInvitation {
 export function createInvitationsService(knex: Knex, actorId: number | null = null) {
   const users = createUsersRepository(knex);
 
-  /** A token's invitation (locked FOR UPDATE within `trx`), undefined for a malformed or unknown token. */
-  async function byToken(token: string, trx?: Knex.Transaction): Promise<InvitationRow | undefined> {
-    if (!looksLikeToken(token)) return undefined;
-    const q = (trx ?? knex)<InvitationRow>('invitations').where({ token_hash: hashToken(token) });
-    return (trx ? q.forUpdate() : q).first();
-  }
+  /** A token's row (locked FOR UPDATE within `trx`), undefined for a malformed or unknown token. */
+  const byToken = (token: string, trx?: Knex.Transaction) => findByToken<InvitationRow>(knex, 'invitations', token, trx);
 
   return {
     /**

@@ -15,7 +15,7 @@ import { assertAcceptablePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWO
 import { emailSchema, parseInput } from '../lib/validation.js';
 import { logActivity } from './activity.js';
 import { createAuthService } from './auth-service.js';
-import { hashToken, looksLikeToken, newToken } from './one-time-tokens.js';
+import { findByToken, newToken } from './one-time-tokens.js';
 import { createUsersRepository, type TenantUser, type UserRow } from './users-repository.js';
 
 /** How long a reset link works: 1 hour, in ms. */
@@ -57,12 +57,8 @@ export interface PasswordResetsHooks {
 export function createPasswordResetsService(knex: Knex, hooks: PasswordResetsHooks = {}) {
   const users = createUsersRepository(knex);
 
-  /** A token's reset (locked FOR UPDATE within `trx`), undefined for a malformed or unknown token. */
-  async function byToken(token: string, trx?: Knex.Transaction): Promise<ResetRow | undefined> {
-    if (!looksLikeToken(token)) return undefined;
-    const q = (trx ?? knex)<ResetRow>('password_resets').where({ token_hash: hashToken(token) });
-    return (trx ? q.forUpdate() : q).first();
-  }
+  /** A token's row (locked FOR UPDATE within `trx`), undefined for a malformed or unknown token. */
+  const byToken = (token: string, trx?: Knex.Transaction) => findByToken<ResetRow>(knex, 'password_resets', token, trx);
 
   return {
     /**

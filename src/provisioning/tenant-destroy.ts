@@ -157,17 +157,26 @@ export async function deleteTenant(
     operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug } });
     await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
       await backupBeforeDestroy(ctx, op, tenant, 'pre-delete', opts);
-      await ctx.catalog.knex.transaction(async (trx) => {
-        await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: null, deletedAt: new Date() }, trx);
-        await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
-        await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
-      });
-      ctx.events.emit('tenantChanged', slug);
+      await markDeleted(ctx, tenant);
       await op.step('catalog');
       await dropTenantResources(ctx, tenant, (s) => op.step(s));
     });
   });
   return { tenant: (await ctx.catalog.tenants.findById(found.id))!, operationId };
+}
+
+/**
+ * Marks a tenant deleted in one catalog transaction: status `deleted`, a new token
+ * generation (every token refused), its custom domains released; every API process is told.
+ * @param reason the status reason (null for an operator's delete)
+ */
+export async function markDeleted(ctx: SiloContext, tenant: Tenant, reason: string | null = null): Promise<void> {
+  await ctx.catalog.knex.transaction(async (trx) => {
+    await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: reason, deletedAt: new Date() }, trx);
+    await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
+    await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
+  });
+  ctx.events.emit('tenantChanged', tenant.slug);
 }
 
 /**

@@ -13,7 +13,7 @@
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
 import { runOperation } from './operation.js';
-import { dropTenantResources } from './tenant-destroy.js';
+import { dropTenantResources, markDeleted } from './tenant-destroy.js';
 
 /**
  * Discards a tenant (see the module comment), holding its lifecycle lock (waiting up to 30 s).
@@ -25,12 +25,7 @@ export async function discardTenant(ctx: SiloContext, tenant: Tenant, actor: str
     async () => {
       const operationId = await ctx.catalog.operations.start({ kind: 'delete', tenantId: tenant.id, actor, details: { slug: tenant.slug, discard: true } });
       await runOperation(ctx, { existingId: operationId, kind: 'delete' }, async (op) => {
-        await ctx.catalog.knex.transaction(async (trx) => {
-          await ctx.catalog.tenants.update(tenant.id, { status: 'deleted', statusReason: 'discarded', deletedAt: new Date() }, trx);
-          await ctx.catalog.tenants.bumpGeneration(tenant.id, trx);
-          await trx('tenant_domains').where({ tenant_id: tenant.id }).delete();
-        });
-        ctx.events.emit('tenantChanged', tenant.slug);
+        await markDeleted(ctx, tenant, 'discarded');
         await op.step('catalog');
         await dropTenantResources(ctx, tenant, (s) => op.step(s));
       });

@@ -15,10 +15,10 @@
  * gets a link by mail (`verifySignup`); unverified tenants are deleted after
  * `SILO_SIGNUP_VERIFY_TTL_HOURS` by the maintenance run (`purgeUnverifiedTenants`).
  */
-import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Tenant } from '../catalog/index.js';
 import type { SiloContext } from '../context.js';
+import { hashToken, looksLikeToken, newToken } from '../crm/one-time-tokens.js';
 import { safeErrorText } from '../lib/error-text.js';
 import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
 import { isPendingSlug, isValidSlug, SLUG_PATTERN } from '../lib/identifiers.js';
@@ -48,8 +48,6 @@ export interface SignupResult extends ClaimedTenant {
   fromPending: boolean;
   verifyToken: string;
 }
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * Validates a signup body: every bad field is reported at once, as `fields`.
@@ -92,7 +90,7 @@ async function assertSlugFree(ctx: SiloContext, slug: string): Promise<void> {
 export async function signup(ctx: SiloContext, raw: SignupInput, actor: string): Promise<SignupResult> {
   const input = await validate(raw);
   await assertSlugFree(ctx, input.slug);
-  const verifyToken = randomBytes(32).toString('base64url');
+  const { token: verifyToken, hash: verifyTokenHash } = newToken();
   const claim = {
     slug: input.slug,
     name: input.name,
@@ -101,7 +99,7 @@ export async function signup(ctx: SiloContext, raw: SignupInput, actor: string):
     adminFullName: input.fullName,
     passwordHash: await hashPassword(input.password),
     unverified: true,
-    verifyTokenHash: sha256(verifyToken),
+    verifyTokenHash,
   };
   // A tenant provisioned here can be claimed by a signup that arrives meanwhile (its
   // claim of any pending tenant sees it): then this one goes round again.
@@ -148,10 +146,10 @@ async function discardIfUnclaimed(ctx: SiloContext, id: number | undefined, acto
  * @throws NotFoundError `VERIFICATION_NOT_FOUND` for an unknown or used token
  */
 export async function verifySignup(ctx: SiloContext, token: string): Promise<Tenant> {
-  if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) throw new NotFoundError('this verification link is not valid (or was used already)', 'VERIFICATION_NOT_FOUND');
+  if (!looksLikeToken(token)) throw new NotFoundError('this verification link is not valid (or was used already)', 'VERIFICATION_NOT_FOUND');
   const row: { id: number } | undefined = await ctx.catalog
     .knex('tenants')
-    .where({ verify_token_hash: sha256(token) })
+    .where({ verify_token_hash: hashToken(token) })
     .whereNot('status', 'deleted')
     .first('id');
   if (!row) throw new NotFoundError('this verification link is not valid (or was used already)', 'VERIFICATION_NOT_FOUND');

@@ -15,15 +15,8 @@ import { ForbiddenError } from '../../lib/errors.js';
 import { publicLink } from '../../mail/links.js';
 import { invitationMail } from '../../mail/templates.js';
 import { ACCESS_TTL_S } from '../plugins/auth.js';
+import { idParams } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, tokenPairSchema, withProblems } from '../schemas.js';
-
-const idParams = z.strictObject({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 53 - 1),
-});
 
 /** An invitation as the API shows it (never its token). */
 export const invitationSchema = z

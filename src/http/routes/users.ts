@@ -1,19 +1,11 @@
 /** `/api/v1/users`: tenant admins manage their tenant's users. */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import type { SiloContext } from '../../context.js';
 import { createUserBody, createUsersService, updateUserBody } from '../../crm/users-service.js';
 import { recordTokenVersionChange } from '../../provisioning/token-service.js';
+import { idParams } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, userSchema, withProblems } from '../schemas.js';
-
-const idParams = z.strictObject({
-  id: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 53 - 1),
-});
 
 /** Options: the context, to record token-version changes in the catalog (every API process then re-checks older tokens). */
 export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
