@@ -172,6 +172,20 @@ t.test(`a user gets at most ${MAX_RESETS_PER_HOUR} reset mails an hour; the answ
   t.equal(smtp.messages.filter((m) => m.to.includes('ray@reset-a.test')).length, MAX_RESETS_PER_HOUR);
 });
 
+t.test(`the hourly cap holds under concurrent requests: 10 at once make at most ${MAX_RESETS_PER_HOUR} links and mails`, async (t) => {
+  await addUser('rush@reset-a.test');
+  const answers = await Promise.all(Array.from({ length: 10 }, () => forgot('rush@reset-a.test')));
+  t.same(
+    answers.map((a) => a.statusCode),
+    answers.map(() => 202),
+  );
+  await app.background.idle();
+  const userId = (await users().where({ email: 'rush@reset-a.test' }).first('id')).id;
+  const rows = await root(`${tenant.databaseName}.password_resets`).where({ user_id: userId }).count({ n: '*' }).first();
+  t.equal(Number(rows?.n), MAX_RESETS_PER_HOUR, 'reset links made');
+  t.equal(smtp.messages.filter((m) => m.to.includes('rush@reset-a.test')).length, MAX_RESETS_PER_HOUR, 'mails sent');
+});
+
 t.test('forgot-password is limited per tenant and client IP (SILO_LOGIN_RATE_LIMIT)', async (t) => {
   const limited = await setupApp(t, { ...smtp.env, SILO_LOGIN_RATE_LIMIT: '2' });
   await makeTenant(limited.ctx, 'reset-b');

@@ -72,15 +72,23 @@ export function createPasswordResetsService(knex: Knex, hooks: PasswordResetsHoo
       const input = parseInput(forgotPasswordBody, { email });
       const user = await users.findForLogin(input.email);
       if (!user?.active) return undefined;
-      const recent = await knex('password_resets')
-        .where({ user_id: user.id })
-        .where('created_at', '>', new Date(Date.now() - 3600 * 1000))
-        .count({ n: '*' })
-        .first();
-      if (Number(recent?.n ?? 0) >= MAX_RESETS_PER_HOUR) return undefined;
       const { token, hash } = newToken();
       const expiresAt = new Date(Date.now() + RESET_TTL_MS);
-      await knex('password_resets').insert({ user_id: user.id, token_hash: hash, expires_at: expiresAt });
+      // Count and insert under the user's row lock, so concurrent requests cannot all pass the
+      // cap: the locking read comes first, so the count (the transaction's first plain read, whose
+      // snapshot starts there under REPEATABLE READ) sees every reset committed before the lock.
+      const made = await knex.transaction(async (trx) => {
+        await trx('users').where({ id: user.id }).forUpdate().first('id');
+        const recent = await trx('password_resets')
+          .where({ user_id: user.id })
+          .where('created_at', '>', new Date(Date.now() - 3600 * 1000))
+          .count({ n: '*' })
+          .first();
+        if (Number(recent?.n ?? 0) >= MAX_RESETS_PER_HOUR) return false;
+        await trx('password_resets').insert({ user_id: user.id, token_hash: hash, expires_at: expiresAt });
+        return true;
+      });
+      if (!made) return undefined;
       const { passwordHash: _, tokenVersion: __, ...safe } = user;
       return { user: safe, token, expiresAt };
     },
