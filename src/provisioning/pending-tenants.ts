@@ -22,9 +22,13 @@ import { createAuthService, type IssuedRefreshToken } from '../crm/auth-service.
 import { createUsersRepository } from '../crm/users-repository.js';
 import { ConflictError } from '../lib/errors.js';
 import { faultPoint } from '../lib/faults.js';
+import { PENDING_SLUG_PREFIX } from '../lib/identifiers.js';
 import { withJobLock } from '../jobs/maintenance.js';
 import { createPendingTenant } from './tenant-create.js';
 import { discardTenant } from './tenant-discard.js';
+
+/** `LIKE` pattern of placeholder slugs ({@link PENDING_SLUG_PREFIX}, its `_` escaped: a wildcard in LIKE). */
+const PENDING_SLUG_LIKE = `${PENDING_SLUG_PREFIX.replaceAll('_', '\\_')}%`;
 
 /** What a claim made: the tenant (active), its first admin's id and a refresh token for it. */
 export interface ClaimedTenant {
@@ -53,7 +57,7 @@ export interface ClaimInput {
 export async function countPendingTenants(ctx: SiloContext): Promise<{ pending: number; provisioning: number }> {
   const rows: Array<{ status: string; n: number | string }> = await ctx.catalog
     .knex('tenants')
-    .where('slug', 'like', '\\_pending\\_%')
+    .where('slug', 'like', PENDING_SLUG_LIKE)
     .whereIn('status', ['pending', 'provisioning'])
     .groupBy('status')
     .select('status', ctx.catalog.knex.raw('COUNT(*) AS n'));
@@ -70,7 +74,7 @@ export async function countPendingTenants(ctx: SiloContext): Promise<{ pending: 
 export async function fillPendingTenants(ctx: SiloContext, target: number, actor: string): Promise<{ ran: boolean; created: number; pending: number }> {
   const r = await withJobLock(ctx, 'pending-fill', async () => {
     // A pending tenant whose provisioning failed never served anyone: discarded, not repaired.
-    const failed = await ctx.catalog.knex('tenants').where('slug', 'like', '\\_pending\\_%').where({ status: 'failed' }).pluck('id');
+    const failed = await ctx.catalog.knex('tenants').where('slug', 'like', PENDING_SLUG_LIKE).where({ status: 'failed' }).pluck('id');
     for (const id of failed as number[]) {
       const t = await ctx.catalog.tenants.findById(id);
       if (t) await discardTenant(ctx, t, actor).catch((err: unknown) => ctx.log.warn({ err, tenantId: id }, 'could not discard a failed pending tenant'));
