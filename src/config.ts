@@ -168,7 +168,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       verifyTtlHours: e.SILO_SIGNUP_VERIFY_TTL_HOURS,
     },
     mail: { smtpUrl: e.SILO_SMTP_URL, smtpUrlRedacted: e.SILO_SMTP_URL && redactSmtpUrl(e.SILO_SMTP_URL), from: e.SILO_MAIL_FROM },
-    publicUrl: e.SILO_PUBLIC_URL.replace(/\/+$/, ''),
+    publicUrl: (e.SILO_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     mysqldumpPath: e.SILO_MYSQLDUMP_PATH,
     mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),

@@ -63,6 +63,8 @@ t.test('configuration: SMTP and public URLs are checked; the SMTP password is ne
   t.equal(refused({ SILO_PUBLIC_URL: 'https://example.test/?a=1' }), 'SILO_PUBLIC_URL');
   t.equal(refused({ SILO_MAIL_FROM: 'Silo\r\nBcc: x@example.test <a@b.c>' }), 'SILO_MAIL_FROM');
   t.equal(loadConfig(env({ SILO_MAIL_FROM: 'ops@example.test' })).mail.from, 'ops@example.test');
+  t.equal(loadConfig(env({ PORT: '4100' })).publicUrl, 'http://localhost:4100', 'unset, links point at the port the API listens on');
+  t.equal(loadConfig(env({ PORT: '4100', SILO_PUBLIC_URL: 'https://crm.example.test/' })).publicUrl, 'https://crm.example.test', 'set, it wins');
   t.end();
 });
 

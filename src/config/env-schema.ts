@@ -244,7 +244,8 @@ export const envSchema = z.object({
   SILO_PUBLIC_URL: z
     .url({ protocol: /^https?$/, message: 'must be an http(s) URL such as https://app.example.com' })
     .refine((v) => !/[?#]/.test(v), 'must have no query or fragment (links add their own)')
-    .default('http://localhost:3000'),
+    // Unset: http://localhost:<PORT> (see config.ts), so links point at the port the API listens on.
+    .optional(),
   SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
   SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),

@@ -13,6 +13,7 @@ import { TenantResolver } from '../tenancy/resolve.js';
 import { TenantChangeWatcher } from '../tenancy/watch.js';
 import { PlanLimitsCache } from '../tenancy/plan-limits.js';
 import { PlanRateLimiter, RedisRateCounter } from '../tenancy/plan-rate-limit.js';
+import { rateLimitStore } from './rate-limit-store.js';
 import { RedisClient } from '../lib/redis.js';
 import plansPlugin from './plugins/plans.js';
 import { platformPlansRoutes, tenantUsageRoutes } from './routes/plans.js';
@@ -166,6 +167,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   await app.register(authPlugin, { secret: config.jwtSecret });
   await app.register(rateLimit, {
     global: false,
+    // Shared by every API process through Redis when SILO_REDIS_URL is set (see rate-limit-store.ts).
+    store: rateLimitStore(redis, config.redis?.keyPrefix ?? '', ctx.log),
     errorResponseBuilder: (_req, context) => ({
       statusCode: 429,
       code: 'RATE_LIMITED',
