@@ -230,7 +230,8 @@ t.test('end to end: signed, retried with backoff after a 500, a timeout and a re
   t.match(attempts[2].error, /redirects are not followed/);
   t.notOk(JSON.stringify(log).includes(hook.secret), 'the log shows no secret');
   for (let k = 1; k < attempts.length; k++) {
-    const gap = Date.parse(attempts[k].scheduledAt) - Date.parse(attempts[k - 1].attemptedAt);
+    // From the end of the failed attempt (its start plus its latency) to the next one's due time.
+    const gap = Date.parse(attempts[k].scheduledAt) - (Date.parse(attempts[k - 1].attemptedAt) + attempts[k - 1].latencyMs);
     const min = (Math.min(400, BASE_MS * 2 ** (k - 1)) / 2) * 0.9;
     t.ok(gap >= min, `attempt ${k + 1} was scheduled ${gap} ms after attempt ${k} (backoff at least ${min} ms)`);
   }
