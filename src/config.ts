@@ -15,7 +15,7 @@ import type { Config, FaultSpec } from './config/types.js';
 
 // The schema and the types live in src/config/; everything stays importable from here.
 export { parseMysqlUrl, type MysqlUrl } from './config/env-schema.js';
-export type { Config, FaultSpec, MailConfig, S3Config } from './config/types.js';
+export type { Config, FaultSpec, MailConfig, S3Config, WebhooksConfig } from './config/types.js';
 
 /**
  * Development-only key, published in the repository: used when `SILO_SECRET_KEY` is unset
@@ -169,6 +169,15 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     },
     mail: { smtpUrl: e.SILO_SMTP_URL, smtpUrlRedacted: e.SILO_SMTP_URL && redactSmtpUrl(e.SILO_SMTP_URL), from: e.SILO_MAIL_FROM },
     publicUrl: (e.SILO_PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    webhooks: {
+      allowPrivate: e.SILO_WEBHOOK_ALLOW_PRIVATE,
+      timeoutMs: e.SILO_WEBHOOK_TIMEOUT_MS,
+      retryBaseMs: e.SILO_WEBHOOK_RETRY_BASE_MS,
+      retryMaxMs: Math.max(e.SILO_WEBHOOK_RETRY_MAX_MS, e.SILO_WEBHOOK_RETRY_BASE_MS),
+      retryWindowMs: e.SILO_WEBHOOK_RETRY_HOURS * 3_600_000,
+      sweepMs: e.SILO_WEBHOOK_SWEEP_MS,
+      concurrency: e.SILO_WEBHOOK_CONCURRENCY,
+    },
     mysqldumpPath: e.SILO_MYSQLDUMP_PATH,
     mysqlClientPath: e.SILO_MYSQL_CLIENT_PATH,
     faultKillAfter: fault(e.SILO_FAULT_KILL_AFTER),

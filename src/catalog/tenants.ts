@@ -6,7 +6,7 @@ import { ConflictError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import type { Tenant, TenantDomain, TenantStatus } from './types.js';
 
-interface TenantRow {
+export interface TenantRow {
   id: number;
   slug: string;
   name: string;
@@ -28,7 +28,7 @@ interface TenantRow {
   deleted_at: Date | null;
 }
 
-function toTenant(r: TenantRow): Tenant {
+export function toTenant(r: TenantRow): Tenant {
   return {
     id: r.id,
     slug: r.slug,

@@ -246,6 +246,14 @@ export const envSchema = z.object({
     .refine((v) => !/[?#]/.test(v), 'must have no query or fragment (links add their own)')
     // Unset: http://localhost:<PORT> (see config.ts), so links point at the port the API listens on.
     .optional(),
+  // Webhooks (issue 16 part 6): private/loopback targets (tests, development), per-attempt timeout, retry schedule, sweep, concurrency.
+  SILO_WEBHOOK_ALLOW_PRIVATE: bool.default(false),
+  SILO_WEBHOOK_TIMEOUT_MS: int(10_000, 50, 120_000),
+  SILO_WEBHOOK_RETRY_BASE_MS: int(10_000, 1, 3_600_000),
+  SILO_WEBHOOK_RETRY_MAX_MS: int(3_600_000, 1, 86_400_000),
+  SILO_WEBHOOK_RETRY_HOURS: int(24, 1, 720),
+  SILO_WEBHOOK_SWEEP_MS: int(30_000, 0, 3_600_000),
+  SILO_WEBHOOK_CONCURRENCY: int(8, 1, 1_000),
   SILO_MYSQLDUMP_PATH: z.string().min(1).optional(),
   SILO_MYSQL_CLIENT_PATH: z.string().min(1).optional(),
   SILO_ENABLE_FAULTS: bool.default(false),

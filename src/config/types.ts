@@ -39,6 +39,23 @@ export interface MailConfig {
   from: string;
 }
 
+/** Outgoing webhooks (`SILO_WEBHOOK_*`). Durations in ms. */
+export interface WebhooksConfig {
+  /** Allow loopback, private and link-local targets (`SILO_WEBHOOK_ALLOW_PRIVATE=1`: tests, development only). */
+  allowPrivate: boolean;
+  /** Longest time of one delivery attempt, connection to the end of the answer (default 10 s). */
+  timeoutMs: number;
+  /** First retry delay; it doubles per attempt up to `retryMaxMs`, with jitter. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** How long after an event (or a redelivery request) failed attempts are retried before the delivery is `failed` (default 24 h). */
+  retryWindowMs: number;
+  /** Interval of the sweep over tenants with active webhooks for due retries (0: no sweep). */
+  sweepMs: number;
+  /** Deliveries one process has in flight at most. */
+  concurrency: number;
+}
+
 /** Names a step of an operation, e.g. `{ operation: 'create', step: 'database' }`. */
 export interface FaultSpec {
   operation: string;
@@ -137,6 +154,8 @@ export interface Config {
   mail: MailConfig;
   /** Base of the links in mails (`SILO_PUBLIC_URL`, no trailing slash), e.g. `https://app.example.com`. */
   publicUrl: string;
+  /** Outgoing webhooks (see {@link WebhooksConfig}). */
+  webhooks: WebhooksConfig;
   /** Dump and client programs for backups and restores (default: the first of mariadb-dump/mysqldump, mariadb/mysql on PATH). */
   mysqldumpPath: string | undefined;
   mysqlClientPath: string | undefined;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import type { ObjectStore } from '../storage/s3.js';
 import { diff, logActivity } from './activity.js';
 import { companyLogoUrls, type WarnLogger } from './attachments.js';
+import { emitEvent } from '../webhooks/emit.js';
 import {
   applySort,
   assertVersion,
@@ -194,6 +195,7 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
             entityId: created.id,
             changes: diff(null, { ...created, deletedAt: undefined }),
           });
+          await emitEvent(trx, 'company.created', created);
           return { ...created, logoUrl: null };
         });
       } catch (err) {
@@ -215,6 +217,7 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
               .update({ ...patch, version: before.version + 1 });
             const after = await load(id, trx);
             await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
+            await emitEvent(trx, 'company.updated', after);
             return after;
           }),
         );
@@ -228,6 +231,7 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
         const now = await markDeleted(trx, { table: 'companies', entity: 'company', id, version: before.version }, actor.userId);
+        await emitEvent(trx, 'company.deleted', () => load(id, trx, { includeDeleted: true }));
         const contacts: Array<{ id: number; version: number }> = await trx('contacts')
           .where({ company_id: id })
           .whereNull('deleted_at')
@@ -248,6 +252,11 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
               entityId: Number(c.id),
               changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } },
             });
+            // Loaded lazily (contacts.ts imports this module at its top level).
+            await emitEvent(trx, 'contact.deleted', async () => {
+              const { toContact } = await import('./contacts.js');
+              return toContact(await loadRow(trx, 'contacts', 'contact', Number(c.id), { includeDeleted: true }));
+            });
           }
         }
       });
@@ -261,7 +270,9 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
             const before = await load(id, trx, { includeDeleted: true, lock: true });
             if (!before.deletedAt) return before;
             await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-            return load(id, trx);
+            const after = await load(id, trx);
+            await emitEvent(trx, 'company.restored', after);
+            return after;
           }),
         );
       } catch (err) {

@@ -23,6 +23,7 @@ import {
 } from './common.js';
 import { companyFields } from './companies.js';
 import { checkQuota, lockQuota, reserveQuota } from './quotas.js';
+import { emitEvent } from '../webhooks/emit.js';
 
 /** A contact as the API shows it. */
 export interface Contact {
@@ -173,6 +174,7 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
             entityId: created.id,
             changes: diff(null, { ...created, deletedAt: undefined }),
           });
+          await emitEvent(trx, 'contact.created', created);
           return created;
         });
       } catch (err) {
@@ -192,6 +194,7 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
             .update({ ...columns(input), version: before.version + 1 });
           const after = await load(id, trx);
           await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'contact', entityId: id, changes: diff(before, after) });
+          await emitEvent(trx, 'contact.updated', after);
           return after;
         });
       } catch (err) {
@@ -204,6 +207,7 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
         await markDeleted(trx, { table: 'contacts', entity: 'contact', id, version: before.version }, actor.userId);
+        await emitEvent(trx, 'contact.deleted', () => load(id, trx, { includeDeleted: true }));
       });
     },
 
@@ -227,7 +231,9 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
             if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
           }
           await markRestored(trx, { table: 'contacts', entity: 'contact', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-          return load(id, trx);
+          const after = await load(id, trx);
+          await emitEvent(trx, 'contact.restored', after);
+          return after;
         });
       } catch (err) {
         throw mapUniqueViolation(err, UNIQUE);

@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import type { z } from 'zod';
 import { UnprocessableError } from '../lib/errors.js';
 import { diff, logActivity } from './activity.js';
+import { emitEvent } from '../webhooks/emit.js';
 import { applySort, assertVersion, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
 import {
   DEAL_SORT,
@@ -136,6 +137,9 @@ export function createDealsService(knex: Knex, actor: Actor) {
         .update({ ...patch, version: before.version + 1 });
       const after = await load(dealId, trx);
       await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'deal', entityId: dealId, changes: diff(before, after) });
+      await emitEvent(trx, 'deal.updated', after);
+      // deal.won / deal.lost when the status changes to it (by win, lose or an update of status).
+      if (after.status !== before.status && after.status !== 'open') await emitEvent(trx, after.status === 'won' ? 'deal.won' : 'deal.lost', after);
       return after;
     });
   }
@@ -173,6 +177,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
           entityId: created.id,
           changes: diff(null, { ...created, deletedAt: undefined }),
         });
+        await emitEvent(trx, 'deal.created', created);
         return created;
       });
     },
@@ -204,6 +209,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
       await knex.transaction(async (trx) => {
         const before = await load(dealId, trx, { lock: true });
         await markDeleted(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version }, actor.userId);
+        await emitEvent(trx, 'deal.deleted', () => load(dealId, trx, { includeDeleted: true }));
       });
     },
 
@@ -213,7 +219,9 @@ export function createDealsService(knex: Knex, actor: Actor) {
         const before = await load(dealId, trx, { includeDeleted: true, lock: true });
         if (!before.deletedAt) return before;
         await markRestored(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-        return load(dealId, trx);
+        const after = await load(dealId, trx);
+        await emitEvent(trx, 'deal.restored', after);
+        return after;
       });
     },
 

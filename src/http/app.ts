@@ -40,6 +40,8 @@ import { contactsRoutes } from './routes/contacts.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { webhooksRoutes } from './routes/webhooks.js';
+import { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
@@ -53,6 +55,8 @@ declare module 'fastify' {
     historyRecorder: HistoryRecorder | undefined;
     /** Work started by requests after their answer (password reset mails); awaited at close. */
     background: BackgroundTasks;
+    /** Sends webhook deliveries (started with the app, stopped at close). */
+    webhookDispatcher: WebhookDispatcher;
   }
 }
 
@@ -142,8 +146,13 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   watcher.start();
   const background = new BackgroundTasks();
   app.decorate('background', background);
+  const dispatcher = new WebhookDispatcher({ catalog: ctx.catalog, connections, config: config.webhooks, secrets: config.secrets, log: ctx.log });
+  app.decorate('webhookDispatcher', dispatcher);
+  dispatcher.start();
   app.addHook('onClose', async () => {
     // Routes' own onClose hooks ran first (children before parents); tasks may still use the pools.
+    // The dispatcher first: no new attempt starts, those in flight are recorded (each within its timeout).
+    await dispatcher.stop();
     await background.idle();
     watcher.stop();
     known?.stop();
@@ -195,6 +204,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(attachmentsRoutes, { ctx });
       await api.register(tenantHistoryRoutes, { ctx });
       await api.register(tenantUsageRoutes, { ctx });
+      await api.register(webhooksRoutes, { config, dispatcher });
     },
     { prefix: '/api/v1' },
   );

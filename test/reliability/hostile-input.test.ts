@@ -60,6 +60,8 @@ const company = await must('POST', '/api/v1/companies', { name: 'Fixture Co' });
 const contact = await must('POST', '/api/v1/contacts', { fullName: 'Fixture Person', companyId: company.id });
 const stage = await must('POST', '/api/v1/pipeline-stages', { name: 'Fixture stage', probability: 40 });
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
+// Inactive: nothing is sent to it while the sweeps create and change records.
+const webhook = await must('POST', '/api/v1/webhooks', { url: 'https://203.0.113.7/hook', events: ['company.created'], active: false });
 
 interface Violation {
   where: string;
@@ -181,6 +183,7 @@ function validParams(path: string): Record<string, string | number> {
     ['/api/v1/contacts/', contact.id],
     ['/api/v1/deals/', deal.id],
     ['/api/v1/pipeline-stages/', stage.id],
+    ['/api/v1/webhooks/', webhook.id],
   ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
@@ -192,7 +195,13 @@ function validParams(path: string): Record<string, string | number> {
 
 let seq = 0;
 const uniq = (p: string) => `${p}-${++seq}`;
-const versions = { company: company.version as number, contact: contact.version as number, deal: deal.version as number, stage: stage.version as number };
+const versions = {
+  company: company.version as number,
+  contact: contact.version as number,
+  deal: deal.version as number,
+  stage: stage.version as number,
+  webhook: webhook.version as number,
+};
 
 /** A valid body (and path parameters) per operation with a JSON body. */
 const BASES: Record<string, () => { body: Record<string, unknown>; params?: Record<string, string | number> }> = {
@@ -212,6 +221,8 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   loseDeal: () => ({ params: { id: deal.id }, body: { version: versions.deal } }),
   createContact: () => ({ body: { fullName: 'Hostile Person', email: `${uniq('contact')}@hostile.test`, phone: '+1 555 0100 123', jobTitle: 'Buyer' } }),
   updateContact: () => ({ params: { id: contact.id }, body: { version: versions.contact } }),
+  createWebhook: () => ({ body: { url: 'https://203.0.113.8/hook', events: ['deal.won'], active: false } }),
+  updateWebhook: () => ({ params: { id: webhook.id }, body: { version: versions.webhook } }),
   platformLogin: () => ({ body: { email: 'operator@silo.test', password: PASSWORD } }),
   createTenant: () => {
     const slug = uniq('hx');
@@ -267,6 +278,8 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
   createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`,
   updatePipelineStage: (_r, p) => `/api/v1/pipeline-stages/${p.id}`,
+  createWebhook: (r) => `/api/v1/webhooks/${r.id}`,
+  updateWebhook: (_r, p) => `/api/v1/webhooks/${p.id}`,
   createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`,
   updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
   createPlan: (r) => `/platform/v1/plans/${r.name}`,
@@ -302,6 +315,7 @@ const VERSIONED: Record<string, keyof typeof versions> = {
   updateContact: 'contact',
   updateDeal: 'deal',
   updatePipelineStage: 'stage',
+  updateWebhook: 'webhook',
 };
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'setTenantPlan', 'moveDeal', 'winDeal', 'loseDeal']);

@@ -29,7 +29,7 @@
  * another tenant). Platform routes without a platform token are listed in PLATFORM_PUBLIC
  * with why they name no existing tenant.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -60,7 +60,7 @@ type Source = (typeof SOURCES)[number];
 /** Ids of tenant i start at (i + 1) x ID_STRIDE in every table. */
 const ID_STRIDE = 100_000;
 
-type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation';
+type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook';
 /** The kind of row an `{id}` names, by the first path segment after /api/v1. */
 const KIND_OF_SEGMENT: Record<string, Kind> = {
   companies: 'company',
@@ -70,6 +70,7 @@ const KIND_OF_SEGMENT: Record<string, Kind> = {
   'pipeline-stages': 'stage',
   attachments: 'attachment',
   invitations: 'invitation',
+  webhooks: 'webhook',
 };
 const TABLE_OF: Record<Kind, string> = {
   company: 'companies',
@@ -79,6 +80,7 @@ const TABLE_OF: Record<Kind, string> = {
   stage: 'pipeline_stages',
   attachment: 'attachments',
   invitation: 'invitations',
+  webhook: 'webhooks',
 };
 /** Body fields that reference a row, by name. */
 const KIND_OF_FIELD: Record<string, Kind> = {
@@ -111,6 +113,8 @@ interface TenantData {
   firstStage: number;
   /** The row each changing route acts on, by route key: one per route, in the state it needs. */
   targets: Map<string, number>;
+  /** A delivery of each webhook (`{deliveryId}` of the redeliver route), by webhook id. */
+  deliveries: Map<number, number>;
   /** Refresh tokens kept for the refresh and logout routes. */
   refreshTokens: { refresh: string; logout: string };
   /** A staff user whose password forgot-password and reset-password are about. */
@@ -180,6 +184,26 @@ async function createRow(d: TenantData, kind: Kind): Promise<number> {
     // An open invitation (the tenant's email is verified: operator-made tenants are).
     case 'invitation':
       return (await asAdmin(d, 'POST', `${API}/invitations`, { email: `invitee${n}@${s}.test`, role: 'staff' })).id;
+    // An inactive webhook (nothing is sent during the checks) subscribed to a type nothing emits here,
+    // with one past delivery (written as root: no event of that type is emitted) for {deliveryId}.
+    case 'webhook': {
+      const id = (await asAdmin(d, 'POST', `${API}/webhooks`, { url: `https://203.0.113.7/${s}/${n}`, events: ['note.created'], active: false })).id;
+      const db = d.tenant.databaseName;
+      const now = new Date();
+      const [eventId] = await root(`${db}.webhook_events`).insert({ public_id: randomUUID(), type: 'note.created', data: '{}', occurred_at: now });
+      const [deliveryId] = await root(`${db}.webhook_deliveries`).insert({
+        webhook_id: id,
+        event_id: eventId,
+        attempt: 1,
+        status: 'succeeded',
+        next_attempt_at: now,
+        attempted_at: now,
+        status_code: 200,
+        latency_ms: 5,
+      });
+      d.deliveries.set(id, Number(deliveryId));
+      return id;
+    }
   }
 }
 
@@ -288,6 +312,10 @@ const BODIES: Record<string, BodySpec> = {
     body: async ({ z, id, n }) => ({ ...dealRefs(z), title: `Renamed deal ${n}`, amount: '3000.50', version: await versionOf(z, 'deal', id) }),
   },
   [`POST ${API}/deals/{id}/move`]: { refs: true, body: async ({ z, id }) => ({ stageId: z.refs.stage, version: await versionOf(z, 'deal', id) }) },
+  [`POST ${API}/webhooks`]: { body: ({ n }) => ({ url: `https://203.0.113.8/new/${n}`, events: ['note.created'], active: false }) },
+  [`PATCH ${API}/webhooks/{id}`]: {
+    body: async ({ z, id, n }) => ({ url: `https://203.0.113.9/renamed/${n}`, events: ['note.updated'], version: await versionOf(z, 'webhook', id) }),
+  },
   [`POST ${API}/deals/{id}/win`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
   [`POST ${API}/deals/{id}/lose`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
 };
@@ -361,7 +389,9 @@ function toCase(route: AppRoute): RouteCase {
   let kind: Kind | undefined;
   if (params.length) {
     kind = KIND_OF_SEGMENT[segment];
-    if (params.join() !== 'id' || !kind) problems.push(`cannot tell which row {${params.join('}, {')}} names: add its kind to KIND_OF_SEGMENT`);
+    // `{deliveryId}` (redeliver) is a delivery of the webhook `{id}` names.
+    const understood = params.join() === 'id' || (kind === 'webhook' && params.join() === 'id,deliveryId');
+    if (!understood || !kind) problems.push(`cannot tell which row {${params.join('}, {')}} names: add its kind to KIND_OF_SEGMENT`);
   }
   const reads = route.method === 'GET' || route.method === 'HEAD';
   const content = op?.requestBody?.content ?? {};
@@ -422,11 +452,12 @@ for (const [i, slug] of SLUGS.entries()) {
     refs: {} as Record<Kind, number>,
     firstStage,
     targets: new Map(),
+    deliveries: new Map(),
     refreshTokens: { refresh: '', logout: '' },
     resetEmail: `reset@${slug}.test`,
     oneTime: { invitation: '', reset: '' },
   };
-  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation'] as const) d.refs[kind] = await createRow(d, kind);
+  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook'] as const) d.refs[kind] = await createRow(d, kind);
   // More data: companies, contacts, deals in several states, a staff user, activity.
   for (let k = 0; k < 3; k++) await createRow(d, 'company');
   await createRow(d, 'contact');
@@ -521,7 +552,7 @@ async function sendPlatform(c: PlatformCase, token: string, y: TenantData): Prom
 /** Sends a route's request: `token` (if any), tenant `y` named by `source`, row and body of tenant `z`. */
 async function send(c: RouteCase, token: string | undefined, y: TenantData, source: Source, z: TenantData): Promise<LightMyRequestResponse> {
   const id = c.kind ? (c.dedicated ? z.targets.get(c.key) : z.refs[c.kind]) : undefined;
-  let url = c.route.path.replace('{id}', String(id));
+  let url = c.route.path.replace('{id}', String(id)).replace('{deliveryId}', String(z.deliveries.get(id ?? 0)));
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
   if (source === 'header') headers['x-tenant'] = y.slug;
@@ -602,6 +633,8 @@ t.test('every tenant route is enumerated from the app and can be exercised', (t)
     `POST ${API}/invitations`,
     `DELETE ${API}/invitations/{id}`,
     `POST ${API}/invitations/accept`,
+    `POST ${API}/webhooks/{id}/deliveries/{deliveryId}/redeliver`,
+    `GET ${API}/webhooks/{id}/deliveries`,
     `POST ${API}/auth/forgot-password`,
     `POST ${API}/auth/reset-password`,
   ]) {
