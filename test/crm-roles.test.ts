@@ -250,6 +250,20 @@ t.test('a role id of one tenant means nothing in another', async (t) => {
   const tokenA = (await login(app, 'roles-a', inA.email)).accessToken;
   isProblem(t, await call('roles-b', tokenA)('GET', '/api/v1/contacts'), 401, 'TOKEN_TENANT_MISMATCH');
   t.notOk((await adminB('GET', '/api/v1/roles?pageSize=100')).json().data.some((x: { name: string }) => x.name === 'tenant-a-only'));
+
+  // Tenant B gets a role with the same id as A's, holding other permissions: a fresh API
+  // process that has read A's role must not answer B's users with it.
+  let inB = await role('tenant-b-filler', ['companies:read'], adminB);
+  while (inB.id < r.id) inB = await role(`tenant-b-filler-${inB.id}`, ['companies:read'], adminB);
+  t.equal(inB.id, r.id, 'the same role id in both tenants');
+  const fresh = await buildApp({ ctx });
+  await fresh.ready();
+  t.teardown(() => fresh.close());
+  const userA = call('roles-a', (await login(fresh, 'roles-a', inA.email)).accessToken, fresh);
+  const userB = await userWith('roles-b', inB.name, fresh);
+  t.equal((await userA('GET', '/api/v1/contacts')).statusCode, 200, "A's role opens contacts in A");
+  isProblem(t, await userB.as('GET', '/api/v1/contacts'), 403, 'FORBIDDEN');
+  t.equal((await userB.as('GET', '/api/v1/companies')).statusCode, 200, "B's role of the same id opens what it holds in B");
 });
 
 t.test('the tenant keeps an active user holding users:manage and roles:manage', async (t) => {
