@@ -12,8 +12,8 @@
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { buildApp } from '../src/http/app.js';
-import { BUILT_IN_PERMISSIONS } from '../src/crm/permissions.js';
-import { appRoutes } from './fixtures/app-routes.js';
+import { BUILT_IN_PERMISSIONS, PERMISSION_NAMES } from '../src/crm/permissions.js';
+import { appRoutes, openApiDocument } from './fixtures/app-routes.js';
 import { PASSWORD, login, makeTenant, setupApp } from './fixtures/app.js';
 import { runCliJson } from './fixtures/env.js';
 import { isProblem } from './fixtures/problem.js';
@@ -141,6 +141,12 @@ t.test("the built-in roles are seeded, fixed, with the code catalogue's permissi
   );
   isProblem(t, await adminA('PATCH', `/api/v1/roles/${byName.staff.id}`, { permissions: ['contacts:read'] }, { 'if-match': '"1"' }), 409, 'ROLE_BUILT_IN');
   isProblem(t, await adminA('DELETE', `/api/v1/roles/${byName.staff.id}`), 409, 'ROLE_BUILT_IN');
+  const description = ((await openApiDocument(app)) as unknown as { info: { description: string } }).info.description;
+  t.same(
+    PERMISSION_NAMES.filter((p) => !description.includes(`\`${p}\``)),
+    [],
+    'the OpenAPI description lists every permission',
+  );
 });
 
 t.test('every route of the router answers admin, manager and staff as before, and checks a permission', async (t) => {
