@@ -11,7 +11,7 @@ export function usersCommand(): Command {
     .description('add a tenant user (without a password option a strong one is generated and printed once)')
     .argument('<slug>', 'tenant')
     .argument('<email>')
-    .requiredOption('--role <role>', 'admin | manager | staff')
+    .requiredOption('--role <role>', 'admin | manager | staff | a custom role of the tenant (GET /api/v1/roles)')
     .option('--password-stdin', 'read the password (at least 12 characters) from stdin, one trailing newline trimmed; on a terminal, a prompt without echo')
     .option('--password <password>', `at least 12 characters; ${UNSAFE_PASSWORD_HELP} --password-stdin`)
     .option('--name <fullName>', 'full name')
@@ -24,7 +24,7 @@ export function usersCommand(): Command {
       await withContext(async (ctx) => {
         const u = await addTenantUser(ctx, slug, {
           email,
-          role: o.role as 'staff',
+          role: o.role,
           password: await passwordFrom({ given: o.password, fromStdin: o.passwordStdin, option: '--password' }),
           fullName: o.name,
         });

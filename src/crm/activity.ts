@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { pageOffset } from '../lib/validation.js';
 
 /** Entities that are logged. */
-export type ActivityEntity = 'company' | 'contact' | 'deal' | 'user' | 'pipeline_stage';
+export type ActivityEntity = 'company' | 'contact' | 'deal' | 'user' | 'pipeline_stage' | 'role';
 /** Logged actions. */
 export type ActivityAction = 'create' | 'update' | 'delete' | 'restore';
 /** `{ field: { old, new } }` in API (camelCase) field names. */

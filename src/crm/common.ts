@@ -9,10 +9,10 @@ import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import { pageOffset } from '../lib/validation.js';
 import { logActivity, type ActivityEntity, type Changes } from './activity.js';
 
-/** Who acts: the tenant user id (from the access token) and role. */
+/** Who acts: the tenant user id (from the access token) and its role's name. */
 export interface Actor {
   userId: number;
-  role: 'admin' | 'manager' | 'staff';
+  role: string;
 }
 
 /** List parameters every resource accepts. */

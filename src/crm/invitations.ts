@@ -23,13 +23,14 @@ import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService, type IssuedRefreshToken } from './auth-service.js';
 import { findByToken, newToken } from './one-time-tokens.js';
-import { TENANT_ROLES, createUsersRepository, type TenantRole, type TenantUser } from './users-repository.js';
+import { BUILT_IN_ROLES, type BuiltInRole } from './permissions.js';
+import { createUsersRepository, type TenantUser } from './users-repository.js';
 
 /** How long an invitation link works: 7 days, in ms. */
 export const INVITATION_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** Body of `POST /api/v1/invitations`. */
-export const createInvitationBody = z.strictObject({ email: emailSchema, role: z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]]) });
+export const createInvitationBody = z.strictObject({ email: emailSchema, role: z.enum(BUILT_IN_ROLES as [BuiltInRole, ...BuiltInRole[]]) });
 
 /** Body of `POST /api/v1/invitations/accept`. */
 export const acceptInvitationBody = z.strictObject({
@@ -42,7 +43,7 @@ export const acceptInvitationBody = z.strictObject({
 export interface Invitation {
   id: number;
   email: string;
-  role: TenantRole;
+  role: BuiltInRole;
   /** The admin who invited (null: the platform). */
   invitedBy: number | null;
   expiresAt: Date;
@@ -53,7 +54,7 @@ export interface Invitation {
 interface InvitationRow {
   id: number;
   email: string;
-  role: TenantRole;
+  role: BuiltInRole;
   token_hash: string;
   invited_by: number | null;
   expires_at: Date;

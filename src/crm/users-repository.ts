@@ -5,10 +5,15 @@
 import type { Knex } from 'knex';
 import { ConflictError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
+import { BUILT_IN_ROLES } from './permissions.js';
 
-/** Roles of tenant users: admins manage users and settings, managers also edit, staff create and read. */
-export type TenantRole = 'admin' | 'manager' | 'staff';
-export const TENANT_ROLES: readonly TenantRole[] = ['admin', 'manager', 'staff'];
+/**
+ * A tenant user's role name: a built-in (`admin`, `manager`, `staff`) or a custom role of
+ * the tenant (src/crm/roles.ts); the role's permissions decide what the user may do.
+ */
+export type TenantRole = string;
+/** The built-in role names. */
+export const TENANT_ROLES: readonly TenantRole[] = BUILT_IN_ROLES;
 
 /** A tenant user as the services see it (no hash). */
 export interface TenantUser {
@@ -16,6 +21,8 @@ export interface TenantUser {
   email: string;
   fullName: string | null;
   role: TenantRole;
+  /** The role's id (`roles.id`). */
+  roleId: number;
   active: boolean;
   version: number;
   createdAt: Date;
@@ -31,6 +38,7 @@ export interface UserTokenState {
   tokenVersion: number;
   active: boolean;
   role: TenantRole;
+  roleId: number;
 }
 
 /** A row of a tenant's `users` table. */
@@ -40,6 +48,7 @@ export interface UserRow {
   full_name: string | null;
   password_hash: string;
   role: TenantRole;
+  role_id: number;
   active: number | boolean;
   version: number;
   token_version: number;
@@ -53,6 +62,7 @@ const toUser = (r: UserRow): TenantUser => ({
   email: r.email,
   fullName: r.full_name,
   role: r.role,
+  roleId: Number(r.role_id),
   active: Boolean(r.active),
   version: r.version,
   createdAt: r.created_at,
@@ -64,13 +74,24 @@ const toUser = (r: UserRow): TenantUser => ({
 export function createUsersRepository(knex: Knex) {
   return {
     /**
-     * Inserts a user.
+     * Inserts a user with the role `role` (its id looked up in the same statement, or
+     * `roleId` when the caller resolved it; the foreign key refuses a pair that does not match).
      * @returns the new id
      * @throws ConflictError `USER_EXISTS` when the email is taken in this tenant
      */
-    async insert(u: { email: string; fullName?: string | null; passwordHash: string; role: TenantRole }, trx?: Knex.Transaction): Promise<number> {
+    async insert(
+      u: { email: string; fullName?: string | null; passwordHash: string; role: TenantRole; roleId?: number },
+      trx?: Knex.Transaction,
+    ): Promise<number> {
+      const db = trx ?? knex;
       try {
-        const [id] = await (trx ?? knex)('users').insert({ email: u.email, full_name: u.fullName ?? null, password_hash: u.passwordHash, role: u.role });
+        const [id] = await db('users').insert({
+          email: u.email,
+          full_name: u.fullName ?? null,
+          password_hash: u.passwordHash,
+          role: u.role,
+          role_id: u.roleId ?? db('roles').select('id').where({ name: u.role }),
+        });
         return Number(id);
       } catch (err) {
         if (mysqlErrno(err) === MysqlErrno.DUP_ENTRY) throw new ConflictError(`a user with email ${u.email} already exists`, 'USER_EXISTS', { field: 'email' });
@@ -91,8 +112,8 @@ export function createUsersRepository(knex: Knex) {
 
     /** The user's token state (one primary-key read), or undefined when there is no such user. */
     async findTokenState(id: number, trx?: Knex.Transaction): Promise<UserTokenState | undefined> {
-      const row = await (trx ?? knex)<UserRow>('users').where({ id }).first('token_version', 'active', 'role');
-      return row && { tokenVersion: Number(row.token_version), active: Boolean(row.active), role: row.role };
+      const row = await (trx ?? knex)<UserRow>('users').where({ id }).first('token_version', 'active', 'role', 'role_id');
+      return row && { tokenVersion: Number(row.token_version), active: Boolean(row.active), role: row.role, roleId: Number(row.role_id) };
     },
 
     /** Number of active admins. */

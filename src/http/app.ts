@@ -30,6 +30,7 @@ import { signupRoutes } from './routes/signup.js';
 import { serviceRoutes } from './routes/service.js';
 import { tenantAuthRoutes } from './routes/tenant-auth.js';
 import { usersRoutes } from './routes/users.js';
+import { rolesRoutes } from './routes/roles.js';
 import { invitationsRoutes } from './routes/invitations.js';
 import { passwordResetRoutes } from './routes/password-reset.js';
 import { companiesRoutes } from './routes/companies.js';
@@ -173,7 +174,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
   const recorder = config.history.enabled ? new HistoryRecorder(ctx.catalog.knex, config.history, ctx.log) : undefined;
   await app.register(historyPlugin, { recorder });
   app.decorate('historyRecorder', recorder);
-  await app.register(authPlugin, { secret: config.jwtSecret });
+  await app.register(authPlugin, { secret: config.jwtSecret, rolesTtlMs: config.tenantChangePollMs > 0 ? config.tenantChangePollMs : config.tenantCacheTtlMs });
   await app.register(rateLimit, {
     global: false,
     // Shared by every API process through Redis when SILO_REDIS_URL is set (see rate-limit-store.ts).
@@ -194,6 +195,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(tenantAuthRoutes, { loginRateLimit: config.loginRateLimit, refreshRateLimit: config.refreshRateLimit });
       await api.register(passwordResetRoutes, { ctx, background, forgotRateLimit: config.loginRateLimit, resetRateLimit: config.refreshRateLimit });
       await api.register(usersRoutes, { ctx });
+      await api.register(rolesRoutes);
       await api.register(invitationsRoutes, { ctx, acceptRateLimit: config.refreshRateLimit });
       await api.register(companiesRoutes, { storage: ctx.storage });
       await api.register(pipelineStagesRoutes);

@@ -14,7 +14,7 @@ import { withIdempotency } from '../crm/idempotency.js';
 import { ForbiddenError, ValidationError } from '../lib/errors.js';
 import { tenantQuery } from './schemas.js';
 
-/** The acting tenant user (set by requireTenantUser). */
+/** The acting tenant user (set by requirePermission or requireTenantUser). */
 export function actorOf(request: FastifyRequest): Actor {
   const u = request.tenantUser!;
   return { userId: Number(u.sub), role: u.role };
@@ -29,7 +29,12 @@ export function ifMatchVersion(request: FastifyRequest): number | undefined {
   return Number(m[1]);
 }
 
-/** Roles allowed to read, create, update, delete/restore. */
+/**
+ * Roles allowed to read, create, update, delete/restore.
+ * @deprecated routes check permissions: `onRequest: app.requirePermission('<resource>:<action>')`, where
+ * `ROLES.read` -> `read`, `ROLES.create` -> `create`, `ROLES.update` -> `update`, `ROLES.remove` -> `delete`
+ * (or `restore` on a restore route); see src/crm/permissions.ts. Kept until every route is converted.
+ */
 export const ROLES = {
   read: ['admin', 'manager', 'staff'] as const,
   create: ['admin', 'manager', 'staff'] as const,
@@ -37,10 +42,16 @@ export const ROLES = {
   remove: ['admin'] as const,
 };
 
-/** `includeDeleted=true` is for admins. @throws ForbiddenError */
+/**
+ * `includeDeleted=true` needs the permission `records:read-deleted` (of the built-in roles,
+ * admin's). On a route still guarded by a role list (no permissions resolved), it is for admins.
+ * @throws ForbiddenError
+ */
 export function checkIncludeDeleted(request: FastifyRequest, includeDeleted: boolean | undefined): boolean {
-  if (includeDeleted && request.tenantUser?.role !== 'admin') throw new ForbiddenError('includeDeleted is for admins', 'FORBIDDEN');
-  return Boolean(includeDeleted);
+  if (!includeDeleted) return false;
+  const allowed = request.tenantPermissions ? request.tenantPermissions.has('records:read-deleted') : request.tenantUser?.role === 'admin';
+  if (!allowed) throw new ForbiddenError('includeDeleted needs the permission records:read-deleted', 'FORBIDDEN', { permission: 'records:read-deleted' });
+  return true;
 }
 
 /** `?includeDeleted=true|false` */

@@ -117,7 +117,9 @@ export const userSchema = z
     id: z.number().int(),
     email: z.string(),
     fullName: z.string().nullable(),
-    role: z.enum(['admin', 'manager', 'staff']),
+    /** The role's name. */
+    role: z.string(),
+    roleId: z.number().int(),
     active: z.boolean(),
     version: z.number().int(),
     createdAt: date,

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import type { SiloContext } from '../context.js';
-import { TENANT_ROLES, type TenantRole } from '../crm/users-repository.js';
+import { roleName } from '../crm/roles.js';
 import { createUsersService } from '../crm/users-service.js';
 import { ConflictError } from '../lib/errors.js';
 import { assertAcceptablePassword, hashPassword } from '../lib/passwords.js';
@@ -15,7 +15,8 @@ import { getTenant } from './tenants-service.js';
 
 const tenantUserInput = z.object({
   email: emailSchema,
-  role: z.enum(TENANT_ROLES as [TenantRole, ...TenantRole[]], { message: 'role must be admin, manager or staff' }),
+  /** admin, manager, staff or a custom role of the tenant (checked by the users service). */
+  role: roleName,
   password: z.string().optional(),
   fullName: z.string().trim().min(1).max(200).optional(),
 });
@@ -32,7 +33,7 @@ export interface AddedUser {
  * Adds a user to a tenant, through the tenant's own DML-only account and the same service
  * as `POST /api/v1/users` (see {@link createUsersService}), activity log included, and
  * within the plan's limit of active users.
- * @throws ValidationError (email, role, password); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`; QuotaExceededError
+ * @throws ValidationError (email, password, a role the tenant does not have); NotFoundError; ConflictError `USER_EXISTS` or `INVALID_STATE`; QuotaExceededError
  */
 export async function addTenantUser(ctx: SiloContext, slug: string, raw: z.input<typeof tenantUserInput>): Promise<AddedUser> {
   const input = parseInput(tenantUserInput, raw);

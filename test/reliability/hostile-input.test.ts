@@ -59,6 +59,7 @@ const target = await must('POST', '/api/v1/users', { email: 'target@hostile.test
 const company = await must('POST', '/api/v1/companies', { name: 'Fixture Co' });
 const contact = await must('POST', '/api/v1/contacts', { fullName: 'Fixture Person', companyId: company.id });
 const stage = await must('POST', '/api/v1/pipeline-stages', { name: 'Fixture stage', probability: 40 });
+const customRole = await must('POST', '/api/v1/roles', { name: 'fixture-role', permissions: ['contacts:read'] });
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
 // Inactive: nothing is sent to it while the sweeps create and change records.
 const webhook = await must('POST', '/api/v1/webhooks', { url: 'https://203.0.113.7/hook', events: ['company.created'], active: false });
@@ -201,6 +202,7 @@ const versions = {
   deal: deal.version as number,
   stage: stage.version as number,
   webhook: webhook.version as number,
+  role: customRole.version as number,
 };
 
 /** A valid body (and path parameters) per operation with a JSON body. */
@@ -214,6 +216,8 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   updateCompany: () => ({ params: { id: company.id }, body: { version: versions.company } }),
   createPipelineStage: () => ({ body: { name: uniq('Stage'), probability: 50 } }),
   updatePipelineStage: () => ({ params: { id: stage.id }, body: { version: versions.stage } }),
+  createRole: () => ({ body: { name: uniq('role'), description: 'Hostile role', permissions: ['contacts:read'] } }),
+  updateRole: () => ({ params: { id: customRole.id }, body: { version: versions.role } }),
   createDeal: () => ({ body: { title: uniq('Deal'), amount: '1200.50', currency: 'EUR', stageId: stage.id, expectedCloseDate: '2030-06-30', status: 'open' } }),
   updateDeal: () => ({ params: { id: deal.id }, body: { version: versions.deal } }),
   moveDeal: () => ({ params: { id: deal.id }, body: { stageId: stage.id, version: versions.deal } }),
@@ -280,6 +284,8 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updatePipelineStage: (_r, p) => `/api/v1/pipeline-stages/${p.id}`,
   createWebhook: (r) => `/api/v1/webhooks/${r.id}`,
   updateWebhook: (_r, p) => `/api/v1/webhooks/${p.id}`,
+  createRole: (r) => `/api/v1/roles/${r.id}`,
+  updateRole: (_r, p) => `/api/v1/roles/${p.id}`,
   createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`,
   updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
   createPlan: (r) => `/platform/v1/plans/${r.name}`,
@@ -312,6 +318,7 @@ const PASSWORDS: Record<string, (body: Record<string, any>) => { slug: string; e
 };
 const VERSIONED: Record<string, keyof typeof versions> = {
   updateCompany: 'company',
+  updateRole: 'role',
   updateContact: 'contact',
   updateDeal: 'deal',
   updatePipelineStage: 'stage',

@@ -60,7 +60,7 @@ type Source = (typeof SOURCES)[number];
 /** Ids of tenant i start at (i + 1) x ID_STRIDE in every table. */
 const ID_STRIDE = 100_000;
 
-type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook';
+type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook' | 'role';
 /** The kind of row an `{id}` names, by the first path segment after /api/v1. */
 const KIND_OF_SEGMENT: Record<string, Kind> = {
   companies: 'company',
@@ -71,6 +71,7 @@ const KIND_OF_SEGMENT: Record<string, Kind> = {
   attachments: 'attachment',
   invitations: 'invitation',
   webhooks: 'webhook',
+  roles: 'role',
 };
 const TABLE_OF: Record<Kind, string> = {
   company: 'companies',
@@ -81,6 +82,7 @@ const TABLE_OF: Record<Kind, string> = {
   attachment: 'attachments',
   invitation: 'invitations',
   webhook: 'webhooks',
+  role: 'roles',
 };
 /** Body fields that reference a row, by name. */
 const KIND_OF_FIELD: Record<string, Kind> = {
@@ -91,6 +93,7 @@ const KIND_OF_FIELD: Record<string, Kind> = {
   ownerId: 'user',
   userId: 'user',
   attachmentId: 'attachment',
+  roleId: 'role',
 };
 
 const s3 = await setupS3(t);
@@ -204,6 +207,8 @@ async function createRow(d: TenantData, kind: Kind): Promise<number> {
       d.deliveries.set(id, Number(deliveryId));
       return id;
     }
+    case 'role':
+      return (await asAdmin(d, 'POST', `${API}/roles`, { name: `${s}-role-${n}`, description: `${s} role ${n}`, permissions: ['contacts:read'] })).id;
   }
 }
 
@@ -298,6 +303,10 @@ const BODIES: Record<string, BodySpec> = {
   [`PATCH ${API}/contacts/{id}`]: {
     refs: true,
     body: async ({ z, id, n }) => ({ companyId: z.refs.company, fullName: `Renamed contact ${n}`, version: await versionOf(z, 'contact', id) }),
+  },
+  [`POST ${API}/roles`]: { body: ({ n }) => ({ name: `new-role-${n}`, description: `New role ${n}`, permissions: ['contacts:read', 'companies:read'] }) },
+  [`PATCH ${API}/roles/{id}`]: {
+    body: async ({ z, id, n }) => ({ description: `Renamed role ${n}`, permissions: ['deals:read'], version: await versionOf(z, 'role', id) }),
   },
   [`POST ${API}/pipeline-stages`]: { body: ({ n }) => ({ name: `New stage ${n}`, probability: 60 }) },
   [`PATCH ${API}/pipeline-stages/{id}`]: {
@@ -457,7 +466,8 @@ for (const [i, slug] of SLUGS.entries()) {
     resetEmail: `reset@${slug}.test`,
     oneTime: { invitation: '', reset: '' },
   };
-  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook'] as const) d.refs[kind] = await createRow(d, kind);
+  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook', 'role'] as const)
+    d.refs[kind] = await createRow(d, kind);
   // More data: companies, contacts, deals in several states, a staff user, activity.
   for (let k = 0; k < 3; k++) await createRow(d, 'company');
   await createRow(d, 'contact');

@@ -1,6 +1,7 @@
 /**
  * Access tokens (JWT, HS256, `@fastify/jwt`). Tenant tokens carry `aud: "tenant"`,
- * `sub` (user id), `tid` (tenant id), `role`, `gen` (the tenant's token generation),
+ * `sub` (user id), `tid` (tenant id), `role` (the role's name), `rid` (the role's id),
+ * `gen` (the tenant's token generation),
  * `tv` (the user's `token_version`) and `av` (the tenant's `auth_version`) at issue, and
  * live 15 minutes; platform tokens carry `aud: "platform"`, `sub` and `role`
  * (`operator|support`). A token never opens routes of the other audience, and a tenant
@@ -17,12 +18,21 @@
  *   therefore refused, not applied: the client refreshes and gets a token with the new role.
  * - otherwise no query at all.
  * Tokens of before these claims existed count as `gen` 1, `tv` 0, `av` 0.
+ *
+ * Permissions (`requirePermission`): a token carries its role, never its permissions; the
+ * role's permissions come from {@link RolePermissions} (per process, re-read within one
+ * change-poll interval of a change in another process, at once after one in this
+ * process). So a role's new permissions apply to its users' current tokens within one
+ * interval, while a user moved to another role is revoked as above. A token without `rid`
+ * (issued before roles) is resolved by its role name.
  */
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { LRUCache } from 'lru-cache';
 import type { PlatformRole, Tenant } from '../../catalog/index.js';
+import type { Permission } from '../../crm/permissions.js';
+import { RolePermissions } from '../../crm/role-permissions.js';
 import { UserTokenStates } from '../../crm/token-states.js';
 import type { TenantRole } from '../../crm/users-repository.js';
 import { ForbiddenError, UnauthorizedError } from '../../lib/errors.js';
@@ -36,6 +46,8 @@ export interface TenantClaims {
   sub: string;
   tid: number;
   role: TenantRole;
+  /** The role's id at issue (absent: resolve `role` by name). */
+  rid?: number;
   /** The tenant's token generation at issue (absent: 1). */
   gen?: number;
   /** The user's `token_version` at issue (absent: 0). */
@@ -61,8 +73,18 @@ declare module '@fastify/jwt' {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** preHandler: a valid tenant token for the identified tenant, with one of `roles` (any when empty). */
+    /**
+     * onRequest: a valid tenant token for the identified tenant, with one of `roles` (any when empty).
+     * @deprecated for role lists: use {@link requirePermission} (`requireTenantUser()` without roles stays: any signed-in user)
+     */
     requireTenantUser(roles?: TenantRole[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /**
+     * onRequest: a valid tenant token for the identified tenant whose role holds `permission`
+     * (403 `FORBIDDEN` otherwise); sets `request.tenantUser` and `request.tenantPermissions`.
+     */
+    requirePermission(permission: Permission): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /** Roles' permissions as this process caches them (`invalidate(tenantId)` after a roles write). */
+    rolePermissions: RolePermissions;
     /** preHandler: a valid platform token with one of `roles` (any when empty). */
     requirePlatformUser(roles?: PlatformRole[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** Signs an access token. */
@@ -73,7 +95,7 @@ declare module 'fastify' {
      * been read before `tokenVersion` was (as the tenant plugin does): a change committed
      * in between then moves the auth version past the token's, and the token is re-checked.
      */
-    signTenantToken(request: FastifyRequest, user: { id: number; role: TenantRole }, tokenVersion: number): string;
+    signTenantToken(request: FastifyRequest, user: { id: number; role: TenantRole; roleId: number }, tokenVersion: number): string;
     /**
      * The identified tenant, re-read from the catalog when a token names a newer
      * generation than the cached row (another process changed it within the poll interval).
@@ -81,8 +103,10 @@ declare module 'fastify' {
     tenantForGeneration(request: FastifyRequest, generation: number): Promise<Tenant>;
   }
   interface FastifyRequest {
-    /** Set by requireTenantUser. */
+    /** Set by requireTenantUser and requirePermission. */
     tenantUser?: TenantClaims;
+    /** The permissions of the user's role, set by requirePermission. */
+    tenantPermissions?: ReadonlySet<Permission>;
     /** Set by requirePlatformUser. */
     platformUser?: PlatformClaims;
   }
@@ -119,8 +143,8 @@ async function verify(request: FastifyRequest, verified: VerifiedTokens): Promis
 
 const revoked = () => new UnauthorizedError('this token was revoked: refresh it or sign in again', 'TOKEN_REVOKED');
 
-/** Options: the signing secret (at least 32 bytes). */
-export default fp<{ secret: string }>(
+/** Options: the signing secret (at least 32 bytes); how long roles' permissions are cached, ms (the change-poll interval). */
+export default fp<{ secret: string; rolesTtlMs: number }>(
   async (app, opts) => {
     await app.register(fastifyJwt, {
       secret: opts.secret,
@@ -131,13 +155,14 @@ export default fp<{ secret: string }>(
 
     app.decorate('signAccessToken', (claims: TenantClaims | PlatformClaims) => app.jwt.sign(claims));
 
-    app.decorate('signTenantToken', (request: FastifyRequest, user: { id: number; role: TenantRole }, tokenVersion: number) => {
+    app.decorate('signTenantToken', (request: FastifyRequest, user: { id: number; role: TenantRole; roleId: number }, tokenVersion: number) => {
       const tenant = request.tenant!;
       return app.jwt.sign({
         aud: 'tenant',
         sub: String(user.id),
         tid: tenant.id,
         role: user.role,
+        rid: user.roleId,
         gen: tenant.generation,
         tv: tokenVersion,
         av: tenant.authVersion,
@@ -163,17 +188,36 @@ export default fp<{ secret: string }>(
       if (!Number.isSafeInteger(userId)) throw revoked();
       const state = await states.get(tenant, userId, () => app.tenantKnex(request));
       if (!state || !state.active || state.tokenVersion !== (claims.tv ?? 0) || state.role !== claims.role) throw revoked();
+      if (claims.rid !== undefined && state.roleId !== claims.rid) throw revoked();
     }
 
-    app.decorate('requireTenantUser', (roles: TenantRole[] = []) => async (request: FastifyRequest) => {
+    /** The current claims of a tenant token for the identified tenant. @throws UnauthorizedError */
+    async function tenantClaims(request: FastifyRequest): Promise<TenantClaims> {
       const claims = await verify(request, verified);
       if (claims.aud !== 'tenant') throw new UnauthorizedError('a platform token does not open tenant routes', 'WRONG_AUDIENCE');
       if (!request.tenant || claims.tid !== request.tenant.id) {
         throw new UnauthorizedError('this token belongs to another tenant', 'TOKEN_TENANT_MISMATCH');
       }
       await assertCurrent(request, claims);
+      return claims;
+    }
+
+    app.decorate('requireTenantUser', (roles: TenantRole[] = []) => async (request: FastifyRequest) => {
+      const claims = await tenantClaims(request);
       if (roles.length && !roles.includes(claims.role)) throw new ForbiddenError(`this needs the role ${roles.join(' or ')}`, 'FORBIDDEN');
       request.tenantUser = claims;
+    });
+
+    const rolePermissions = new RolePermissions(opts.rolesTtlMs);
+    app.decorate('rolePermissions', rolePermissions);
+    app.decorate('requirePermission', (permission: Permission) => async (request: FastifyRequest) => {
+      const claims = await tenantClaims(request);
+      const tenant = request.tenant!;
+      const role = claims.rid !== undefined ? { id: claims.rid } : { name: claims.role };
+      const permissions = await rolePermissions.get(tenant, role, () => app.tenantKnex(request));
+      if (!permissions.has(permission)) throw new ForbiddenError(`this needs the permission ${permission}`, 'FORBIDDEN', { permission });
+      request.tenantUser = claims;
+      request.tenantPermissions = permissions;
     });
 
     app.decorate('requirePlatformUser', (roles: PlatformRole[] = []) => async (request: FastifyRequest) => {

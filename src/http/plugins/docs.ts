@@ -7,6 +7,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { permissionsMarkdown } from '../../crm/permissions.js';
 
 export default fp(
   async (app) => {
@@ -17,7 +18,9 @@ export default fp(
           title: 'Silo API',
           version: '0.1.0',
           description:
-            'Tenant-routed API (`/api/v1`, identify the tenant by subdomain, custom domain, `X-Tenant` or `?tenant=`) and platform API (`/platform/v1`). Errors are RFC 9457 problem+json.',
+            'Tenant-routed API (`/api/v1`, identify the tenant by subdomain, custom domain, `X-Tenant` or `?tenant=`) and platform API (`/platform/v1`). Errors are RFC 9457 problem+json.\n\n' +
+            "Every tenant route needs one permission of the caller's role (403 FORBIDDEN otherwise); roles are managed under `/api/v1/roles`.\n\n" +
+            permissionsMarkdown(),
         },
         components: {
           securitySchemes: {

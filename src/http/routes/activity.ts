@@ -2,10 +2,9 @@
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { listActivity } from '../../crm/activity.js';
-import { ROLES } from '../crm-helpers.js';
 import { page, paginationQuery, withProblems } from '../schemas.js';
 
-const entities = ['company', 'contact', 'deal', 'user', 'pipeline_stage'] as const;
+const entities = ['company', 'contact', 'deal', 'user', 'pipeline_stage', 'role'] as const;
 const activitySchema = z
   .object({
     id: z.number().int(),
@@ -33,7 +32,7 @@ export const activityRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         }),
         response: withProblems({ 200: page(activitySchema) }),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('activity:read'),
     },
     async (request) => {
       const q = request.query;

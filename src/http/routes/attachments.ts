@@ -17,7 +17,7 @@ import type { SiloContext } from '../../context.js';
 import { ATTACHMENT_ENTITIES, createAttachmentsService, fileTooLarge, type AttachmentEntity, type StagedFile, type UploadMeta } from '../../crm/attachments.js';
 import { SiloError, ValidationError } from '../../lib/errors.js';
 import { requireStore } from '../../storage/s3.js';
-import { actorOf, idParams, ROLES } from '../crm-helpers.js';
+import { actorOf, idParams } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
 
 /**
@@ -29,7 +29,6 @@ export const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
 
 const PLURAL: Record<AttachmentEntity, string> = { company: 'companies', contact: 'contacts', deal: 'deals' };
 /** Who may delete an attachment. */
-const DELETE_ROLES = ['admin', 'manager'] as const;
 
 const attachmentSchema = z
   .object({
@@ -193,7 +192,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
         },
         // The body is a stream read by the handler; the schema above only documents it.
         validatorCompiler: (req) => (req.httpPart === 'body' ? () => true : validatorCompiler(req as unknown as Parameters<typeof validatorCompiler>[0])),
-        onRequest: app.requireTenantUser([...ROLES.create]),
+        onRequest: app.requirePermission('attachments:create'),
       },
       async (request, reply) => {
         try {
@@ -219,7 +218,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
           querystring: paginationQuery,
           response: withProblems({ 200: page(attachmentSchema) }),
         },
-        onRequest: app.requireTenantUser([...ROLES.read]),
+        onRequest: app.requirePermission('attachments:read'),
       },
       async (request) => {
         const q = request.query;
@@ -233,7 +232,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
     '/attachments/:id',
     {
       schema: { operationId: 'getAttachment', tags, security, params: idParams, querystring: tenantQuery, response: withProblems({ 200: attachmentSchema }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('attachments:read'),
     },
     async (request) => (await svc(request)).get(request.params.id),
   );
@@ -251,7 +250,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
         querystring: tenantQuery,
         response: withProblems({ 200: urlSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('attachments:read'),
     },
     async (request) => (await svc(request)).url(request.params.id),
   );
@@ -268,7 +267,7 @@ export const attachmentsRoutes: FastifyPluginAsyncZod<{ ctx: SiloContext }> = as
         querystring: tenantQuery,
         response: withProblems({ 204: z.null() }),
       },
-      onRequest: app.requireTenantUser([...DELETE_ROLES]),
+      onRequest: app.requirePermission('attachments:delete'),
     },
     async (request, reply) => {
       await (await svc(request)).remove(request.params.id);

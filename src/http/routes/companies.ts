@@ -6,17 +6,7 @@ import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createCompaniesService, createCompanyBody, updateCompanyBody, type CompanyRow } from '../../crm/companies.js';
 import type { ObjectStore } from '../../storage/s3.js';
-import {
-  actorOf,
-  checkIncludeDeleted,
-  createWithIdempotency,
-  getQuery,
-  idParams,
-  ifMatchVersion,
-  includeDeletedParam,
-  ROLES,
-  sendCsv,
-} from '../crm-helpers.js';
+import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, sendCsv } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
 
 const date = z.date();
@@ -56,7 +46,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
     '/companies',
     {
       schema: { operationId: 'listCompanies', tags, security, querystring: listQuery, response: withProblems({ 200: page(companySchema) }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('companies:read'),
     },
     async (request) => {
       const q = request.query;
@@ -69,7 +59,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
     '/companies/export.csv',
     {
       schema: { operationId: 'exportCompanies', tags, security, querystring: exportQuery, produces: ['text/csv'] },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('companies:read'),
     },
     async (request, reply) => {
       const q = request.query;
@@ -97,7 +87,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
         body: createCompanyBody,
         response: withProblems({ 201: companySchema, 409: problemSchema, 422: problemSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.create]),
+      onRequest: app.requirePermission('companies:create'),
     },
     async (request, reply) => {
       const s = await svc(request);
@@ -109,7 +99,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
     '/companies/:id',
     {
       schema: { operationId: 'getCompany', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: companySchema }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('companies:read'),
     },
     async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)),
   );
@@ -125,7 +115,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
         body: updateCompanyBody,
         response: withProblems({ 200: companySchema, 409: problemSchema, 428: problemSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('companies:update'),
     },
     async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
   );
@@ -141,7 +131,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
         params: idParams,
         response: withProblems({ 204: z.null() }),
       },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('companies:delete'),
     },
     async (request, reply) => {
       await (await svc(request)).remove(request.params.id);
@@ -153,7 +143,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
     '/companies/:id/restore',
     {
       schema: { operationId: 'restoreCompany', tags, security, params: idParams, response: withProblems({ 200: companySchema, 409: problemSchema }) },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('companies:restore'),
     },
     async (request) => (await svc(request)).restore(request.params.id),
   );

@@ -2,17 +2,7 @@
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createContactBody, createContactsService, updateContactBody, type ContactRow } from '../../crm/contacts.js';
-import {
-  actorOf,
-  checkIncludeDeleted,
-  createWithIdempotency,
-  getQuery,
-  idParams,
-  ifMatchVersion,
-  includeDeletedParam,
-  ROLES,
-  sendCsv,
-} from '../crm-helpers.js';
+import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, sendCsv } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
 
 const date = z.date();
@@ -53,7 +43,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts',
     {
       schema: { operationId: 'listContacts', tags, security, querystring: listQuery, response: withProblems({ 200: page(contactSchema) }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('contacts:read'),
     },
     async (request) => {
       const q = request.query;
@@ -66,7 +56,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts/export.csv',
     {
       schema: { operationId: 'exportContacts', tags, security, querystring: exportQuery, produces: ['text/csv'] },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('contacts:read'),
     },
     async (request, reply) => {
       const q = request.query;
@@ -94,7 +84,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         body: createContactBody,
         response: withProblems({ 201: contactSchema, 409: problemSchema, 422: problemSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.create]),
+      onRequest: app.requirePermission('contacts:create'),
     },
     async (request, reply) => {
       const s = await limitedSvc(request);
@@ -106,7 +96,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts/:id',
     {
       schema: { operationId: 'getContact', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: contactSchema }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('contacts:read'),
     },
     async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)),
   );
@@ -115,7 +105,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts/:id',
     {
       schema: { operationId: 'updateContact', tags, security, params: idParams, body: updateContactBody, response: mutations },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('contacts:update'),
     },
     async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
   );
@@ -124,7 +114,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts/:id',
     {
       schema: { operationId: 'deleteContact', tags, security, params: idParams, response: withProblems({ 204: z.null() }) },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('contacts:delete'),
     },
     async (request, reply) => {
       await (await svc(request)).remove(request.params.id);
@@ -136,7 +126,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/contacts/:id/restore',
     {
       schema: { operationId: 'restoreContact', tags, security, params: idParams, response: mutations },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('contacts:restore'),
     },
     async (request) => (await limitedSvc(request)).restore(request.params.id),
   );

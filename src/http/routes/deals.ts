@@ -5,7 +5,7 @@
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { amountSchema, createDealBody, createDealsService, DEAL_STATUSES, isoDay, moveDealBody, updateDealBody, versionBody } from '../../crm/deals.js';
-import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, ROLES } from '../crm-helpers.js';
+import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
 
 const date = z.date();
@@ -68,7 +68,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals',
     {
       schema: { operationId: 'listDeals', tags, security, querystring: listQuery, response: withProblems({ 200: page(dealSchema) }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('deals:read'),
     },
     async (request) => {
       const q = request.query;
@@ -88,7 +88,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         querystring: tenantQuery,
         response: withProblems({ 200: dealStatsSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('deals:read'),
     },
     async (request) => (await svc(request)).stats(),
   );
@@ -103,7 +103,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         body: createDealBody,
         response: withProblems({ 201: dealSchema, 409: problemSchema, 422: problemSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.create]),
+      onRequest: app.requirePermission('deals:create'),
     },
     async (request, reply) => {
       const s = await svc(request);
@@ -115,7 +115,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals/:id',
     {
       schema: { operationId: 'getDeal', tags, security, params: idParams, querystring: getQuery, response: withProblems({ 200: dealSchema }) },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('deals:read'),
     },
     async (request) => (await svc(request)).get(request.params.id, checkIncludeDeleted(request, request.query.includeDeleted)),
   );
@@ -124,7 +124,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals/:id',
     {
       schema: { operationId: 'updateDeal', tags, security, params: idParams, body: updateDealBody, response: mutations },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('deals:update'),
     },
     async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
   );
@@ -133,7 +133,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals/:id/move',
     {
       schema: { operationId: 'moveDeal', tags, security, summary: 'Move a deal to another stage', params: idParams, body: moveDealBody, response: mutations },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('deals:update'),
     },
     async (request) => (await svc(request)).move(request.params.id, request.body.stageId, ifMatchVersion(request) ?? request.body.version),
   );
@@ -150,7 +150,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         body: versionBody.nullish(),
         response: mutations,
       },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('deals:update'),
     },
     async (request) => (await svc(request)).win(request.params.id, ifMatchVersion(request) ?? request.body?.version),
   );
@@ -167,7 +167,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         body: versionBody.nullish(),
         response: mutations,
       },
-      onRequest: app.requireTenantUser([...ROLES.update]),
+      onRequest: app.requirePermission('deals:update'),
     },
     async (request) => (await svc(request)).lose(request.params.id, ifMatchVersion(request) ?? request.body?.version),
   );
@@ -176,7 +176,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals/:id',
     {
       schema: { operationId: 'deleteDeal', tags, security, summary: 'Soft-delete a deal', params: idParams, response: withProblems({ 204: z.null() }) },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('deals:delete'),
     },
     async (request, reply) => {
       await (await svc(request)).remove(request.params.id);
@@ -188,7 +188,7 @@ export const dealsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     '/deals/:id/restore',
     {
       schema: { operationId: 'restoreDeal', tags, security, params: idParams, response: mutations },
-      onRequest: app.requireTenantUser([...ROLES.remove]),
+      onRequest: app.requirePermission('deals:restore'),
     },
     async (request) => (await svc(request)).restore(request.params.id),
   );

@@ -204,7 +204,7 @@ export const platformHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext 
 export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app, { ctx }, done) => {
   const tags = ['history'];
   const security = [{ tenantBearer: [] }];
-  const admin = app.requireTenantUser(['admin']);
+  const readHistory = app.requirePermission('history:read');
   const own = (request: FastifyRequest) => request.tenant!.id;
 
   app.get(
@@ -217,7 +217,7 @@ export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }>
         querystring: paginationQuery.extend({ ...filterFields, ...listFields }),
         response: withProblems({ 200: listResponse }),
       },
-      onRequest: admin,
+      onRequest: readHistory,
     },
     async (request) => {
       const q = request.query;
@@ -238,7 +238,7 @@ export const tenantHistoryRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }>
         querystring: tenantQuery.extend({ ...filterFields, ...statsFields }),
         response: withProblems({ 200: historyStatsSchema, 429: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: readHistory,
       // Statistics scan the window's rows: bounded per tenant, whoever of its admins asks.
       config: { rateLimit: { max: rateLimit, timeWindow: 60_000, hook: 'preHandler', keyGenerator: (req) => `tenant-stats|${req.tenant?.id ?? '-'}` } },
     },

@@ -34,7 +34,7 @@ export const invitationSchema = z
 export const invitationsRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext; acceptRateLimit: number }> = (app, { ctx, acceptRateLimit }, done) => {
   const tags = ['invitations'];
   const security = [{ tenantBearer: [] }];
-  const admin = app.requireTenantUser(['admin']);
+  const manageInvitations = app.requirePermission('invitations:manage');
 
   app.post(
     '/invitations',
@@ -47,7 +47,7 @@ export const invitationsRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext; acc
         body: createInvitationBody,
         response: withProblems({ 201: invitationSchema, 409: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: manageInvitations,
     },
     async (request, reply) => {
       const tenant = request.tenant!;
@@ -79,7 +79,7 @@ export const invitationsRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext; acc
         querystring: paginationQuery,
         response: withProblems({ 200: page(invitationSchema) }),
       },
-      onRequest: admin,
+      onRequest: manageInvitations,
     },
     async (request) => {
       const { page: p, pageSize } = request.query;
@@ -99,7 +99,7 @@ export const invitationsRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext; acc
         params: idParams,
         response: withProblems({ 204: z.null() }),
       },
-      onRequest: admin,
+      onRequest: manageInvitations,
     },
     async (request, reply) => {
       await createInvitationsService(await app.tenantKnex(request)).revoke(request.params.id);

@@ -2,7 +2,7 @@
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { createPipelineStagesService, createStageBody, updateStageBody } from '../../crm/pipeline-stages.js';
-import { actorOf, createWithIdempotency, idParams, ifMatchVersion, ROLES } from '../crm-helpers.js';
+import { actorOf, createWithIdempotency, idParams, ifMatchVersion } from '../crm-helpers.js';
 import { page, paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
 
 const date = z.date();
@@ -19,7 +19,6 @@ export const pipelineStageSchema = z
   .meta({ id: 'PipelineStage' });
 
 /** Who may change the pipeline: admins only. */
-const ADMINS = ['admin' as const];
 
 export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['pipeline-stages'];
@@ -37,7 +36,7 @@ export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done)
         querystring: paginationQuery,
         response: withProblems({ 200: page(pipelineStageSchema) }),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('stages:read'),
     },
     async (request) => {
       const q = request.query;
@@ -56,7 +55,7 @@ export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done)
         body: createStageBody,
         response: withProblems({ 201: pipelineStageSchema, 409: problemSchema, 422: problemSchema }),
       },
-      onRequest: app.requireTenantUser(ADMINS),
+      onRequest: app.requirePermission('stages:create'),
     },
     async (request, reply) => {
       const s = await svc(request);
@@ -75,7 +74,7 @@ export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done)
         querystring: tenantQuery,
         response: withProblems({ 200: pipelineStageSchema }),
       },
-      onRequest: app.requireTenantUser([...ROLES.read]),
+      onRequest: app.requirePermission('stages:read'),
     },
     async (request) => (await svc(request)).get(request.params.id),
   );
@@ -91,7 +90,7 @@ export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done)
         body: updateStageBody,
         response: withProblems({ 200: pipelineStageSchema, 409: problemSchema, 428: problemSchema }),
       },
-      onRequest: app.requireTenantUser(ADMINS),
+      onRequest: app.requirePermission('stages:update'),
     },
     async (request) => (await svc(request)).update(request.params.id, request.body, ifMatchVersion(request)),
   );
@@ -107,7 +106,7 @@ export const pipelineStagesRoutes: FastifyPluginCallbackZod = (app, _opts, done)
         params: idParams,
         response: withProblems({ 204: z.null(), 409: problemSchema }),
       },
-      onRequest: app.requireTenantUser(ADMINS),
+      onRequest: app.requirePermission('stages:delete'),
     },
     async (request, reply) => {
       await (await svc(request)).remove(request.params.id);

@@ -168,7 +168,7 @@ export const tenantUsageRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> =
         querystring: tenantQuery,
         response: withProblems({ 200: usageSchema }),
       },
-      onRequest: app.requireTenantUser(['admin']),
+      onRequest: app.requirePermission('usage:read'),
     },
     async (request) => usageOut(await tenantUsage(ctx, request.tenant!, await app.tenantKnex(request))),
   );

@@ -1,4 +1,4 @@
-/** `/api/v1/users`: tenant admins manage their tenant's users. */
+/** `/api/v1/users`: users with `users:read` list and get the tenant's users; with `users:manage` they change them. */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import type { FastifyRequest } from 'fastify';
 import type { SiloContext } from '../../context.js';
@@ -19,13 +19,14 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
       (await app.tenantLimits(request)).maxUsers,
     );
   const security = [{ tenantBearer: [] }];
-  const admin = app.requireTenantUser(['admin']);
+  const readUsers = app.requirePermission('users:read');
+  const manageUsers = app.requirePermission('users:manage');
 
   app.get(
     '/users',
     {
       schema: { operationId: 'listUsers', tags, security, querystring: paginationQuery, response: withProblems({ 200: page(userSchema) }) },
-      onRequest: admin,
+      onRequest: readUsers,
     },
     async (request) => {
       const { page: p, pageSize } = request.query;
@@ -38,7 +39,7 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
     '/users',
     {
       schema: { operationId: 'createUser', tags, security, body: createUserBody, response: withProblems({ 201: userSchema, 409: problemSchema }) },
-      onRequest: admin,
+      onRequest: manageUsers,
     },
     async (request, reply) => reply.code(201).send(await (await users(request)).create(request.body)),
   );
@@ -47,7 +48,7 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
     '/users/:id',
     {
       schema: { operationId: 'getUser', tags, security, params: idParams, response: withProblems({ 200: userSchema }) },
-      onRequest: admin,
+      onRequest: readUsers,
     },
     async (request) => (await users(request)).get(request.params.id),
   );
@@ -63,7 +64,7 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
         body: updateUserBody,
         response: withProblems({ 200: userSchema, 409: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: manageUsers,
     },
     async (request) => (await users(request)).update(request.params.id, request.body),
   );
@@ -79,7 +80,7 @@ export const usersRoutes: FastifyPluginCallbackZod<{ ctx: SiloContext }> = (app,
         params: idParams,
         response: withProblems({ 200: userSchema, 409: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: manageUsers,
     },
     async (request) => (await users(request)).deactivate(request.params.id),
   );

@@ -1,5 +1,5 @@
 /**
- * `/api/v1/webhooks`: the tenant's outgoing webhooks (admins), their delivery log and
+ * `/api/v1/webhooks`: the tenant's outgoing webhooks (permission webhooks:manage), their delivery log and
  * redelivery. The secret is in the answers of create and rotate-secret only. After a
  * change the catalog's list of tenants with active webhooks is updated (what the
  * dispatcher's sweep visits); a failure there is logged, not answered (the change is
@@ -50,7 +50,7 @@ const deliveryParams = z.strictObject({ id: idParams.shape.id, deliveryId: idPar
 export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatcher: WebhookDispatcher }> = (app, opts, done) => {
   const tags = ['webhooks'];
   const security = [{ tenantBearer: [] }];
-  const admin = app.requireTenantUser(['admin']);
+  const manage = app.requirePermission('webhooks:manage');
   const svc = async (request: FastifyRequest) =>
     createWebhooksService(await app.tenantKnex(request), {
       secrets: opts.config.secrets,
@@ -72,7 +72,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
     '/webhooks',
     {
       schema: { operationId: 'listWebhooks', tags, security, querystring: paginationQuery, response: withProblems({ 200: page(webhookSchema) }) },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request) => {
       const q = request.query;
@@ -91,7 +91,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         body: createWebhookBody,
         response: withProblems({ 201: withSecret }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request, reply) => {
       const s = await svc(request);
@@ -103,7 +103,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
 
   app.get(
     '/webhooks/:id',
-    { schema: { operationId: 'getWebhook', tags, security, params: idParams, response: withProblems({ 200: webhookSchema }) }, onRequest: admin },
+    { schema: { operationId: 'getWebhook', tags, security, params: idParams, response: withProblems({ 200: webhookSchema }) }, onRequest: manage },
     async (request) => (await svc(request)).get(request.params.id),
   );
 
@@ -118,7 +118,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         body: updateWebhookBody,
         response: withProblems({ 200: webhookSchema, 409: problemSchema, 428: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request) => {
       const s = await svc(request);
@@ -139,7 +139,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         params: idParams,
         response: withProblems({ 204: z.null() }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request, reply) => {
       const s = await svc(request);
@@ -160,7 +160,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         params: idParams,
         response: withProblems({ 200: withSecret }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request) => {
       const { webhook, secret } = await (await svc(request)).rotateSecret(request.params.id);
@@ -180,7 +180,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         querystring: paginationQuery,
         response: withProblems({ 200: page(deliverySchema) }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request) => {
       const q = request.query;
@@ -199,7 +199,7 @@ export const webhooksRoutes: FastifyPluginCallbackZod<{ config: Config; dispatch
         params: deliveryParams,
         response: withProblems({ 202: deliverySchema, 409: problemSchema }),
       },
-      onRequest: admin,
+      onRequest: manage,
     },
     async (request, reply) => {
       const delivery = await (await svc(request)).redeliver(request.params.id, request.params.deliveryId);
