@@ -3,6 +3,7 @@
  * allow-list, pagination, and mapping MySQL errors to API errors.
  */
 import type { Knex } from 'knex';
+import { z } from 'zod';
 import { ConflictError, NotFoundError, SiloError, ValidationError } from '../lib/errors.js';
 import { quoteIdentifier } from '../lib/identifiers.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
@@ -16,7 +17,7 @@ export interface Actor {
 }
 
 /** List parameters every resource accepts. */
-export interface ListParams {
+export interface ListParams extends DateRanges {
   page: number;
   pageSize: number;
   q?: string;
@@ -49,6 +50,55 @@ export function applySort(q: Knex.QueryBuilder, sort: string | undefined, allowe
     q.orderBy(column, desc ? 'desc' : 'asc');
   }
   q.orderBy('id', 'desc');
+}
+
+/** An ISO 8601 date-time with `Z` or an offset (`2026-01-31T09:30:00Z`), as a `Date` (ms precision, like the columns). */
+export const isoDateTime = z.iso
+  .datetime({ offset: true, message: 'expected an ISO 8601 date-time such as 2026-01-31T09:30:00Z' })
+  .transform((s) => new Date(s));
+
+/**
+ * The created/updated range filters every CRM list takes, as query parameters (spread
+ * them into a list's zod query: `paginationQuery.extend({ ...dateRangeQuery, ... })`).
+ * `...After` is inclusive (`>=`), `...Before` exclusive (`<`): ranges are half-open, so
+ * `createdAfter=2026-01-01T00:00:00Z&createdBefore=2026-02-01T00:00:00Z` is January and
+ * consecutive ranges never overlap. Apply them with {@link applyDateRanges}.
+ */
+export const dateRangeQuery = {
+  createdAfter: isoDateTime.optional().describe('created at or after this instant (inclusive), ISO 8601 date-time'),
+  createdBefore: isoDateTime.optional().describe('created strictly before this instant (exclusive), ISO 8601 date-time'),
+  updatedAfter: isoDateTime.optional().describe('last updated at or after this instant (inclusive), ISO 8601 date-time'),
+  updatedBefore: isoDateTime.optional().describe('last updated strictly before this instant (exclusive), ISO 8601 date-time'),
+};
+
+/** The parsed values of {@link dateRangeQuery}. */
+export interface DateRanges {
+  createdAfter?: Date;
+  createdBefore?: Date;
+  updatedAfter?: Date;
+  updatedBefore?: Date;
+}
+
+/**
+ * Adds the created/updated ranges of {@link dateRangeQuery} to a query, on the
+ * `created_at` and `updated_at` columns (qualified with `table` when given).
+ * @throws ValidationError `INVALID_DATE_RANGE` when an `...After` is later than its `...Before`
+ */
+export function applyDateRanges(q: Knex.QueryBuilder, f: DateRanges, table?: string): void {
+  const col = (c: string) => (table ? `${table}.${c}` : c);
+  for (const [name, after, before] of [
+    ['created', f.createdAfter, f.createdBefore],
+    ['updated', f.updatedAfter, f.updatedBefore],
+  ] as const) {
+    if (after && before && after.getTime() > before.getTime())
+      throw new ValidationError(
+        `${name}After (${after.toISOString()}) is later than ${name}Before (${before.toISOString()})`,
+        { field: `${name}After`, fields: [{ path: `querystring.${name}After`, message: `must not be later than ${name}Before` }] },
+        'INVALID_DATE_RANGE',
+      );
+    if (after) q.where(col(`${name}_at`), '>=', after);
+    if (before) q.where(col(`${name}_at`), '<', before);
+  }
 }
 
 /** Escapes `%`, `_` and `\` for a LIKE pattern (MySQL §14.8.1), bound as a value. */

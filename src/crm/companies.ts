@@ -12,10 +12,10 @@ import { diff, logActivity } from './activity.js';
 import { companyLogoUrls, type WarnLogger } from './attachments.js';
 import { emitEvent } from '../webhooks/emit.js';
 import {
+  applyDateRanges,
   applySort,
   assertVersion,
   inTransaction,
-  likeContains,
   loadRow,
   mapUniqueViolation,
   markDeleted,
@@ -24,6 +24,7 @@ import {
   type Actor,
   type ListParams,
 } from './common.js';
+import { applySearch, fulltextSettings, type FulltextSettings } from './search.js';
 
 /** A company as stored (what the activity log compares). */
 export interface Company {
@@ -96,7 +97,19 @@ export interface CompanyFilters extends ListParams {
   country?: string;
 }
 
-const SORT = { name: 'name', createdAt: 'created_at', updatedAt: 'updated_at', industry: 'industry', country: 'country' };
+/** Sortable API fields -> columns (the `sort` allow-list). */
+export const COMPANY_SORT = {
+  name: 'name',
+  industry: 'industry',
+  country: 'country',
+  website: 'website',
+  phone: 'phone',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+/** The columns `q` searches: those of the FULLTEXT index `companies_search_ftx`, in its order. */
+export const COMPANY_SEARCH_COLUMNS = ['name', 'industry', 'website'] as const;
+const SORT = COMPANY_SORT;
 const UNIQUE = { companies_live_name_uq: ['COMPANY_NAME_TAKEN', 'a live company already has this name'] as [string, string] };
 
 /** A row of a tenant's `companies` table. */
@@ -144,15 +157,13 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
   };
   const withLogo = async (c: Company): Promise<CompanyView> => (await withLogos([c]))[0]!;
 
-  const filtered = (f: CompanyFilters) => {
+  const filtered = (ft: FulltextSettings, f: CompanyFilters) => {
     const q = knex('companies');
     if (!f.includeDeleted) q.whereNull('deleted_at');
     if (f.industry) q.where('industry', f.industry);
     if (f.country) q.where('country', f.country.toUpperCase());
-    if (f.q)
-      q.where(
-        (w) => void w.where('name', 'like', likeContains(f.q!)).orWhere('industry', 'like', likeContains(f.q!)).orWhere('website', 'like', likeContains(f.q!)),
-      );
+    applyDateRanges(q, f);
+    applySearch(q, ft, COMPANY_SEARCH_COLUMNS, f.q);
     return q;
   };
 
@@ -162,15 +173,15 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
   return {
     /** A page of companies. @throws ValidationError `INVALID_SORT` */
     async list(f: CompanyFilters): Promise<{ data: CompanyView[]; total: number }> {
-      const r = await paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toCompany);
+      const r = await paginate(filtered(await fulltextSettings(knex), f), f, (q) => applySort(q, f.sort, SORT), toCompany);
       return { data: await withLogos(r.data), total: r.total };
     },
 
-    /** Query for a CSV export of the filtered list (streamed by the caller). */
-    exportQuery(f: CompanyFilters): Knex.QueryBuilder {
-      const q = filtered(f).select('*');
+    /** Query (wrapped: a builder is thenable) for a CSV export of the filtered list (streamed by the caller). @throws ValidationError `INVALID_SORT`, `INVALID_DATE_RANGE` */
+    async exportQuery(f: CompanyFilters): Promise<{ query: Knex.QueryBuilder }> {
+      const q = filtered(await fulltextSettings(knex), f).select('*');
       applySort(q, f.sort, SORT);
-      return q;
+      return { query: q };
     },
 
     /** @throws NotFoundError `COMPANY_NOT_FOUND` (also for a deleted one unless includeDeleted) */

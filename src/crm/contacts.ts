@@ -9,10 +9,10 @@ import { ConflictError, UnprocessableError } from '../lib/errors.js';
 import { emailSchema } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import {
+  applyDateRanges,
   applySort,
   assertVersion,
   inTransaction,
-  likeContains,
   loadRow,
   mapUniqueViolation,
   markDeleted,
@@ -24,6 +24,7 @@ import {
 import { companyFields } from './companies.js';
 import { checkQuota, lockQuota, reserveQuota } from './quotas.js';
 import { emitEvent } from '../webhooks/emit.js';
+import { applySearch, fulltextSettings, type FulltextSettings } from './search.js';
 
 /** A contact as the API shows it. */
 export interface Contact {
@@ -68,7 +69,19 @@ export interface ContactFilters extends ListParams {
   email?: string;
 }
 
-const SORT = { fullName: 'full_name', email: 'email', createdAt: 'created_at', updatedAt: 'updated_at' };
+/** Sortable API fields -> columns (the `sort` allow-list). */
+export const CONTACT_SORT = {
+  fullName: 'full_name',
+  email: 'email',
+  phone: 'phone',
+  jobTitle: 'job_title',
+  companyId: 'company_id',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+/** The columns `q` searches: those of the FULLTEXT index `contacts_search_ftx`, in its order. */
+export const CONTACT_SEARCH_COLUMNS = ['full_name', 'email', 'job_title'] as const;
+const SORT = CONTACT_SORT;
 const UNIQUE = { contacts_live_email_uq: ['CONTACT_EMAIL_TAKEN', 'a live contact of this company already has this email'] as [string, string] };
 
 /** A row of a tenant's `contacts` table. */
@@ -114,16 +127,13 @@ async function assertLiveCompany(trx: Knex.Transaction, companyId: number | null
  */
 export function createContactsService(knex: Knex, actor: Actor, opts: { maxContacts?: number | null } = {}) {
   const maxContacts = opts.maxContacts ?? null;
-  const filtered = (f: ContactFilters) => {
+  const filtered = (ft: FulltextSettings, f: ContactFilters) => {
     const q = knex('contacts');
     if (!f.includeDeleted) q.whereNull('deleted_at');
     if (f.companyId) q.where('company_id', f.companyId);
     if (f.email) q.where('email', f.email.trim().toLowerCase());
-    if (f.q)
-      q.where(
-        (w) =>
-          void w.where('full_name', 'like', likeContains(f.q!)).orWhere('email', 'like', likeContains(f.q!)).orWhere('job_title', 'like', likeContains(f.q!)),
-      );
+    applyDateRanges(q, f);
+    applySearch(q, ft, CONTACT_SEARCH_COLUMNS, f.q);
     return q;
   };
 
@@ -141,16 +151,16 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
   };
 
   return {
-    /** A page of contacts. */
-    list(f: ContactFilters) {
-      return paginate(filtered(f), f, (q) => applySort(q, f.sort, SORT), toContact);
+    /** A page of contacts. @throws ValidationError `INVALID_SORT`, `INVALID_DATE_RANGE` */
+    async list(f: ContactFilters) {
+      return paginate(filtered(await fulltextSettings(knex), f), f, (q) => applySort(q, f.sort, SORT), toContact);
     },
 
-    /** Query for a CSV export of the filtered list. */
-    exportQuery(f: ContactFilters): Knex.QueryBuilder {
-      const q = filtered(f).select('*');
+    /** Query (wrapped: a builder is thenable) for a CSV export of the filtered list. @throws ValidationError `INVALID_SORT`, `INVALID_DATE_RANGE` */
+    async exportQuery(f: ContactFilters): Promise<{ query: Knex.QueryBuilder }> {
+      const q = filtered(await fulltextSettings(knex), f).select('*');
       applySort(q, f.sort, SORT);
-      return q;
+      return { query: q };
     },
 
     get: (id: number, includeDeleted = false) => load(id, knex, { includeDeleted }),

@@ -106,7 +106,7 @@ export const updateDealBody = z.strictObject({
 export const moveDealBody = z.strictObject({ stageId: f.stageId, version });
 export const versionBody = z.strictObject({ version });
 
-/** Filters of the list. Amount and date bounds are inclusive. */
+/** Filters of the list. Amount and close-date bounds are inclusive; created/updated ranges are half-open (see `dateRangeQuery`). */
 export interface DealFilters extends ListParams {
   stageId?: number;
   status?: DealStatus;
@@ -130,7 +130,17 @@ export interface DealStats {
 }
 
 /** Sortable API fields -> columns. */
-export const DEAL_SORT = { title: 'title', amount: 'amount', expectedCloseDate: 'expected_close_date', createdAt: 'created_at', updatedAt: 'updated_at' };
+export const DEAL_SORT = {
+  title: 'title',
+  amount: 'amount',
+  currency: 'currency',
+  status: 'status',
+  expectedCloseDate: 'expected_close_date',
+  createdAt: 'created_at',
+  updatedAt: 'updated_at',
+};
+/** The columns `q` searches: those of the FULLTEXT index `deals_search_ftx`. */
+export const DEAL_SEARCH_COLUMNS = ['title'] as const;
 const id = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 const day = (v: unknown) => (v instanceof Date ? v.toISOString().slice(0, 10) : (v as string | null));
 

@@ -9,8 +9,9 @@ import type { z } from 'zod';
 import { UnprocessableError } from '../lib/errors.js';
 import { diff, logActivity } from './activity.js';
 import { emitEvent } from '../webhooks/emit.js';
-import { applySort, assertVersion, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
+import { applyDateRanges, applySort, assertVersion, inTransaction, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
 import {
+  DEAL_SEARCH_COLUMNS,
   DEAL_SORT,
   DEAL_STATUSES,
   formatCents,
@@ -25,6 +26,7 @@ import {
   type DealStatus,
   type updateDealBody,
 } from './deal-model.js';
+import { applySearch, fulltextSettings, type FulltextSettings } from './search.js';
 
 // The model (view, money, schemas) lives in its own file; everything stays importable from here.
 export * from './deal-model.js';
@@ -98,9 +100,16 @@ const out = (b: ReturnType<typeof bucket>): DealBucket => ({
 
 /** The deals service over a tenant's Knex, acting as `actor`. */
 export function createDealsService(knex: Knex, actor: Actor) {
-  const filtered = (fl: DealFilters) => {
+  const filtered = (ft: FulltextSettings, fl: DealFilters) => {
     // Deals with their stage's probability, as one derived table that filters, sorts and counts like a table.
     const withStage = knex('deals').join('pipeline_stages as s', 's.id', 'deals.stage_id').select('deals.*', 's.probability as stage_probability');
+    // The search goes inside, on the table itself, where MATCH can use the FULLTEXT index.
+    applySearch(
+      withStage,
+      ft,
+      DEAL_SEARCH_COLUMNS.map((c) => `deals.${c}`),
+      fl.q,
+    );
     const q = knex.queryBuilder().from(withStage.as('d'));
     if (!fl.includeDeleted) q.whereNull('deleted_at');
     if (fl.stageId) q.where('stage_id', fl.stageId);
@@ -111,7 +120,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
     if (fl.maxAmount !== undefined) q.whereRaw('amount <= CAST(? AS DECIMAL(15,2))', [fl.maxAmount]);
     if (fl.closeAfter) q.where('expected_close_date', '>=', fl.closeAfter);
     if (fl.closeBefore) q.where('expected_close_date', '<=', fl.closeBefore);
-    if (fl.q) q.where('title', 'like', likeContains(fl.q));
+    applyDateRanges(q, fl);
     return q;
   };
 
@@ -155,9 +164,9 @@ export function createDealsService(knex: Knex, actor: Actor) {
     });
 
   return {
-    /** A page of deals. @throws ValidationError `INVALID_SORT` */
-    list(fl: DealFilters) {
-      return paginate(filtered(fl), fl, (q) => applySort(q, fl.sort, DEAL_SORT), toDeal);
+    /** A page of deals. @throws ValidationError `INVALID_SORT`, `INVALID_DATE_RANGE` */
+    async list(fl: DealFilters) {
+      return paginate(filtered(await fulltextSettings(knex), fl), fl, (q) => applySort(q, fl.sort, DEAL_SORT), toDeal);
     },
 
     /** @throws NotFoundError `DEAL_NOT_FOUND` (also for a deleted one unless includeDeleted) */

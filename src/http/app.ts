@@ -38,6 +38,7 @@ import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
 import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
+import { importRoutes } from './routes/imports.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -204,6 +205,7 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(activityRoutes);
       // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
       await api.register(attachmentsRoutes, { ctx });
+      await api.register(importRoutes);
       await api.register(tenantHistoryRoutes, { ctx });
       await api.register(tenantUsageRoutes, { ctx });
       await api.register(webhooksRoutes, { config, dispatcher });

@@ -43,6 +43,32 @@ export const paginationQuery = tenantQuery.extend({
   pageSize: z.coerce.number().int().min(1).max(100).default(20),
 });
 
+/**
+ * `sort` of a list: comma-separated fields of `allowed` (its keys are listed in the
+ * OpenAPI description), `-` for descending; ties are broken by id, newest first. An
+ * unknown field is 400 `INVALID_SORT` (checked by `applySort`).
+ */
+export const sortParam = (allowed: Record<string, string>) =>
+  z
+    .string()
+    .max(200)
+    .optional()
+    .describe(
+      `comma-separated fields, - for descending (e.g. -createdAt,${Object.keys(allowed)[0]}); at most 5; fields: ${Object.keys(allowed).join(', ')}; default -createdAt`,
+    );
+
+/** `q` of a list: words searched in `what` (FULLTEXT with a LIKE fallback, see src/crm/search.ts). */
+export const searchParam = (what: string) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe(
+      `search in ${what}: every word must match, as the start of a word (FULLTEXT), or anywhere when shorter than the server's innodb_ft_min_token_size or a stopword (LIKE); operators are plain separators; results follow sort, not relevance`,
+    );
+
 /** A page of results. */
 export const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), page: z.number().int(), pageSize: z.number().int(), total: z.number().int() });

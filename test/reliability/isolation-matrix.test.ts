@@ -142,6 +142,15 @@ function fileForm(fileName: string): { payload: Buffer; headers: Record<string, 
   return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
 }
 
+/** A multipart/form-data body with `csv` as the file part `file` (the import routes). */
+function csvForm(csv: string): { payload: Buffer; headers: Record<string, string> } {
+  const boundary = `----silo-matrix-${randomBytes(8).toString('hex')}`;
+  const payload = Buffer.from(
+    `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="import.csv"\r\nContent-Type: text/csv\r\n\r\n${csv}\r\n--${boundary}--\r\n`,
+  );
+  return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
 /** A request as the tenant's admin (by X-Tenant); throws unless 2xx. */
 async function asAdmin(
   d: Pick<TenantData, 'slug' | 'token'>,
@@ -324,6 +333,15 @@ const BODIES: Record<string, BodySpec> = {
   [`POST ${API}/webhooks`]: { body: ({ n }) => ({ url: `https://203.0.113.8/new/${n}`, events: ['note.created'], active: false }) },
   [`PATCH ${API}/webhooks/{id}`]: {
     body: async ({ z, id, n }) => ({ url: `https://203.0.113.9/renamed/${n}`, events: ['note.updated'], version: await versionOf(z, 'webhook', id) }),
+  },
+  // Imports (multipart): `body` is the CSV file. A contacts file naming Z's company by id
+  // is, in Y, a row whose companyId is no company of Y: the import refuses the whole file
+  // (422 IMPORT_INVALID with the row's INVALID_REFERENCE) and writes nothing.
+  [`POST ${API}/companies/import`]: { body: ({ n }) => `name,industry\r\nImported company ${n},Retail\r\n` },
+  [`POST ${API}/contacts/import`]: {
+    refs: true,
+    foreign: { status: 422, code: 'IMPORT_INVALID' },
+    body: ({ z, n }) => `fullName,email,companyId\r\nImported contact ${n},imported-${n}@example.test,${z.refs.company}\r\n`,
   },
   [`POST ${API}/deals/{id}/win`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
   [`POST ${API}/deals/{id}/lose`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
@@ -570,7 +588,11 @@ async function send(c: RouteCase, token: string | undefined, y: TenantData, sour
   else if (source === 'domain') headers.host = y.domain;
   else url += `?tenant=${y.slug}`;
   let payload: InjectOptions['payload'];
-  if (c.multipart) {
+  if (c.multipart && c.spec) {
+    const form = csvForm(String(await c.spec.body({ z, id, n: next() })));
+    payload = form.payload;
+    Object.assign(headers, form.headers);
+  } else if (c.multipart) {
     const form = fileForm(`upload-${next()}.txt`);
     payload = form.payload;
     Object.assign(headers, form.headers);

@@ -4,10 +4,11 @@
  */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createCompaniesService, createCompanyBody, updateCompanyBody, type CompanyRow } from '../../crm/companies.js';
+import { COMPANY_SORT, createCompaniesService, createCompanyBody, updateCompanyBody, type CompanyRow } from '../../crm/companies.js';
+import { dateRangeQuery } from '../../crm/common.js';
 import type { ObjectStore } from '../../storage/s3.js';
 import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, sendCsv } from '../crm-helpers.js';
-import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
+import { page, paginationQuery, problemSchema, searchParam, sortParam, withProblems } from '../schemas.js';
 
 const date = z.date();
 export const companySchema = z
@@ -27,8 +28,9 @@ export const companySchema = z
   .meta({ id: 'Company' });
 
 const listQuery = paginationQuery.extend({
-  q: z.string().trim().min(1).max(200).optional(),
-  sort: z.string().max(200).optional().describe('comma-separated fields, - for descending: name, createdAt, updatedAt, industry, country'),
+  q: searchParam('name, industry and website'),
+  sort: sortParam(COMPANY_SORT),
+  ...dateRangeQuery,
   industry: z.string().max(100).optional(),
   country: z.string().max(2).optional(),
   includeDeleted: includeDeletedParam,
@@ -63,7 +65,7 @@ export const companiesRoutes: FastifyPluginCallbackZod<{ storage?: ObjectStore }
     },
     async (request, reply) => {
       const q = request.query;
-      const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
+      const { query } = await (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
       return sendCsv<CompanyRow>(reply, query, 'companies.csv', {
         id: (r) => r.id,
         name: (r) => r.name,

@@ -1,9 +1,10 @@
 /** `/api/v1/contacts`: contacts of the tenant, with export and restore. */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { createContactBody, createContactsService, updateContactBody, type ContactRow } from '../../crm/contacts.js';
+import { dateRangeQuery } from '../../crm/common.js';
+import { CONTACT_SORT, createContactBody, createContactsService, updateContactBody, type ContactRow } from '../../crm/contacts.js';
 import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam, sendCsv } from '../crm-helpers.js';
-import { page, paginationQuery, problemSchema, withProblems } from '../schemas.js';
+import { page, paginationQuery, problemSchema, searchParam, sortParam, withProblems } from '../schemas.js';
 
 const date = z.date();
 export const contactSchema = z
@@ -22,8 +23,9 @@ export const contactSchema = z
   .meta({ id: 'Contact' });
 
 const listQuery = paginationQuery.extend({
-  q: z.string().trim().min(1).max(200).optional(),
-  sort: z.string().max(200).optional().describe('comma-separated fields, - for descending: fullName, email, createdAt, updatedAt'),
+  q: searchParam('full name, email and job title'),
+  sort: sortParam(CONTACT_SORT),
+  ...dateRangeQuery,
   companyId: z.coerce.number().int().positive().optional(),
   email: z.string().max(254).optional(),
   includeDeleted: includeDeletedParam,
@@ -60,7 +62,7 @@ export const contactsRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
     },
     async (request, reply) => {
       const q = request.query;
-      const query = (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
+      const { query } = await (await svc(request)).exportQuery({ ...q, page: 1, pageSize: 1, includeDeleted: checkIncludeDeleted(request, q.includeDeleted) });
       return sendCsv<ContactRow>(reply, query, 'contacts.csv', {
         id: (r) => r.id,
         companyId: (r) => r.company_id,

@@ -4,9 +4,20 @@
  */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { amountSchema, createDealBody, createDealsService, DEAL_STATUSES, isoDay, moveDealBody, updateDealBody, versionBody } from '../../crm/deals.js';
+import { dateRangeQuery } from '../../crm/common.js';
+import {
+  amountSchema,
+  createDealBody,
+  createDealsService,
+  DEAL_SORT,
+  DEAL_STATUSES,
+  isoDay,
+  moveDealBody,
+  updateDealBody,
+  versionBody,
+} from '../../crm/deals.js';
 import { actorOf, checkIncludeDeleted, createWithIdempotency, getQuery, idParams, ifMatchVersion, includeDeletedParam } from '../crm-helpers.js';
-import { page, paginationQuery, problemSchema, tenantQuery, withProblems } from '../schemas.js';
+import { page, paginationQuery, problemSchema, searchParam, sortParam, tenantQuery, withProblems } from '../schemas.js';
 
 const date = z.date();
 const money = z.string().describe('decimal with 2 places, e.g. "1200.00"');
@@ -45,8 +56,9 @@ const ref = z.coerce
   .positive()
   .max(2 ** 53 - 1);
 const listQuery = paginationQuery.extend({
-  q: z.string().trim().min(1).max(200).optional().describe('search in titles'),
-  sort: z.string().max(200).optional().describe('comma-separated fields, - for descending: title, amount, expectedCloseDate, createdAt, updatedAt'),
+  q: searchParam('titles'),
+  sort: sortParam(DEAL_SORT),
+  ...dateRangeQuery,
   stageId: ref.optional(),
   status: z.enum(DEAL_STATUSES).optional(),
   ownerId: ref.optional(),
