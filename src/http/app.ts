@@ -40,6 +40,9 @@ import { contactsRoutes } from './routes/contacts.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { notesRoutes } from './routes/notes.js';
+import { tasksRoutes } from './routes/tasks.js';
+import { timelineRoutes } from './routes/timeline.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
@@ -191,6 +194,9 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
       await api.register(activityRoutes);
+      await api.register(tasksRoutes);
+      await api.register(notesRoutes);
+      await api.register(timelineRoutes);
       // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
       await api.register(attachmentsRoutes, { ctx });
       await api.register(tenantHistoryRoutes, { ctx });

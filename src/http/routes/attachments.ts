@@ -31,7 +31,7 @@ const PLURAL: Record<AttachmentEntity, string> = { company: 'companies', contact
 /** Who may delete an attachment. */
 const DELETE_ROLES = ['admin', 'manager'] as const;
 
-const attachmentSchema = z
+export const attachmentSchema = z
   .object({
     id: z.number().int(),
     entityType: z.enum(ATTACHMENT_ENTITIES),
