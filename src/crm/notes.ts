@@ -64,10 +64,10 @@ export const createNoteBody = z.strictObject({
 });
 export const updateNoteBody = z.strictObject({ text: noteText, version: z.number().int().positive().optional() });
 
-/** The list: the notes of one record. */
+/** Filters of the list: a related type, and with it a record id (none: every note). */
 export interface NoteFilters {
-  relatedType: RelatedType;
-  relatedId: number;
+  relatedType?: RelatedType;
+  relatedId?: number;
   page: number;
   pageSize: number;
   includeDeleted?: boolean;
@@ -85,9 +85,11 @@ export function createNotesService(knex: Knex, actor: Actor) {
   };
 
   return {
-    /** The notes of one record, newest first. @throws ValidationError `PAGE_TOO_DEEP` */
+    /** Notes newest first (of one record with both filters). @throws ValidationError `PAGE_TOO_DEEP` */
     list(f: NoteFilters): Promise<{ data: Note[]; total: number }> {
-      const q = knex('notes').where({ related_type: f.relatedType, related_id: f.relatedId });
+      const q = knex('notes');
+      if (f.relatedType) q.where('related_type', f.relatedType);
+      if (f.relatedId !== undefined) q.where('related_id', f.relatedId);
       if (!f.includeDeleted) q.whereNull('deleted_at');
       return paginate(q, f, (p) => void p.orderBy('created_at', 'desc').orderBy('id', 'desc'), toNote);
     },

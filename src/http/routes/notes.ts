@@ -24,15 +24,19 @@ export const noteSchema = z
   })
   .meta({ id: 'Note' });
 
-const listQuery = paginationQuery.extend({
-  relatedType: relatedTypeSchema,
-  relatedId: z.coerce
-    .number()
-    .int()
-    .positive()
-    .max(2 ** 53 - 1),
-  includeDeleted: includeDeletedParam,
-});
+const listQuery = paginationQuery
+  .extend({
+    relatedType: relatedTypeSchema.optional(),
+    relatedId: z.coerce
+      .number()
+      .int()
+      .positive()
+      .max(2 ** 53 - 1)
+      .optional()
+      .describe('with relatedType: the notes of that record'),
+    includeDeleted: includeDeletedParam,
+  })
+  .refine((q) => q.relatedId === undefined || q.relatedType !== undefined, { message: 'relatedId needs relatedType', path: ['relatedId'] });
 
 export const notesRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const tags = ['notes'];
@@ -48,7 +52,7 @@ export const notesRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
         operationId: 'listNotes',
         tags,
         security,
-        summary: 'Notes of one record, newest first',
+        summary: 'Notes, newest first: of one record (relatedType + relatedId), of one type, or all',
         querystring: listQuery,
         response: withProblems({ 200: page(noteSchema) }),
       },
