@@ -59,13 +59,15 @@ await post('/api/v1/notes', { relatedType: 'company', relatedId: neighbour.id, t
 await post('/api/v1/tasks', { title: 'neighbour task', relatedType: 'company', relatedId: neighbour.id });
 await attach('contact', co.id, 'contact.txt');
 
-// Items of the record: 2 notes, 2 tasks (+ their own activity rows, which are the task's, not the company's), 2 attachments, 1 activity row (create).
+// Items of the record: 2 notes, 2 tasks (+ their own activity rows, which are the task's, not the company's), 3 attachments, 1 activity row (create).
 const n1 = await post('/api/v1/notes', { relatedType: 'company', relatedId: co.id, text: 'first note' });
 const n2 = await post('/api/v1/notes', { relatedType: 'company', relatedId: co.id, text: 'second note' });
 const k1 = await post('/api/v1/tasks', { title: 'first task', relatedType: 'company', relatedId: co.id });
 const k2 = await post('/api/v1/tasks', { title: 'second task', relatedType: 'company', relatedId: co.id });
 const a1 = await attach('company', co.id, 'one.txt');
 const a2 = await attach('company', co.id, 'two.txt');
+// A newer id than every note and task of its instant: ties go by kind before id.
+const a3 = await attach('company', co.id, 'three.txt');
 const deletedNote = await post('/api/v1/notes', { relatedType: 'company', relatedId: co.id, text: 'deleted note' });
 await app.inject({ method: 'DELETE', url: `/api/v1/notes/${deletedNote.id}`, headers: { 'x-tenant': 'crmtl', authorization: `Bearer ${admin}` } });
 const deletedTask = await post('/api/v1/tasks', { title: 'deleted task', relatedType: 'company', relatedId: co.id });
@@ -77,10 +79,20 @@ await at('activity_log', created, '2020-01-01T00:00:00.000Z');
 await at('notes', n1.id, '2020-01-02T00:00:00.000Z');
 await at('tasks', k1.id, '2020-01-02T00:00:00.000Z');
 await at('attachments', a1, '2020-01-02T00:00:00.000Z');
+await at('attachments', a3, '2020-01-02T00:00:00.000Z');
 await at('tasks', k2.id, '2020-01-03T00:00:00.000Z');
 await at('attachments', a2, '2020-01-03T00:00:00.000Z');
 await at('notes', n2.id, '2020-01-03T00:00:00.001Z');
-const EXPECTED = [`note ${n2.id}`, `task ${k2.id}`, `attachment ${a2}`, `note ${n1.id}`, `task ${k1.id}`, `attachment ${a1}`, `activity ${created}`];
+const EXPECTED = [
+  `note ${n2.id}`,
+  `task ${k2.id}`,
+  `attachment ${a2}`,
+  `note ${n1.id}`,
+  `task ${k1.id}`,
+  `attachment ${a3}`,
+  `attachment ${a1}`,
+  `activity ${created}`,
+];
 const key = (i: { kind: string; id: number }) => `${i.kind} ${i.id}`;
 const url = (q = '') => `/api/v1/companies/${co.id}/timeline${q}`;
 
@@ -93,7 +105,7 @@ t.test('the four kinds merged newest first; ties by kind then id; only this reco
   t.match(body.data[0], { kind: 'note', at: '2020-01-03T00:00:00.001Z', text: 'second note', relatedType: 'company', relatedId: co.id });
   t.match(body.data[1], { kind: 'task', title: 'second task', status: 'open' });
   t.match(body.data[2], { kind: 'attachment', fileName: 'two.txt', entityType: 'company', entityId: co.id });
-  t.match(body.data[6], { kind: 'activity', action: 'create', entity: 'company', entityId: co.id });
+  t.match(body.data.at(-1), { kind: 'activity', action: 'create', entity: 'company', entityId: co.id });
   for (const item of body.data) t.equal(item.at, item.createdAt, `${key(item)}: at is its createdAt`);
   t.notOk(
     res.body.includes('neighbour') ||

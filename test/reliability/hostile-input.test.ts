@@ -60,6 +60,8 @@ const company = await must('POST', '/api/v1/companies', { name: 'Fixture Co' });
 const contact = await must('POST', '/api/v1/contacts', { fullName: 'Fixture Person', companyId: company.id });
 const stage = await must('POST', '/api/v1/pipeline-stages', { name: 'Fixture stage', probability: 40 });
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
+const task = await must('POST', '/api/v1/tasks', { title: 'Fixture task', relatedType: 'company', relatedId: company.id });
+const note = await must('POST', '/api/v1/notes', { relatedType: 'company', relatedId: company.id, text: 'Fixture note' });
 
 interface Violation {
   where: string;
@@ -181,6 +183,8 @@ function validParams(path: string): Record<string, string | number> {
     ['/api/v1/contacts/', contact.id],
     ['/api/v1/deals/', deal.id],
     ['/api/v1/pipeline-stages/', stage.id],
+    ['/api/v1/tasks/', task.id],
+    ['/api/v1/notes/', note.id],
   ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
@@ -192,7 +196,14 @@ function validParams(path: string): Record<string, string | number> {
 
 let seq = 0;
 const uniq = (p: string) => `${p}-${++seq}`;
-const versions = { company: company.version as number, contact: contact.version as number, deal: deal.version as number, stage: stage.version as number };
+const versions = {
+  company: company.version as number,
+  contact: contact.version as number,
+  deal: deal.version as number,
+  stage: stage.version as number,
+  task: task.version as number,
+  note: note.version as number,
+};
 
 /** A valid body (and path parameters) per operation with a JSON body. */
 const BASES: Record<string, () => { body: Record<string, unknown>; params?: Record<string, string | number> }> = {
@@ -212,6 +223,12 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   loseDeal: () => ({ params: { id: deal.id }, body: { version: versions.deal } }),
   createContact: () => ({ body: { fullName: 'Hostile Person', email: `${uniq('contact')}@hostile.test`, phone: '+1 555 0100 123', jobTitle: 'Buyer' } }),
   updateContact: () => ({ params: { id: contact.id }, body: { version: versions.contact } }),
+  createTask: () => ({
+    body: { title: uniq('Task'), description: 'Details', dueAt: '2030-06-30T12:00:00Z', relatedType: 'company', relatedId: company.id, assigneeId: target.id },
+  }),
+  updateTask: () => ({ params: { id: task.id }, body: { version: versions.task } }),
+  createNote: () => ({ body: { relatedType: 'contact', relatedId: contact.id, text: 'A note' } }),
+  updateNote: () => ({ params: { id: note.id }, body: { text: 'Changed note', version: versions.note } }),
   platformLogin: () => ({ body: { email: 'operator@silo.test', password: PASSWORD } }),
   createTenant: () => {
     const slug = uniq('hx');
@@ -267,6 +284,10 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
   createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`,
   updatePipelineStage: (_r, p) => `/api/v1/pipeline-stages/${p.id}`,
+  createTask: (r) => `/api/v1/tasks/${r.id}`,
+  updateTask: (_r, p) => `/api/v1/tasks/${p.id}`,
+  createNote: (r) => `/api/v1/notes/${r.id}`,
+  updateNote: (_r, p) => `/api/v1/notes/${p.id}`,
   createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`,
   updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
   createPlan: (r) => `/platform/v1/plans/${r.name}`,
@@ -302,6 +323,8 @@ const VERSIONED: Record<string, keyof typeof versions> = {
   updateContact: 'contact',
   updateDeal: 'deal',
   updatePipelineStage: 'stage',
+  updateTask: 'task',
+  updateNote: 'note',
 };
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'setTenantPlan', 'moveDeal', 'winDeal', 'loseDeal']);
