@@ -1,13 +1,14 @@
 /**
  * The activity log: one row per create, update, delete or restore of a company,
- * contact, deal or user, written in the caller's transaction, so a change and its
- * record commit or roll back together.
+ * contact, deal, user, pipeline stage, task or note, written in the caller's
+ * transaction, so a change and its record commit or roll back together.
  */
 import type { Knex } from 'knex';
 import { pageOffset } from '../lib/validation.js';
 
 /** Entities that are logged. */
-export type ActivityEntity = 'company' | 'contact' | 'deal' | 'user' | 'pipeline_stage' | 'role';
+export const ACTIVITY_ENTITIES = ['company', 'contact', 'deal', 'user', 'pipeline_stage', 'role', 'task', 'note'] as const;
+export type ActivityEntity = (typeof ACTIVITY_ENTITIES)[number];
 /** Logged actions. */
 export type ActivityAction = 'create' | 'update' | 'delete' | 'restore';
 /** `{ field: { old, new } }` in API (camelCase) field names. */
@@ -72,14 +73,19 @@ export async function listActivity(
   ]);
   return {
     total: Number(count?.n ?? 0),
-    data: rows.map((r: Record<string, unknown>) => ({
-      id: Number(r.id),
-      userId: r.user_id === null ? null : Number(r.user_id),
-      action: r.action as ActivityAction,
-      entity: r.entity as ActivityEntity,
-      entityId: Number(r.entity_id),
-      changes: (typeof r.changes === 'string' ? JSON.parse(r.changes) : (r.changes ?? {})) as Changes,
-      createdAt: r.created_at as Date,
-    })),
+    data: rows.map(toActivity),
+  };
+}
+
+/** Maps an `activity_log` row to the API view (`changes` parsed from its JSON). */
+export function toActivity(r: Record<string, unknown>): Activity {
+  return {
+    id: Number(r.id),
+    userId: r.user_id === null ? null : Number(r.user_id),
+    action: r.action as ActivityAction,
+    entity: r.entity as ActivityEntity,
+    entityId: Number(r.entity_id),
+    changes: (typeof r.changes === 'string' ? JSON.parse(r.changes) : (r.changes ?? {})) as Changes,
+    createdAt: r.created_at as Date,
   };
 }

@@ -44,6 +44,9 @@ import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js'
 import { dashboardRoutes } from './routes/dashboard.js';
 import { webhooksRoutes } from './routes/webhooks.js';
 import { WebhookDispatcher } from '../webhooks/dispatcher.js';
+import { notesRoutes } from './routes/notes.js';
+import { tasksRoutes } from './routes/tasks.js';
+import { timelineRoutes } from './routes/timeline.js';
 import { ConfigError } from '../config.js';
 import { ValidationError } from '../lib/errors.js';
 import { illFormedStringPath } from '../lib/validation.js';
@@ -203,6 +206,9 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
       await api.register(activityRoutes);
+      await api.register(tasksRoutes);
+      await api.register(notesRoutes);
+      await api.register(timelineRoutes);
       // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
       await api.register(attachmentsRoutes, { ctx });
       await api.register(importRoutes);

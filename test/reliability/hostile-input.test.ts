@@ -63,6 +63,8 @@ const customRole = await must('POST', '/api/v1/roles', { name: 'fixture-role', p
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
 // Inactive: nothing is sent to it while the sweeps create and change records.
 const webhook = await must('POST', '/api/v1/webhooks', { url: 'https://203.0.113.7/hook', events: ['company.created'], active: false });
+const task = await must('POST', '/api/v1/tasks', { title: 'Fixture task', relatedType: 'company', relatedId: company.id });
+const note = await must('POST', '/api/v1/notes', { relatedType: 'company', relatedId: company.id, text: 'Fixture note' });
 
 interface Violation {
   where: string;
@@ -185,6 +187,8 @@ function validParams(path: string): Record<string, string | number> {
     ['/api/v1/deals/', deal.id],
     ['/api/v1/pipeline-stages/', stage.id],
     ['/api/v1/webhooks/', webhook.id],
+    ['/api/v1/tasks/', task.id],
+    ['/api/v1/notes/', note.id],
   ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
@@ -203,6 +207,8 @@ const versions = {
   stage: stage.version as number,
   webhook: webhook.version as number,
   role: customRole.version as number,
+  task: task.version as number,
+  note: note.version as number,
 };
 
 /** A valid body (and path parameters) per operation with a JSON body. */
@@ -227,6 +233,12 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   updateContact: () => ({ params: { id: contact.id }, body: { version: versions.contact } }),
   createWebhook: () => ({ body: { url: 'https://203.0.113.8/hook', events: ['deal.won'], active: false } }),
   updateWebhook: () => ({ params: { id: webhook.id }, body: { version: versions.webhook } }),
+  createTask: () => ({
+    body: { title: uniq('Task'), description: 'Details', dueAt: '2030-06-30T12:00:00Z', relatedType: 'company', relatedId: company.id, assigneeId: target.id },
+  }),
+  updateTask: () => ({ params: { id: task.id }, body: { version: versions.task } }),
+  createNote: () => ({ body: { relatedType: 'contact', relatedId: contact.id, text: 'A note' } }),
+  updateNote: () => ({ params: { id: note.id }, body: { text: 'Changed note', version: versions.note } }),
   platformLogin: () => ({ body: { email: 'operator@silo.test', password: PASSWORD } }),
   createTenant: () => {
     const slug = uniq('hx');
@@ -286,6 +298,10 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateWebhook: (_r, p) => `/api/v1/webhooks/${p.id}`,
   createRole: (r) => `/api/v1/roles/${r.id}`,
   updateRole: (_r, p) => `/api/v1/roles/${p.id}`,
+  createTask: (r) => `/api/v1/tasks/${r.id}`,
+  updateTask: (_r, p) => `/api/v1/tasks/${p.id}`,
+  createNote: (r) => `/api/v1/notes/${r.id}`,
+  updateNote: (_r, p) => `/api/v1/notes/${p.id}`,
   createTenant: (r) => `/platform/v1/tenants/${r.tenant.slug}`,
   updateTenant: (_r, p) => `/platform/v1/tenants/${p.slug}`,
   createPlan: (r) => `/platform/v1/plans/${r.name}`,
@@ -323,6 +339,8 @@ const VERSIONED: Record<string, keyof typeof versions> = {
   updateDeal: 'deal',
   updatePipelineStage: 'stage',
   updateWebhook: 'webhook',
+  updateTask: 'task',
+  updateNote: 'note',
 };
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'setTenantPlan', 'moveDeal', 'winDeal', 'loseDeal']);

@@ -60,7 +60,7 @@ type Source = (typeof SOURCES)[number];
 /** Ids of tenant i start at (i + 1) x ID_STRIDE in every table. */
 const ID_STRIDE = 100_000;
 
-type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook' | 'role';
+type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook' | 'role' | 'task' | 'note';
 /** The kind of row an `{id}` names, by the first path segment after /api/v1. */
 const KIND_OF_SEGMENT: Record<string, Kind> = {
   companies: 'company',
@@ -72,6 +72,8 @@ const KIND_OF_SEGMENT: Record<string, Kind> = {
   invitations: 'invitation',
   webhooks: 'webhook',
   roles: 'role',
+  tasks: 'task',
+  notes: 'note',
 };
 const TABLE_OF: Record<Kind, string> = {
   company: 'companies',
@@ -83,6 +85,8 @@ const TABLE_OF: Record<Kind, string> = {
   invitation: 'invitations',
   webhook: 'webhooks',
   role: 'roles',
+  task: 'tasks',
+  note: 'notes',
 };
 /** Body fields that reference a row, by name. */
 const KIND_OF_FIELD: Record<string, Kind> = {
@@ -94,6 +98,7 @@ const KIND_OF_FIELD: Record<string, Kind> = {
   userId: 'user',
   attachmentId: 'attachment',
   roleId: 'role',
+  assigneeId: 'user',
 };
 
 const s3 = await setupS3(t);
@@ -218,6 +223,10 @@ async function createRow(d: TenantData, kind: Kind): Promise<number> {
     }
     case 'role':
       return (await asAdmin(d, 'POST', `${API}/roles`, { name: `${s}-role-${n}`, description: `${s} role ${n}`, permissions: ['contacts:read'] })).id;
+    case 'task':
+      return (await asAdmin(d, 'POST', `${API}/tasks`, { title: `${s} task ${n}`, ...taskRefs(d), dueAt: '2030-01-01T09:00:00Z' })).id;
+    case 'note':
+      return (await asAdmin(d, 'POST', `${API}/notes`, { relatedType: 'contact', relatedId: d.refs.contact, text: `${s} note ${n}` })).id;
   }
 }
 
@@ -271,6 +280,8 @@ interface BodySpec {
    */
   foreign?: { status: number; code?: string };
 }
+/** A task's references: a company of Z (relatedId) and a user of Z (assigneeId). */
+const taskRefs = (z: Pick<TenantData, 'refs'>) => ({ relatedType: 'company', relatedId: z.refs.company, assigneeId: z.refs.user });
 const dealRefs = (z: TenantData) => ({ stageId: z.refs.stage, companyId: z.refs.company, contactId: z.refs.contact, ownerId: z.refs.user });
 const BODIES: Record<string, BodySpec> = {
   [`POST ${API}/auth/login`]: { refs: true, body: ({ z }) => ({ email: `admin@${z.slug}.test`, password: PASSWORD }) },
@@ -345,6 +356,13 @@ const BODIES: Record<string, BodySpec> = {
   },
   [`POST ${API}/deals/{id}/win`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
   [`POST ${API}/deals/{id}/lose`]: { body: async ({ z, id }) => ({ version: await versionOf(z, 'deal', id) }) },
+  [`POST ${API}/tasks`]: { refs: true, body: ({ z, n }) => ({ ...taskRefs(z), title: `New task ${n}`, priority: 'high', dueAt: '2030-06-30T12:00:00Z' }) },
+  [`PATCH ${API}/tasks/{id}`]: {
+    refs: true,
+    body: async ({ z, id, n }) => ({ ...taskRefs(z), title: `Renamed task ${n}`, status: 'done', version: await versionOf(z, 'task', id) }),
+  },
+  [`POST ${API}/notes`]: { refs: true, body: ({ z, n }) => ({ relatedType: 'deal', relatedId: z.refs.deal, text: `New note ${n}` }) },
+  [`PATCH ${API}/notes/{id}`]: { body: async ({ z, id, n }) => ({ text: `Changed note ${n}`, version: await versionOf(z, 'note', id) }) },
 };
 
 /** A value that satisfies a (simple) JSON schema: required properties, references to rows of `z`. */
@@ -484,7 +502,7 @@ for (const [i, slug] of SLUGS.entries()) {
     resetEmail: `reset@${slug}.test`,
     oneTime: { invitation: '', reset: '' },
   };
-  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook', 'role'] as const)
+  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook', 'role', 'task', 'note'] as const)
     d.refs[kind] = await createRow(d, kind);
   // More data: companies, contacts, deals in several states, a staff user, activity.
   for (let k = 0; k < 3; k++) await createRow(d, 'company');

@@ -30,7 +30,7 @@ export const MULTIPART_OVERHEAD_BYTES = 16 * 1024;
 const PLURAL: Record<AttachmentEntity, string> = { company: 'companies', contact: 'contacts', deal: 'deals' };
 /** Who may delete an attachment. */
 
-const attachmentSchema = z
+export const attachmentSchema = z
   .object({
     id: z.number().int(),
     entityType: z.enum(ATTACHMENT_ENTITIES),
