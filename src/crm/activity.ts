@@ -1,13 +1,14 @@
 /**
  * The activity log: one row per create, update, delete or restore of a company,
- * contact, deal or user, written in the caller's transaction, so a change and its
+ * contact, deal, lead, user or pipeline stage, written in the caller's transaction, so a change and its
  * record commit or roll back together.
  */
 import type { Knex } from 'knex';
 import { pageOffset } from '../lib/validation.js';
 
-/** Entities that are logged. */
-export type ActivityEntity = 'company' | 'contact' | 'deal' | 'user' | 'pipeline_stage';
+/** Entities that are logged (the values of `activity_log.entity`). */
+export const ACTIVITY_ENTITIES = ['company', 'contact', 'deal', 'lead', 'user', 'pipeline_stage'] as const;
+export type ActivityEntity = (typeof ACTIVITY_ENTITIES)[number];
 /** Logged actions. */
 export type ActivityAction = 'create' | 'update' | 'delete' | 'restore';
 /** `{ field: { old, new } }` in API (camelCase) field names. */

@@ -37,6 +37,8 @@ import { attachmentsRoutes } from './routes/attachments.js';
 import { dealsRoutes } from './routes/deals.js';
 import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
+import { leadsRoutes } from './routes/leads.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -190,6 +192,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
+      await api.register(leadsRoutes);
+      await api.register(bulkRoutes);
       await api.register(activityRoutes);
       // Registers @fastify/multipart in its own scope: no other route takes multipart bodies.
       await api.register(attachmentsRoutes, { ctx });

@@ -37,6 +37,18 @@ export const ROLES = {
   remove: ['admin'] as const,
 };
 
+/** Roles allowed to run each bulk action: those of the single-row route of that action (DELETE, restore, PATCH). */
+export const BULK_ROLES = { delete: ROLES.remove, restore: ROLES.remove, update: ROLES.update } as const;
+
+/** Roles that may call a bulk route at all (each action is then checked with {@link assertRole}). */
+export const BULK_ANY_ROLES = [...new Set(Object.values(BULK_ROLES).flat())];
+
+/** The acting user has one of `roles`. @throws ForbiddenError `FORBIDDEN` */
+export function assertRole(request: FastifyRequest, roles: readonly string[], what: string): void {
+  const role = request.tenantUser?.role;
+  if (!role || !roles.includes(role)) throw new ForbiddenError(`${what} needs the role ${roles.join(' or ')}`, 'FORBIDDEN');
+}
+
 /** `includeDeleted=true` is for admins. @throws ForbiddenError */
 export function checkIncludeDeleted(request: FastifyRequest, includeDeleted: boolean | undefined): boolean {
   if (includeDeleted && request.tenantUser?.role !== 'admin') throw new ForbiddenError('includeDeleted is for admins', 'FORBIDDEN');

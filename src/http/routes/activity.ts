@@ -1,11 +1,11 @@
 /** `GET /api/v1/activity`: the tenant's activity log (read-only), newest first. */
 import type { FastifyPluginCallbackZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { listActivity } from '../../crm/activity.js';
+import { ACTIVITY_ENTITIES, listActivity } from '../../crm/activity.js';
 import { ROLES } from '../crm-helpers.js';
 import { page, paginationQuery, withProblems } from '../schemas.js';
 
-const entities = ['company', 'contact', 'deal', 'user', 'pipeline_stage'] as const;
+const entities = ACTIVITY_ENTITIES;
 const activitySchema = z
   .object({
     id: z.number().int(),
