@@ -60,6 +60,7 @@ const company = await must('POST', '/api/v1/companies', { name: 'Fixture Co' });
 const contact = await must('POST', '/api/v1/contacts', { fullName: 'Fixture Person', companyId: company.id });
 const stage = await must('POST', '/api/v1/pipeline-stages', { name: 'Fixture stage', probability: 40 });
 const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount: '10.00', currency: 'EUR', stageId: stage.id });
+const lead = await must('POST', '/api/v1/leads', { fullName: 'Fixture Lead', companyName: 'Fixture Lead Co' });
 
 interface Violation {
   where: string;
@@ -181,6 +182,7 @@ function validParams(path: string): Record<string, string | number> {
     ['/api/v1/contacts/', contact.id],
     ['/api/v1/deals/', deal.id],
     ['/api/v1/pipeline-stages/', stage.id],
+    ['/api/v1/leads/', lead.id],
   ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
@@ -192,7 +194,13 @@ function validParams(path: string): Record<string, string | number> {
 
 let seq = 0;
 const uniq = (p: string) => `${p}-${++seq}`;
-const versions = { company: company.version as number, contact: contact.version as number, deal: deal.version as number, stage: stage.version as number };
+const versions = {
+  company: company.version as number,
+  contact: contact.version as number,
+  deal: deal.version as number,
+  stage: stage.version as number,
+  lead: lead.version as number,
+};
 
 /** A valid body (and path parameters) per operation with a JSON body. */
 const BASES: Record<string, () => { body: Record<string, unknown>; params?: Record<string, string | number> }> = {
@@ -212,6 +220,17 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   loseDeal: () => ({ params: { id: deal.id }, body: { version: versions.deal } }),
   createContact: () => ({ body: { fullName: 'Hostile Person', email: `${uniq('contact')}@hostile.test`, phone: '+1 555 0100 123', jobTitle: 'Buyer' } }),
   updateContact: () => ({ params: { id: contact.id }, body: { version: versions.contact } }),
+  createLead: () => ({
+    body: { fullName: 'Hostile Lead', email: `${uniq('lead')}@hostile.test`, companyName: 'Hostile Co', source: 'website', status: 'new', notes: 'n' },
+  }),
+  updateLead: () => ({ params: { id: lead.id }, body: { version: versions.lead } }),
+  // No string property at the top level (createCompany, deal): only its path and query parameters are swept.
+  convertLead: () => ({ params: { id: lead.id }, body: {} }),
+  // Only `action` is a string: every hostile value of it is refused (400); the accepted paths are test/crm-bulk.test.ts.
+  bulkCompanies: () => ({ body: { action: 'update', ids: [company.id], patch: { industry: 'Software' } } }),
+  bulkContacts: () => ({ body: { action: 'update', ids: [contact.id], patch: { jobTitle: 'Buyer' } } }),
+  bulkDeals: () => ({ body: { action: 'update', ids: [deal.id], patch: { amount: '10.00' } } }),
+  bulkLeads: () => ({ body: { action: 'update', ids: [lead.id], patch: { score: 1 } } }),
   platformLogin: () => ({ body: { email: 'operator@silo.test', password: PASSWORD } }),
   createTenant: () => {
     const slug = uniq('hx');
@@ -246,6 +265,7 @@ const NORMALIZE: Record<string, (v: string) => string> = {
   name: trim,
   industry: trim,
   fullName: trim,
+  companyName: trim,
   jobTitle: trim,
   title: trim,
   email: (v) => v.trim().toLowerCase(),
@@ -263,6 +283,8 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateCompany: (_r, p) => `/api/v1/companies/${p.id}`,
   createContact: (r) => `/api/v1/contacts/${r.id}`,
   updateContact: (_r, p) => `/api/v1/contacts/${p.id}`,
+  createLead: (r) => `/api/v1/leads/${r.id}`,
+  updateLead: (_r, p) => `/api/v1/leads/${p.id}`,
   createDeal: (r) => `/api/v1/deals/${r.id}`,
   updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
   createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`,
@@ -302,6 +324,7 @@ const VERSIONED: Record<string, keyof typeof versions> = {
   updateContact: 'contact',
   updateDeal: 'deal',
   updatePipelineStage: 'stage',
+  updateLead: 'lead',
 };
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'setTenantPlan', 'moveDeal', 'winDeal', 'loseDeal']);
