@@ -1,13 +1,13 @@
 /**
  * The activity log: one row per create, update, delete or restore of a company,
- * contact, deal, user, pipeline stage, task or note, written in the caller's
+ * contact, deal, lead, user, pipeline stage, role, task or note, written in the caller's
  * transaction, so a change and its record commit or roll back together.
  */
 import type { Knex } from 'knex';
 import { pageOffset } from '../lib/validation.js';
 
-/** Entities that are logged. */
-export const ACTIVITY_ENTITIES = ['company', 'contact', 'deal', 'user', 'pipeline_stage', 'role', 'task', 'note'] as const;
+/** Entities that are logged (the values of `activity_log.entity`). */
+export const ACTIVITY_ENTITIES = ['company', 'contact', 'deal', 'lead', 'user', 'pipeline_stage', 'role', 'task', 'note'] as const;
 export type ActivityEntity = (typeof ACTIVITY_ENTITIES)[number];
 /** Logged actions. */
 export type ActivityAction = 'create' | 'update' | 'delete' | 'restore';

@@ -138,6 +138,11 @@ export function notFound(what: string, id: number): NotFoundError {
   return new NotFoundError(`${what} ${id} not found`, `${what.toUpperCase().replace(/ /g, '_')}_NOT_FOUND`);
 }
 
+/** 409 `NOT_DELETED`: a bulk restore named a row that is not deleted. */
+export function notDeleted(what: string, id: number): ConflictError {
+  return new ConflictError(`${what} ${id} is not deleted`, 'NOT_DELETED');
+}
+
 /**
  * Maps a duplicate-key error to a 409 with `code`, others pass through.
  * @param unique index name -> [code, message]

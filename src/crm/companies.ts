@@ -11,6 +11,7 @@ import type { ObjectStore } from '../storage/s3.js';
 import { diff, logActivity } from './activity.js';
 import { companyLogoUrls, type WarnLogger } from './attachments.js';
 import { emitEvent } from '../webhooks/emit.js';
+import type { BulkOps } from './bulk.js';
 import {
   applyDateRanges,
   applySort,
@@ -20,6 +21,7 @@ import {
   mapUniqueViolation,
   markDeleted,
   markRestored,
+  notDeleted,
   paginate,
   type Actor,
   type ListParams,
@@ -82,14 +84,16 @@ export const createCompanyBody = z.strictObject({
   website: companyFields.website.optional(),
   phone: companyFields.phone.optional(),
 });
-export const updateCompanyBody = z.strictObject({
+/** The fields of a PATCH (and of a bulk update's `patch`). */
+export const companyPatchBody = z.strictObject({
   name: companyFields.name.optional(),
   industry: companyFields.industry.optional(),
   country: companyFields.country.optional(),
   website: companyFields.website.optional(),
   phone: companyFields.phone.optional(),
-  version: z.number().int().positive().optional(),
 });
+export type CompanyPatch = z.output<typeof companyPatchBody>;
+export const updateCompanyBody = companyPatchBody.extend({ version: z.number().int().positive().optional() });
 
 /** Filters of the list. */
 export interface CompanyFilters extends ListParams {
@@ -170,6 +174,82 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
   const load = async (id: number, trx: Knex | Knex.Transaction = knex, opts: { includeDeleted?: boolean; lock?: boolean } = {}) =>
     toCompany(await loadRow<CompanyRow>(trx, 'companies', 'company', id, opts));
 
+  /**
+   * PATCH in `trx`. @param version the version the client sent (undefined: none, 428), or null: no check (bulk)
+   * @throws as {@link update}
+   */
+  const updateIn = async (trx: Knex.Transaction, id: number, input: CompanyPatch, version: number | undefined | null): Promise<Company> => {
+    try {
+      const before = await load(id, trx, { lock: true });
+      if (version !== null) assertVersion(version, before.version, 'company');
+      const patch: Record<string, unknown> = {};
+      for (const k of ['name', 'industry', 'country', 'website', 'phone'] as const) if (input[k] !== undefined) patch[k] = input[k];
+      await trx('companies')
+        .where({ id })
+        .update({ ...patch, version: before.version + 1 });
+      const after = await load(id, trx);
+      await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
+      await emitEvent(trx, 'company.updated', after);
+      return after;
+    } catch (err) {
+      throw mapUniqueViolation(err, UNIQUE);
+    }
+  };
+
+  /** DELETE in `trx`: the company and its live contacts (each logged). @throws NotFoundError */
+  const removeIn = async (trx: Knex.Transaction, id: number): Promise<void> => {
+    const before = await load(id, trx, { lock: true });
+    const now = await markDeleted(trx, { table: 'companies', entity: 'company', id, version: before.version }, actor.userId);
+    await emitEvent(trx, 'company.deleted', () => load(id, trx, { includeDeleted: true }));
+    const contacts: Array<{ id: number; version: number }> = await trx('contacts')
+      .where({ company_id: id })
+      .whereNull('deleted_at')
+      .forUpdate()
+      .select('id', 'version');
+    if (contacts.length) {
+      await trx('contacts')
+        .whereIn(
+          'id',
+          contacts.map((c) => c.id),
+        )
+        .update({ deleted_at: now, version: trx.raw('version + 1') });
+      for (const c of contacts) {
+        await logActivity(trx, {
+          userId: actor.userId,
+          action: 'delete',
+          entity: 'contact',
+          entityId: Number(c.id),
+          changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } },
+        });
+        // Loaded lazily (contacts.ts imports this module at its top level).
+        await emitEvent(trx, 'contact.deleted', async () => {
+          const { toContact } = await import('./contacts.js');
+          return toContact(await loadRow(trx, 'contacts', 'contact', Number(c.id), { includeDeleted: true }));
+        });
+      }
+    }
+  };
+
+  /**
+   * Restore in `trx`. @param mustBeDeleted a live company is an error (bulk) instead of answered as it is
+   * @throws NotFoundError; ConflictError `COMPANY_NAME_TAKEN`, `NOT_DELETED`
+   */
+  const restoreIn = async (trx: Knex.Transaction, id: number, mustBeDeleted: boolean): Promise<Company> => {
+    try {
+      const before = await load(id, trx, { includeDeleted: true, lock: true });
+      if (!before.deletedAt) {
+        if (mustBeDeleted) throw notDeleted('company', id);
+        return before;
+      }
+      await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+      const after = await load(id, trx);
+      await emitEvent(trx, 'company.restored', after);
+      return after;
+    } catch (err) {
+      throw mapUniqueViolation(err, UNIQUE);
+    }
+  };
+
   return {
     /** A page of companies. @throws ValidationError `INVALID_SORT` */
     async list(f: CompanyFilters): Promise<{ data: CompanyView[]; total: number }> {
@@ -216,79 +296,24 @@ export function createCompaniesService(knex: Knex, actor: Actor, opts: Companies
 
     /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `COMPANY_NAME_TAKEN` */
     async update(id: number, input: z.output<typeof updateCompanyBody>, version: number | undefined): Promise<CompanyView> {
-      try {
-        return await withLogo(
-          await knex.transaction(async (trx) => {
-            const before = await load(id, trx, { lock: true });
-            assertVersion(version ?? input.version, before.version, 'company');
-            const patch: Record<string, unknown> = {};
-            for (const k of ['name', 'industry', 'country', 'website', 'phone'] as const) if (input[k] !== undefined) patch[k] = input[k];
-            await trx('companies')
-              .where({ id })
-              .update({ ...patch, version: before.version + 1 });
-            const after = await load(id, trx);
-            await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'company', entityId: id, changes: diff(before, after) });
-            await emitEvent(trx, 'company.updated', after);
-            return after;
-          }),
-        );
-      } catch (err) {
-        throw mapUniqueViolation(err, UNIQUE);
-      }
+      return withLogo(await knex.transaction((trx) => updateIn(trx, id, input, version ?? input.version)));
     },
 
     /** Soft-deletes the company and its live contacts. @throws NotFoundError */
     async remove(id: number): Promise<void> {
-      await knex.transaction(async (trx) => {
-        const before = await load(id, trx, { lock: true });
-        const now = await markDeleted(trx, { table: 'companies', entity: 'company', id, version: before.version }, actor.userId);
-        await emitEvent(trx, 'company.deleted', () => load(id, trx, { includeDeleted: true }));
-        const contacts: Array<{ id: number; version: number }> = await trx('contacts')
-          .where({ company_id: id })
-          .whereNull('deleted_at')
-          .forUpdate()
-          .select('id', 'version');
-        if (contacts.length) {
-          await trx('contacts')
-            .whereIn(
-              'id',
-              contacts.map((c) => c.id),
-            )
-            .update({ deleted_at: now, version: trx.raw('version + 1') });
-          for (const c of contacts) {
-            await logActivity(trx, {
-              userId: actor.userId,
-              action: 'delete',
-              entity: 'contact',
-              entityId: Number(c.id),
-              changes: { deletedAt: { old: null, new: now.toISOString() }, cascadeFrom: { old: null, new: `company ${id}` } },
-            });
-            // Loaded lazily (contacts.ts imports this module at its top level).
-            await emitEvent(trx, 'contact.deleted', async () => {
-              const { toContact } = await import('./contacts.js');
-              return toContact(await loadRow(trx, 'contacts', 'contact', Number(c.id), { includeDeleted: true }));
-            });
-          }
-        }
-      });
+      await knex.transaction((trx) => removeIn(trx, id));
     },
 
     /** Restores a deleted company (not its contacts). @throws NotFoundError; ConflictError `COMPANY_NAME_TAKEN` */
     async restore(id: number): Promise<CompanyView> {
-      try {
-        return await withLogo(
-          await knex.transaction(async (trx) => {
-            const before = await load(id, trx, { includeDeleted: true, lock: true });
-            if (!before.deletedAt) return before;
-            await markRestored(trx, { table: 'companies', entity: 'company', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-            const after = await load(id, trx);
-            await emitEvent(trx, 'company.restored', after);
-            return after;
-          }),
-        );
-      } catch (err) {
-        throw mapUniqueViolation(err, UNIQUE);
-      }
+      return withLogo(await knex.transaction((trx) => restoreIn(trx, id, false)));
     },
+
+    /** The single-row operations in a caller's transaction, for bulk actions (src/crm/bulk.ts). */
+    bulkOps: {
+      remove: removeIn,
+      restore: async (trx, id) => void (await restoreIn(trx, id, true)),
+      update: async (trx, id, patch) => void (await updateIn(trx, id, patch, null)),
+    } satisfies BulkOps<CompanyPatch>,
   };
 }

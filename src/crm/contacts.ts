@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ConflictError, UnprocessableError } from '../lib/errors.js';
 import { emailSchema } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
+import type { BulkOps } from './bulk.js';
 import {
   applyDateRanges,
   applySort,
@@ -17,6 +18,7 @@ import {
   mapUniqueViolation,
   markDeleted,
   markRestored,
+  notDeleted,
   paginate,
   type Actor,
   type ListParams,
@@ -54,14 +56,16 @@ export const createContactBody = z.strictObject({
   phone: fields.phone.optional(),
   jobTitle: fields.jobTitle.optional(),
 });
-export const updateContactBody = z.strictObject({
+/** The fields of a PATCH (and of a bulk update's `patch`). */
+export const contactPatchBody = z.strictObject({
   companyId: fields.companyId.optional(),
   fullName: fields.fullName.optional(),
   email: fields.email.optional(),
   phone: fields.phone.optional(),
   jobTitle: fields.jobTitle.optional(),
-  version: z.number().int().positive().optional(),
 });
+export type ContactPatch = z.output<typeof contactPatchBody>;
+export const updateContactBody = contactPatchBody.extend({ version: z.number().int().positive().optional() });
 
 /** Filters of the list. */
 export interface ContactFilters extends ListParams {
@@ -150,6 +154,64 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
     return row;
   };
 
+  /**
+   * PATCH in `trx`. @param version the version the client sent (undefined: none, 428), or null: no check (bulk)
+   * @throws as {@link update}
+   */
+  const updateIn = async (trx: Knex.Transaction, id: number, input: ContactPatch, version: number | undefined | null): Promise<Contact> => {
+    try {
+      const before = await load(id, trx, { lock: true });
+      if (version !== null) assertVersion(version, before.version, 'contact');
+      await assertLiveCompany(trx, input.companyId);
+      await trx('contacts')
+        .where({ id })
+        .update({ ...columns(input), version: before.version + 1 });
+      const after = await load(id, trx);
+      await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'contact', entityId: id, changes: diff(before, after) });
+      await emitEvent(trx, 'contact.updated', after);
+      return after;
+    } catch (err) {
+      throw mapUniqueViolation(err, UNIQUE);
+    }
+  };
+
+  /** DELETE in `trx`. @throws NotFoundError */
+  const removeIn = async (trx: Knex.Transaction, id: number): Promise<void> => {
+    const before = await load(id, trx, { lock: true });
+    await markDeleted(trx, { table: 'contacts', entity: 'contact', id, version: before.version }, actor.userId);
+    await emitEvent(trx, 'contact.deleted', () => load(id, trx, { includeDeleted: true }));
+  };
+
+  /**
+   * Restore in `trx`, the contacts quota locked already when `limited`.
+   * @param mustBeDeleted a live contact is an error (bulk) instead of answered as it is
+   * @throws as {@link restore}; ConflictError `NOT_DELETED`
+   */
+  const restoreIn = async (trx: Knex.Transaction, id: number, limited: boolean, mustBeDeleted: boolean): Promise<Contact> => {
+    try {
+      const before = await load(id, trx, { includeDeleted: true, lock: true });
+      if (!before.deletedAt) {
+        if (mustBeDeleted) throw notDeleted('contact', id);
+        return before;
+      }
+      if (limited) await checkQuota(trx, 'contacts', maxContacts, 1);
+      if (before.companyId !== null) {
+        const company = await trx<{ id: number; deleted_at: Date | null }>('companies')
+          .where({ id: before.companyId })
+          .whereNull('deleted_at')
+          .forShare()
+          .first('id');
+        if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
+      }
+      await markRestored(trx, { table: 'contacts', entity: 'contact', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+      const after = await load(id, trx);
+      await emitEvent(trx, 'contact.restored', after);
+      return after;
+    } catch (err) {
+      throw mapUniqueViolation(err, UNIQUE);
+    }
+  };
+
   return {
     /** A page of contacts. @throws ValidationError `INVALID_SORT`, `INVALID_DATE_RANGE` */
     async list(f: ContactFilters) {
@@ -193,61 +255,34 @@ export function createContactsService(knex: Knex, actor: Actor, opts: { maxConta
     },
 
     /** @throws NotFoundError; 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`, `CONTACT_EMAIL_TAKEN`; UnprocessableError `INVALID_REFERENCE` */
-    async update(id: number, input: z.output<typeof updateContactBody>, version: number | undefined): Promise<Contact> {
-      try {
-        return await knex.transaction(async (trx) => {
-          const before = await load(id, trx, { lock: true });
-          assertVersion(version ?? input.version, before.version, 'contact');
-          await assertLiveCompany(trx, input.companyId);
-          await trx('contacts')
-            .where({ id })
-            .update({ ...columns(input), version: before.version + 1 });
-          const after = await load(id, trx);
-          await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'contact', entityId: id, changes: diff(before, after) });
-          await emitEvent(trx, 'contact.updated', after);
-          return after;
-        });
-      } catch (err) {
-        throw mapUniqueViolation(err, UNIQUE);
-      }
+    update(id: number, input: z.output<typeof updateContactBody>, version: number | undefined): Promise<Contact> {
+      return knex.transaction((trx) => updateIn(trx, id, input, version ?? input.version));
     },
 
     /** Soft delete. @throws NotFoundError */
     async remove(id: number): Promise<void> {
-      await knex.transaction(async (trx) => {
-        const before = await load(id, trx, { lock: true });
-        await markDeleted(trx, { table: 'contacts', entity: 'contact', id, version: before.version }, actor.userId);
-        await emitEvent(trx, 'contact.deleted', () => load(id, trx, { includeDeleted: true }));
-      });
+      await knex.transaction((trx) => removeIn(trx, id));
     },
 
     /**
      * Restores a soft-deleted contact (a live contact again: checked against the limit).
      * @throws NotFoundError; ConflictError `COMPANY_DELETED` (restore the company first), `CONTACT_EMAIL_TAKEN`; QuotaExceededError
      */
-    async restore(id: number): Promise<Contact> {
-      try {
-        return await knex.transaction(async (trx) => {
-          const limited = await lockQuota(trx, 'contacts', maxContacts);
-          const before = await load(id, trx, { includeDeleted: true, lock: true });
-          if (!before.deletedAt) return before;
-          if (limited) await checkQuota(trx, 'contacts', maxContacts, 1);
-          if (before.companyId !== null) {
-            const company = await trx<{ id: number; deleted_at: Date | null }>('companies')
-              .where({ id: before.companyId })
-              .whereNull('deleted_at')
-              .forShare()
-              .first('id');
-            if (!company) throw new ConflictError(`company ${before.companyId} is deleted: restore it first`, 'COMPANY_DELETED');
-          }
-          await markRestored(trx, { table: 'contacts', entity: 'contact', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-          const after = await load(id, trx);
-          await emitEvent(trx, 'contact.restored', after);
-          return after;
-        });
-      } catch (err) {
-        throw mapUniqueViolation(err, UNIQUE);
-      }
+    restore(id: number): Promise<Contact> {
+      return knex.transaction(async (trx) => {
+        const limited = await lockQuota(trx, 'contacts', maxContacts);
+        return restoreIn(trx, id, limited, false);
+      });
     },
+
+    /**
+     * The single-row operations in a caller's transaction, for bulk actions (src/crm/bulk.ts).
+     * A bulk restore locks the contacts quota before its first row (see src/crm/quotas.ts).
+     */
+    bulkOps: {
+      remove: removeIn,
+      restore: async (trx, id) => void (await restoreIn(trx, id, await lockQuota(trx, 'contacts', maxContacts), true)),
+      update: async (trx, id, patch) => void (await updateIn(trx, id, patch, null)),
+    } satisfies BulkOps<ContactPatch>,
   };
 }

@@ -91,7 +91,8 @@ export const createDealBody = z.strictObject({
   expectedCloseDate: f.expectedCloseDate.optional(),
   status: f.status.optional().describe('default: open'),
 });
-export const updateDealBody = z.strictObject({
+/** The fields of a PATCH (and of a bulk update's `patch`). */
+export const dealPatchBody = z.strictObject({
   title: f.title.optional(),
   amount: f.amount.optional(),
   currency: f.currency.optional(),
@@ -101,8 +102,9 @@ export const updateDealBody = z.strictObject({
   ownerId: f.ownerId.optional(),
   expectedCloseDate: f.expectedCloseDate.optional(),
   status: f.status.optional(),
-  version,
 });
+export type DealPatch = z.output<typeof dealPatchBody>;
+export const updateDealBody = dealPatchBody.extend({ version });
 export const moveDealBody = z.strictObject({ stageId: f.stageId, version });
 export const versionBody = z.strictObject({ version });
 

@@ -9,7 +9,8 @@ import type { z } from 'zod';
 import { UnprocessableError } from '../lib/errors.js';
 import { diff, logActivity } from './activity.js';
 import { emitEvent } from '../webhooks/emit.js';
-import { applyDateRanges, applySort, assertVersion, inTransaction, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
+import type { BulkOps } from './bulk.js';
+import { applyDateRanges, applySort, assertVersion, inTransaction, loadRow, markDeleted, markRestored, notDeleted, paginate, type Actor } from './common.js';
 import {
   DEAL_SEARCH_COLUMNS,
   DEAL_SORT,
@@ -21,6 +22,7 @@ import {
   type Deal,
   type DealBucket,
   type DealFilters,
+  type DealPatch,
   type DealRow,
   type DealStats,
   type DealStatus,
@@ -130,28 +132,66 @@ export function createDealsService(knex: Knex, actor: Actor) {
     return toDeal({ ...row, stage_probability: stage?.probability ?? 0 });
   }
 
-  /** Locks the live deal, checks its version, applies `patchOf`'s columns and logs the change. */
+  /**
+   * In `trx`: locks the live deal, checks its version (null: no check, for bulk), applies
+   * `patchOf`'s columns and logs the change.
+   */
+  async function changeIn(
+    trx: Knex.Transaction,
+    dealId: number,
+    sentVersion: number | undefined | null,
+    patchOf: (before: Deal, trx: Knex.Transaction) => Promise<Record<string, unknown>>,
+  ): Promise<Deal> {
+    const before = await load(dealId, trx, { lock: true });
+    if (sentVersion !== null) assertVersion(sentVersion, before.version, 'deal');
+    const patch = await patchOf(before, trx);
+    if (!Object.keys(patch).length) return before;
+    await trx('deals')
+      .where({ id: dealId })
+      .update({ ...patch, version: before.version + 1 });
+    const after = await load(dealId, trx);
+    await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'deal', entityId: dealId, changes: diff(before, after) });
+    await emitEvent(trx, 'deal.updated', after);
+    // deal.won / deal.lost when the status changes to it (by win, lose or an update of status).
+    if (after.status !== before.status && after.status !== 'open') await emitEvent(trx, after.status === 'won' ? 'deal.won' : 'deal.lost', after);
+    return after;
+  }
+
+  /** {@link changeIn} in a transaction of its own. */
   function change(
     dealId: number,
     sentVersion: number | undefined,
     patchOf: (before: Deal, trx: Knex.Transaction) => Promise<Record<string, unknown>>,
   ): Promise<Deal> {
-    return knex.transaction(async (trx) => {
-      const before = await load(dealId, trx, { lock: true });
-      assertVersion(sentVersion, before.version, 'deal');
-      const patch = await patchOf(before, trx);
-      if (!Object.keys(patch).length) return before;
-      await trx('deals')
-        .where({ id: dealId })
-        .update({ ...patch, version: before.version + 1 });
-      const after = await load(dealId, trx);
-      await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'deal', entityId: dealId, changes: diff(before, after) });
-      await emitEvent(trx, 'deal.updated', after);
-      // deal.won / deal.lost when the status changes to it (by win, lose or an update of status).
-      if (after.status !== before.status && after.status !== 'open') await emitEvent(trx, after.status === 'won' ? 'deal.won' : 'deal.lost', after);
-      return after;
-    });
+    return knex.transaction((trx) => changeIn(trx, dealId, sentVersion, patchOf));
   }
+
+  /** PATCH in `trx` (version: as {@link changeIn}). */
+  const updateIn = (trx: Knex.Transaction, dealId: number, input: DealPatch, sentVersion: number | undefined | null) =>
+    changeIn(trx, dealId, sentVersion, async (before, t) => {
+      await assertReferences(t, input, before);
+      return columns(input);
+    });
+
+  /** DELETE in `trx`. @throws NotFoundError */
+  const removeIn = async (trx: Knex.Transaction, dealId: number): Promise<void> => {
+    const before = await load(dealId, trx, { lock: true });
+    await markDeleted(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version }, actor.userId);
+    await emitEvent(trx, 'deal.deleted', () => load(dealId, trx, { includeDeleted: true }));
+  };
+
+  /** Restore in `trx`. @param mustBeDeleted a live deal is an error (bulk). @throws NotFoundError; ConflictError `NOT_DELETED` */
+  const restoreIn = async (trx: Knex.Transaction, dealId: number, mustBeDeleted: boolean): Promise<Deal> => {
+    const before = await load(dealId, trx, { includeDeleted: true, lock: true });
+    if (!before.deletedAt) {
+      if (mustBeDeleted) throw notDeleted('deal', dealId);
+      return before;
+    }
+    await markRestored(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version, deletedAt: before.deletedAt }, actor.userId);
+    const after = await load(dealId, trx);
+    await emitEvent(trx, 'deal.restored', after);
+    return after;
+  };
 
   /** Sets the outcome, moving the deal to the stage of that name when the pipeline has one. */
   const close = (dealId: number, sentVersion: number | undefined, status: 'won' | 'lost', stageName: string) =>
@@ -193,10 +233,7 @@ export function createDealsService(knex: Knex, actor: Actor) {
 
     /** @throws NotFoundError; SiloError 428 `VERSION_REQUIRED`; ConflictError `VERSION_CONFLICT`; UnprocessableError `INVALID_REFERENCE` */
     update(dealId: number, input: z.output<typeof updateDealBody>, ifMatch: number | undefined): Promise<Deal> {
-      return change(dealId, ifMatch ?? input.version, async (before, trx) => {
-        await assertReferences(trx, input, before);
-        return columns(input);
-      });
+      return knex.transaction((trx) => updateIn(trx, dealId, input, ifMatch ?? input.version));
     },
 
     /** Moves the deal to another stage. @throws as {@link update} */
@@ -215,24 +252,20 @@ export function createDealsService(knex: Knex, actor: Actor) {
 
     /** Soft delete. @throws NotFoundError */
     async remove(dealId: number): Promise<void> {
-      await knex.transaction(async (trx) => {
-        const before = await load(dealId, trx, { lock: true });
-        await markDeleted(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version }, actor.userId);
-        await emitEvent(trx, 'deal.deleted', () => load(dealId, trx, { includeDeleted: true }));
-      });
+      await knex.transaction((trx) => removeIn(trx, dealId));
     },
 
     /** @throws NotFoundError */
     restore(dealId: number): Promise<Deal> {
-      return knex.transaction(async (trx) => {
-        const before = await load(dealId, trx, { includeDeleted: true, lock: true });
-        if (!before.deletedAt) return before;
-        await markRestored(trx, { table: 'deals', entity: 'deal', id: dealId, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-        const after = await load(dealId, trx);
-        await emitEvent(trx, 'deal.restored', after);
-        return after;
-      });
+      return knex.transaction((trx) => restoreIn(trx, dealId, false));
     },
+
+    /** The single-row operations in a caller's transaction, for bulk actions (src/crm/bulk.ts). */
+    bulkOps: {
+      remove: removeIn,
+      restore: async (trx, id) => void (await restoreIn(trx, id, true)),
+      update: async (trx, id, patch) => void (await updateIn(trx, id, patch, null)),
+    } satisfies BulkOps<DealPatch>,
 
     /** Live deals counted and summed (per currency) by stage, in pipeline order, and by status; from one query. */
     async stats(): Promise<DealStats> {

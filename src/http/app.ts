@@ -39,6 +39,8 @@ import { dealsRoutes } from './routes/deals.js';
 import { pipelineStagesRoutes } from './routes/pipeline-stages.js';
 import { contactsRoutes } from './routes/contacts.js';
 import { importRoutes } from './routes/imports.js';
+import { leadsRoutes } from './routes/leads.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { activityRoutes } from './routes/activity.js';
 import { platformHistoryRoutes, tenantHistoryRoutes } from './routes/history.js';
 import { dashboardRoutes } from './routes/dashboard.js';
@@ -205,6 +207,8 @@ export async function buildApp({ ctx, logger }: AppOptions): Promise<FastifyInst
       await api.register(pipelineStagesRoutes);
       await api.register(dealsRoutes);
       await api.register(contactsRoutes);
+      await api.register(leadsRoutes);
+      await api.register(bulkRoutes);
       await api.register(activityRoutes);
       await api.register(tasksRoutes);
       await api.register(notesRoutes);

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import type { Actor } from '../crm/common.js';
+import type { Permission } from '../crm/permissions.js';
 import { withIdempotency } from '../crm/idempotency.js';
 import { ForbiddenError, ValidationError } from '../lib/errors.js';
 import { tenantQuery } from './schemas.js';
@@ -41,6 +42,15 @@ export const ROLES = {
   update: ['admin', 'manager'] as const,
   remove: ['admin'] as const,
 };
+
+/**
+ * The acting user's role has `permission` (resolved by `requirePermission` on the route).
+ * For checks that depend on the body, such as a bulk route's action.
+ * @throws ForbiddenError `FORBIDDEN`
+ */
+export function assertPermission(request: FastifyRequest, permission: Permission): void {
+  if (!request.tenantPermissions?.has(permission)) throw new ForbiddenError(`this needs the permission ${permission}`, 'FORBIDDEN', { permission });
+}
 
 /**
  * `includeDeleted=true` needs the permission `records:read-deleted` (of the built-in roles,

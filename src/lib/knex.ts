@@ -152,10 +152,24 @@ class SourcedClient extends Mysql2Client {
     super(config);
     this.source = config.source;
   }
-  override acquireConnection(): Promise<unknown> {
-    return this.source.acquire();
+  /**
+   * Connections this client lent and has not had back. knex releases a streamed query's
+   * connection twice (when the stream ends and again in its runner's cleanup); a pool of
+   * knex's own ignores the second, the source would lend the connection to two
+   * transactions at once. So only the first release of a lending reaches the source. (One
+   * set for all: sourced clients inherit the template's, and a connection object is unique.)
+   */
+  private readonly lent = new WeakSet<object>();
+  override async acquireConnection(): Promise<unknown> {
+    const c = await this.source.acquire();
+    if (c && typeof c === 'object') this.lent.add(c);
+    return c;
   }
   override releaseConnection(c: unknown): Promise<void> {
+    if (c && typeof c === 'object') {
+      if (!this.lent.has(c)) return Promise.resolve();
+      this.lent.delete(c);
+    }
     this.source.release(c);
     return Promise.resolve();
   }

@@ -65,6 +65,7 @@ const deal = await must('POST', '/api/v1/deals', { title: 'Fixture deal', amount
 const webhook = await must('POST', '/api/v1/webhooks', { url: 'https://203.0.113.7/hook', events: ['company.created'], active: false });
 const task = await must('POST', '/api/v1/tasks', { title: 'Fixture task', relatedType: 'company', relatedId: company.id });
 const note = await must('POST', '/api/v1/notes', { relatedType: 'company', relatedId: company.id, text: 'Fixture note' });
+const lead = await must('POST', '/api/v1/leads', { fullName: 'Fixture Lead', companyName: 'Fixture Lead Co' });
 
 interface Violation {
   where: string;
@@ -189,6 +190,7 @@ function validParams(path: string): Record<string, string | number> {
     ['/api/v1/webhooks/', webhook.id],
     ['/api/v1/tasks/', task.id],
     ['/api/v1/notes/', note.id],
+    ['/api/v1/leads/', lead.id],
   ];
   const id = ids.find(([prefix]) => path.startsWith(prefix))?.[1] ?? 1;
   const out: Record<string, string | number> = {};
@@ -209,6 +211,7 @@ const versions = {
   role: customRole.version as number,
   task: task.version as number,
   note: note.version as number,
+  lead: lead.version as number,
 };
 
 /** A valid body (and path parameters) per operation with a JSON body. */
@@ -239,6 +242,17 @@ const BASES: Record<string, () => { body: Record<string, unknown>; params?: Reco
   updateTask: () => ({ params: { id: task.id }, body: { version: versions.task } }),
   createNote: () => ({ body: { relatedType: 'contact', relatedId: contact.id, text: 'A note' } }),
   updateNote: () => ({ params: { id: note.id }, body: { text: 'Changed note', version: versions.note } }),
+  createLead: () => ({
+    body: { fullName: 'Hostile Lead', email: `${uniq('lead')}@hostile.test`, companyName: 'Hostile Co', source: 'website', status: 'new', notes: 'n' },
+  }),
+  updateLead: () => ({ params: { id: lead.id }, body: { version: versions.lead } }),
+  // No string property at the top level (createCompany, deal): only its path and query parameters are swept.
+  convertLead: () => ({ params: { id: lead.id }, body: {} }),
+  // Only `action` is a string: every hostile value of it is refused (400); the accepted paths are test/crm-bulk.test.ts.
+  bulkCompanies: () => ({ body: { action: 'update', ids: [company.id], patch: { industry: 'Software' } } }),
+  bulkContacts: () => ({ body: { action: 'update', ids: [contact.id], patch: { jobTitle: 'Buyer' } } }),
+  bulkDeals: () => ({ body: { action: 'update', ids: [deal.id], patch: { amount: '10.00' } } }),
+  bulkLeads: () => ({ body: { action: 'update', ids: [lead.id], patch: { score: 1 } } }),
   platformLogin: () => ({ body: { email: 'operator@silo.test', password: PASSWORD } }),
   createTenant: () => {
     const slug = uniq('hx');
@@ -273,6 +287,7 @@ const NORMALIZE: Record<string, (v: string) => string> = {
   name: trim,
   industry: trim,
   fullName: trim,
+  companyName: trim,
   jobTitle: trim,
   title: trim,
   email: (v) => v.trim().toLowerCase(),
@@ -290,6 +305,8 @@ const READ_BACK: Record<string, (r: any, params: Record<string, string | number>
   updateCompany: (_r, p) => `/api/v1/companies/${p.id}`,
   createContact: (r) => `/api/v1/contacts/${r.id}`,
   updateContact: (_r, p) => `/api/v1/contacts/${p.id}`,
+  createLead: (r) => `/api/v1/leads/${r.id}`,
+  updateLead: (_r, p) => `/api/v1/leads/${p.id}`,
   createDeal: (r) => `/api/v1/deals/${r.id}`,
   updateDeal: (_r, p) => `/api/v1/deals/${p.id}`,
   createPipelineStage: (r) => `/api/v1/pipeline-stages/${r.id}`,
@@ -341,6 +358,7 @@ const VERSIONED: Record<string, keyof typeof versions> = {
   updateWebhook: 'webhook',
   updateTask: 'task',
   updateNote: 'note',
+  updateLead: 'lead',
 };
 /** Operations that change one fixture record: their requests go one at a time. */
 const SEQUENTIAL = new Set([...Object.keys(VERSIONED), 'updateUser', 'updateTenant', 'setTenantPlan', 'moveDeal', 'winDeal', 'loseDeal']);

@@ -60,12 +60,13 @@ type Source = (typeof SOURCES)[number];
 /** Ids of tenant i start at (i + 1) x ID_STRIDE in every table. */
 const ID_STRIDE = 100_000;
 
-type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook' | 'role' | 'task' | 'note';
+type Kind = 'company' | 'contact' | 'deal' | 'user' | 'stage' | 'attachment' | 'invitation' | 'webhook' | 'role' | 'task' | 'note' | 'lead';
 /** The kind of row an `{id}` names, by the first path segment after /api/v1. */
 const KIND_OF_SEGMENT: Record<string, Kind> = {
   companies: 'company',
   contacts: 'contact',
   deals: 'deal',
+  leads: 'lead',
   users: 'user',
   'pipeline-stages': 'stage',
   attachments: 'attachment',
@@ -79,6 +80,7 @@ const TABLE_OF: Record<Kind, string> = {
   company: 'companies',
   contact: 'contacts',
   deal: 'deals',
+  lead: 'leads',
   user: 'users',
   stage: 'pipeline_stages',
   attachment: 'attachments',
@@ -123,6 +125,8 @@ interface TenantData {
   targets: Map<string, number>;
   /** A delivery of each webhook (`{deliveryId}` of the redeliver route), by webhook id. */
   deliveries: Map<number, number>;
+  /** The row each bulk route acts on (the body names it), by route key. */
+  bulkTargets: Map<string, number>;
   /** Refresh tokens kept for the refresh and logout routes. */
   refreshTokens: { refresh: string; logout: string };
   /** A staff user whose password forgot-password and reset-password are about. */
@@ -187,6 +191,15 @@ async function createRow(d: TenantData, kind: Kind): Promise<number> {
           stageId: d.firstStage,
           companyId: d.refs.company,
           contactId: d.refs.contact,
+          ownerId: d.refs.user,
+        })
+      ).id;
+    case 'lead':
+      return (
+        await asAdmin(d, 'POST', `${API}/leads`, {
+          fullName: `${s} lead ${n}`,
+          email: `lead${n}@${s}.test`,
+          companyName: `${s} lead company ${n}`,
           ownerId: d.refs.user,
         })
       ).id;
@@ -283,7 +296,46 @@ interface BodySpec {
 /** A task's references: a company of Z (relatedId) and a user of Z (assigneeId). */
 const taskRefs = (z: Pick<TenantData, 'refs'>) => ({ relatedType: 'company', relatedId: z.refs.company, assigneeId: z.refs.user });
 const dealRefs = (z: TenantData) => ({ stageId: z.refs.stage, companyId: z.refs.company, contactId: z.refs.contact, ownerId: z.refs.user });
+/** The bulk routes, the kind of their rows, and the action each one's body takes (one of each, and restore twice). */
+const BULK_KINDS: Record<string, Kind> = { companies: 'company', contacts: 'contact', deals: 'deal', leads: 'lead' };
+const BULK_ACTION: Record<string, 'delete' | 'restore' | 'update'> = { companies: 'delete', contacts: 'update', deals: 'restore', leads: 'update' };
+const BULK_PATCH: Record<string, unknown> = { contacts: { jobTitle: 'Bulk buyer' }, leads: { score: 42, status: 'qualified' } };
+/**
+ * A bulk body naming tenant Z's row. Y finds no row of that id (ids of each tenant are in
+ * their own range), so it answers 409 BULK_FAILED listing the id as not found and changes
+ * nothing (the failure is the whole answer: nothing is read or written): that is the refusal.
+ */
+const bulkSpec = (resource: string): BodySpec => ({
+  refs: true,
+  foreign: { status: 409, code: 'BULK_FAILED' },
+  body: ({ z }) => ({
+    action: BULK_ACTION[resource],
+    ids: [z.bulkTargets.get(`POST ${API}/${resource}/bulk`)],
+    ...(BULK_PATCH[resource] ? { patch: BULK_PATCH[resource] } : {}),
+  }),
+});
 const BODIES: Record<string, BodySpec> = {
+  ...Object.fromEntries(Object.keys(BULK_KINDS).map((r) => [`POST ${API}/${r}/bulk`, bulkSpec(r)])),
+  [`POST ${API}/leads`]: {
+    refs: true,
+    body: ({ z, n }) => ({
+      fullName: `New lead ${n}`,
+      email: `new-lead-${n}@example.test`,
+      companyName: `New lead company ${n}`,
+      source: 'event',
+      score: 30,
+      ownerId: z.refs.user,
+    }),
+  },
+  [`PATCH ${API}/leads/{id}`]: {
+    refs: true,
+    body: async ({ z, id, n }) => ({ fullName: `Renamed lead ${n}`, score: 60, ownerId: z.refs.user, version: await versionOf(z, 'lead', id) }),
+  },
+  // Makes the contact, the company (of the lead's company name) and a deal in the stage of tenant Z.
+  [`POST ${API}/leads/{id}/convert`]: {
+    refs: true,
+    body: ({ z, n }) => ({ createCompany: true, deal: { title: `Converted deal ${n}`, amount: '500.00', currency: 'EUR', stageId: z.refs.stage } }),
+  },
   [`POST ${API}/auth/login`]: { refs: true, body: ({ z }) => ({ email: `admin@${z.slug}.test`, password: PASSWORD }) },
   [`POST ${API}/auth/refresh`]: { refs: true, body: ({ z }) => ({ refreshToken: z.refreshTokens.refresh }) },
   // Revoking an unknown token is not an error (RFC 7009 §2.2): logout answers 204 to a
@@ -498,11 +550,12 @@ for (const [i, slug] of SLUGS.entries()) {
     firstStage,
     targets: new Map(),
     deliveries: new Map(),
+    bulkTargets: new Map(),
     refreshTokens: { refresh: '', logout: '' },
     resetEmail: `reset@${slug}.test`,
     oneTime: { invitation: '', reset: '' },
   };
-  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'attachment', 'invitation', 'webhook', 'role', 'task', 'note'] as const)
+  for (const kind of ['company', 'contact', 'stage', 'user', 'deal', 'lead', 'attachment', 'invitation', 'webhook', 'role', 'task', 'note'] as const)
     d.refs[kind] = await createRow(d, kind);
   // More data: companies, contacts, deals in several states, a staff user, activity.
   for (let k = 0; k < 3; k++) await createRow(d, 'company');
@@ -519,6 +572,12 @@ for (const [i, slug] of SLUGS.entries()) {
     const id = await createRow(d, c.kind);
     if (c.deleted) await asAdmin(d, 'DELETE', `${API}/${c.route.path.slice(API.length + 1).split('/')[0]}/${id}`);
     d.targets.set(c.key, id);
+  }
+  // Bulk routes name their rows in the body: one row each, deleted first for the bulk restore.
+  for (const [resource, kind] of Object.entries(BULK_KINDS)) {
+    const id = await createRow(d, kind);
+    if (BULK_ACTION[resource] === 'restore') await asAdmin(d, 'DELETE', `${API}/${resource}/${id}`);
+    d.bulkTargets.set(`POST ${API}/${resource}/bulk`, id);
   }
   data.push(d);
 }

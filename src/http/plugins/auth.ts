@@ -79,10 +79,10 @@ declare module 'fastify' {
      */
     requireTenantUser(roles?: TenantRole[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /**
-     * onRequest: a valid tenant token for the identified tenant whose role holds `permission`
+     * onRequest: a valid tenant token for the identified tenant whose role holds `permission` (or one of them, given a list)
      * (403 `FORBIDDEN` otherwise); sets `request.tenantUser` and `request.tenantPermissions`.
      */
-    requirePermission(permission: Permission): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    requirePermission(permission: Permission | readonly Permission[]): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
     /** Roles' permissions as this process caches them (`invalidate(tenantId)` after a roles write). */
     rolePermissions: RolePermissions;
     /** preHandler: a valid platform token with one of `roles` (any when empty). */
@@ -210,12 +210,14 @@ export default fp<{ secret: string; rolesTtlMs: number }>(
 
     const rolePermissions = new RolePermissions(opts.rolesTtlMs);
     app.decorate('rolePermissions', rolePermissions);
-    app.decorate('requirePermission', (permission: Permission) => async (request: FastifyRequest) => {
+    app.decorate('requirePermission', (permission: Permission | readonly Permission[]) => async (request: FastifyRequest) => {
       const claims = await tenantClaims(request);
       const tenant = request.tenant!;
       const role = claims.rid !== undefined ? { id: claims.rid } : { name: claims.role };
       const permissions = await rolePermissions.get(tenant, role, () => app.tenantKnex(request));
-      if (!permissions.has(permission)) throw new ForbiddenError(`this needs the permission ${permission}`, 'FORBIDDEN', { permission });
+      const wanted: readonly Permission[] = typeof permission === 'string' ? [permission] : permission;
+      if (!wanted.some((p) => permissions.has(p)))
+        throw new ForbiddenError(`this needs the permission ${wanted.join(' or ')}`, 'FORBIDDEN', { permission: wanted.join(' or ') });
       request.tenantUser = claims;
       request.tenantPermissions = permissions;
     });
