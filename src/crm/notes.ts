@@ -2,7 +2,7 @@
  * Notes of a tenant: free text (1..10,000 characters) about one record (see
  * `related.ts`), written by the signed-in user (the author). Listed by record, newest
  * first; changed and soft-deleted by their author, or by a user whose role has
- * `notes:update` (change) or `notes:delete` (delete) for other authors' notes, with optimistic
+ * `notes:manage` (built-in: admins), with optimistic
  * locking; every change writes the activity log (entity `note`) in its transaction. A
  * record's soft delete leaves its notes alone.
  */
@@ -75,12 +75,12 @@ export interface NoteFilters {
 }
 
 /** The notes service over a tenant's Knex, acting as `actor` (the author of what it creates). */
-export function createNotesService(knex: Knex, actor: Actor, may: (permission: 'notes:update' | 'notes:delete') => boolean = () => false) {
+export function createNotesService(knex: Knex, actor: Actor, may: (permission: 'notes:manage') => boolean = () => false) {
   const load = async (id: number, db: Knex | Knex.Transaction = knex, o: { includeDeleted?: boolean; lock?: boolean } = {}) =>
     toNote(await loadRow<NoteRow>(db, 'notes', 'note', id, o));
 
-  /** @throws ForbiddenError `NOT_NOTE_AUTHOR` unless the actor wrote the note or its role may change others' (`notes:update` / `notes:delete`) */
-  const assertMayChange = (n: Note, permission: 'notes:update' | 'notes:delete') => {
+  /** @throws ForbiddenError `NOT_NOTE_AUTHOR` unless the actor wrote the note or its role may change others' (`notes:manage`) */
+  const assertMayChange = (n: Note, permission: 'notes:manage') => {
     if (n.authorId !== actor.userId && !may(permission))
       throw new ForbiddenError(`only the author of a note or a role with ${permission} may change it`, 'NOT_NOTE_AUTHOR');
   };
@@ -127,7 +127,7 @@ export function createNotesService(knex: Knex, actor: Actor, may: (permission: '
     update(id: number, input: z.output<typeof updateNoteBody>, version: number | undefined): Promise<Note> {
       return knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
-        assertMayChange(before, 'notes:update');
+        assertMayChange(before, 'notes:manage');
         assertVersion(version ?? input.version, before.version, 'note');
         await trx('notes')
           .where({ id })
@@ -142,7 +142,7 @@ export function createNotesService(knex: Knex, actor: Actor, may: (permission: '
     async remove(id: number): Promise<void> {
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
-        assertMayChange(before, 'notes:delete');
+        assertMayChange(before, 'notes:manage');
         await markDeleted(trx, { table: 'notes', entity: 'note', id, version: before.version }, actor.userId);
       });
     },

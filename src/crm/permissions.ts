@@ -56,6 +56,7 @@ export const PERMISSIONS = [
   { name: 'notes:update', description: 'update notes' },
   { name: 'notes:delete', description: 'soft-delete notes' },
   { name: 'notes:restore', description: 'restore soft-deleted notes' },
+  { name: 'notes:manage', description: "change and delete other authors' notes (an author changes their own with notes:create)" },
   { name: 'activity:read', description: 'read the activity log' },
   { name: 'records:read-deleted', description: 'read soft-deleted records (`includeDeleted=true`)' },
   { name: 'users:read', description: 'list and get users, and read roles' },

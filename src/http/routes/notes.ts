@@ -43,7 +43,7 @@ export const notesRoutes: FastifyPluginCallbackZod = (app, _opts, done) => {
   const security = [{ tenantBearer: [] }];
   const svc = async (request: Parameters<typeof actorOf>[0]) =>
     createNotesService(await app.tenantKnex(request), actorOf(request), (p) => request.tenantPermissions?.has(p) ?? false);
-  // Whoever may write notes may try; the service lets the author, or a role with notes:update / notes:delete, change one (403 NOT_NOTE_AUTHOR).
+  // Whoever may write notes may try; the service lets the author, or a role with notes:manage, change one (403 NOT_NOTE_AUTHOR).
   const changers = app.requirePermission('notes:create');
 
   app.get(
