@@ -122,6 +122,7 @@ const BEFORE: Record<string, string[]> = {
   getCompanyTimeline: ALL,
   getContactTimeline: ALL,
   getDealTimeline: ALL,
+  getLeadTimeline: ALL,
   // Bulk: any of the actions' permissions opens the route (update: managers); each action is checked after.
   bulkCompanies: AM,
   bulkContacts: AM,

@@ -223,3 +223,28 @@ t.test('one query per source, each bounded by the page and read from its (record
     }
   });
 });
+
+t.test('a lead has tasks, notes and a timeline like the other records (related types: one registry)', async (t) => {
+  const lead = await post('/api/v1/leads', { fullName: 'Timeline Lead' });
+  const task = await post('/api/v1/tasks', { title: 'Qualify', relatedType: 'lead', relatedId: lead.id });
+  const note = await post('/api/v1/notes', { relatedType: 'lead', relatedId: lead.id, text: 'Warm' });
+  const res = await call(`/api/v1/leads/${lead.id}/timeline`);
+  t.equal(res.statusCode, 200, res.body);
+  const items = res.json().data as Array<{ kind: string; id: number }>;
+  t.same(
+    items.filter((i) => i.kind !== 'activity').map((i) => `${i.kind}:${i.id}`),
+    [`note:${note.id}`, `task:${task.id}`],
+    "the lead's note and task, newest first",
+  );
+  t.ok(
+    items.some((i) => i.kind === 'activity'),
+    "and the lead's own activity",
+  );
+  const unknown = await app.inject({
+    method: 'POST',
+    url: '/api/v1/tasks',
+    payload: { title: 'Nowhere', relatedType: 'lead', relatedId: 999999 },
+    headers: { 'x-tenant': 'crmtl', authorization: `Bearer ${admin}` },
+  });
+  t.equal(unknown.statusCode, 422, 'a lead that does not exist is an invalid reference');
+});

@@ -416,3 +416,41 @@ t.test('the retry schedule grows exponentially with jitter and gives up past the
   );
   t.end();
 });
+
+t.test('leads, tasks, notes and bulk actions emit their events: a conversion sends lead.converted and the created contact', async (t) => {
+  await createHook('one', '/crm-events', ['lead.created', 'lead.converted', 'contact.created', 'task.created', 'note.created', 'company.deleted']);
+  const mine = () => received.filter((r) => r.path === '/crm-events');
+  const lead = (await as('one', 'POST', '/leads', { fullName: 'Hook Lead', email: 'hook.lead@wh.test' })).json<{ id: number }>();
+  const converted = await as('one', 'POST', `/leads/${lead.id}/convert`, {});
+  t.equal(converted.statusCode, 200, converted.body);
+  const contactId = converted.json<{ contactId: number }>().contactId;
+  const task = await as('one', 'POST', '/tasks', { title: 'Call back', relatedType: 'contact', relatedId: contactId });
+  t.equal(task.statusCode, 201, task.body);
+  const note = await as('one', 'POST', '/notes', { relatedType: 'contact', relatedId: contactId, text: 'Met at the fair' });
+  t.equal(note.statusCode, 201, note.body);
+  const companies = await Promise.all(
+    ['Bulk Hook A', 'Bulk Hook B'].map(async (name) => (await as('one', 'POST', '/companies', { name })).json<{ id: number }>().id),
+  );
+  const bulk = await as('one', 'POST', '/companies/bulk', { action: 'delete', ids: companies });
+  t.equal(bulk.statusCode, 200, bulk.body);
+  await until(() => mine().length >= 7);
+  const types = mine().map((r) => `${r.body.type}:${String(r.body.data.id)}`);
+  t.same(
+    types.sort(),
+    [
+      `company.deleted:${companies[0]}`,
+      `company.deleted:${companies[1]}`,
+      `contact.created:${contactId}`,
+      `lead.converted:${lead.id}`,
+      `lead.created:${lead.id}`,
+      `note.created:${note.json<{ id: number }>().id}`,
+      `task.created:${task.json<{ id: number }>().id}`,
+    ].sort(),
+    'one event per change, bulk rows included',
+  );
+  t.ok(
+    mine().every((r) => r.signatureOk),
+    'all signed',
+  );
+  t.equal(mine().find((r) => r.body.type === 'lead.converted')?.body.data.status, 'converted', 'the lead as the API shows it');
+});

@@ -8,6 +8,7 @@
 import type { Knex } from 'knex';
 import type { z } from 'zod';
 import { ConflictError, UnprocessableError } from '../lib/errors.js';
+import { emitEvent } from '../webhooks/emit.js';
 import { diff, logActivity } from './activity.js';
 import type { BulkOps } from './bulk.js';
 import { applySort, assertVersion, inTransaction, loadRow, markDeleted, markRestored, notDeleted, paginate, type Actor } from './common.js';
@@ -97,6 +98,7 @@ export function createLeadsService(knex: Knex, actor: Actor, opts: { maxContacts
       .update({ ...leadColumns(input), version: before.version + 1 });
     const after = await load(id, trx);
     await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'lead', entityId: id, changes: diff(before, after) });
+    await emitEvent(trx, 'lead.updated', after);
     return after;
   };
 
@@ -105,6 +107,7 @@ export function createLeadsService(knex: Knex, actor: Actor, opts: { maxContacts
     const before = await load(id, trx, { lock: true });
     if (before.status === 'converted') throw converted(id);
     await markDeleted(trx, { table: 'leads', entity: 'lead', id, version: before.version }, actor.userId);
+    await emitEvent(trx, 'lead.deleted', () => load(id, trx, { includeDeleted: true }));
   };
 
   /** Restore in `trx`. @param mustBeDeleted a live lead is an error (bulk). @throws NotFoundError; ConflictError `NOT_DELETED` */
@@ -115,7 +118,9 @@ export function createLeadsService(knex: Knex, actor: Actor, opts: { maxContacts
       return before;
     }
     await markRestored(trx, { table: 'leads', entity: 'lead', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-    return load(id, trx);
+    const after = await load(id, trx);
+    await emitEvent(trx, 'lead.restored', after);
+    return after;
   };
 
   return {
@@ -148,6 +153,7 @@ export function createLeadsService(knex: Knex, actor: Actor, opts: { maxContacts
           entityId: created.id,
           changes: diff(null, { ...created, deletedAt: undefined }),
         });
+        await emitEvent(trx, 'lead.created', created);
         return created;
       });
     },
@@ -219,6 +225,7 @@ export function createLeadsService(knex: Knex, actor: Actor, opts: { maxContacts
           });
         const after = await load(id, trx);
         await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'lead', entityId: id, changes: diff(before, after) });
+        await emitEvent(trx, 'lead.converted', after);
         return { lead: after, contactId: contact.id, companyId, companyReused, dealId };
       });
     },

@@ -9,6 +9,7 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { ForbiddenError } from '../lib/errors.js';
+import { emitEvent } from '../webhooks/emit.js';
 import { diff, logActivity } from './activity.js';
 import { assertVersion, inTransaction, loadRow, markDeleted, paginate, type Actor } from './common.js';
 import { assertRelated, recordId, relatedTypeSchema, type RelatedType } from './related.js';
@@ -116,6 +117,7 @@ export function createNotesService(knex: Knex, actor: Actor, may: (permission: '
           entityId: created.id,
           changes: diff(null, { ...created, deletedAt: undefined }),
         });
+        await emitEvent(trx, 'note.created', created);
         return created;
       });
     },
@@ -134,6 +136,7 @@ export function createNotesService(knex: Knex, actor: Actor, may: (permission: '
           .update({ text: input.text, version: before.version + 1 });
         const after = await load(id, trx);
         await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'note', entityId: id, changes: diff(before, after) });
+        await emitEvent(trx, 'note.updated', after);
         return after;
       });
     },
@@ -144,6 +147,7 @@ export function createNotesService(knex: Knex, actor: Actor, may: (permission: '
         const before = await load(id, trx, { lock: true });
         assertMayChange(before, 'notes:manage');
         await markDeleted(trx, { table: 'notes', entity: 'note', id, version: before.version }, actor.userId);
+        await emitEvent(trx, 'note.deleted', () => load(id, trx, { includeDeleted: true }));
       });
     },
   };

@@ -13,6 +13,7 @@ export const RELATED_TABLES = {
   company: 'companies',
   contact: 'contacts',
   deal: 'deals',
+  lead: 'leads',
 } as const satisfies Record<string, string>;
 
 /** A kind of record tasks and notes can be about. */

@@ -8,6 +8,7 @@
  */
 import type { Knex } from 'knex';
 import type { z } from 'zod';
+import { emitEvent } from '../webhooks/emit.js';
 import { diff, logActivity } from './activity.js';
 import { applySort, assertVersion, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
 import { assertActiveUser, assertRelated } from './related.js';
@@ -115,6 +116,7 @@ export function createTasksService(knex: Knex, actor: Actor, opts: TasksServiceO
           entityId: created.id,
           changes: diff(null, { ...created, deletedAt: undefined }),
         });
+        await emitEvent(trx, 'task.created', created);
         return created;
       });
     },
@@ -138,6 +140,7 @@ export function createTasksService(knex: Knex, actor: Actor, opts: TasksServiceO
           .update({ ...patch, version: before.version + 1 });
         const after = await load(id, trx);
         await logActivity(trx, { userId: actor.userId, action: 'update', entity: 'task', entityId: id, changes: diff(before, after) });
+        await emitEvent(trx, 'task.updated', after);
         return after;
       });
     },
@@ -147,6 +150,7 @@ export function createTasksService(knex: Knex, actor: Actor, opts: TasksServiceO
       await knex.transaction(async (trx) => {
         const before = await load(id, trx, { lock: true });
         await markDeleted(trx, { table: 'tasks', entity: 'task', id, version: before.version }, actor.userId);
+        await emitEvent(trx, 'task.deleted', () => load(id, trx, { includeDeleted: true }));
       });
     },
 
@@ -156,7 +160,9 @@ export function createTasksService(knex: Knex, actor: Actor, opts: TasksServiceO
         const before = await load(id, trx, { includeDeleted: true, lock: true });
         if (!before.deletedAt) return before;
         await markRestored(trx, { table: 'tasks', entity: 'task', id, version: before.version, deletedAt: before.deletedAt }, actor.userId);
-        return load(id, trx);
+        const after = await load(id, trx);
+        await emitEvent(trx, 'task.restored', after);
+        return after;
       });
     },
   };
