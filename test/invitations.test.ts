@@ -213,3 +213,31 @@ t.test('a mail the SMTP server refuses: 503 MAIL_UNAVAILABLE, no invitation left
   smtp.refuse = undefined;
   t.equal((await accept(kept.token)).statusCode, 201, "the earlier invitation's link still works");
 });
+
+t.test(
+  'custom roles: an invitation may name any role of the tenant; an unknown one is 422; a role deleted before acceptance makes the link unusable',
+  async (t) => {
+    const made = await call('POST', '/api/v1/roles', { name: 'reader', permissions: ['contacts:read'] }, admin);
+    t.equal(made.statusCode, 201, made.body);
+    const { token } = await invited('reader@example.test', 'reader');
+    const ok = await accept(token);
+    t.equal(ok.statusCode, 201, ok.body);
+    const reader = ok.json().accessToken as string;
+    t.equal((await call('GET', '/api/v1/auth/me', undefined, reader)).json().role, 'reader', 'the user holds the custom role');
+    t.equal((await call('GET', '/api/v1/contacts', undefined, reader)).statusCode, 200, 'with its permissions');
+    t.equal((await call('GET', '/api/v1/companies', undefined, reader)).statusCode, 403, 'and only those');
+
+    const before = await db().count({ n: '*' }).first();
+    isProblem(t, await invite('nobody@example.test', 'no-such-role'), 422, 'INVALID_REFERENCE');
+    t.same(await db().count({ n: '*' }).first(), before, 'no invitation kept');
+
+    const temp = (await call('POST', '/api/v1/roles', { name: 'temporary', permissions: ['deals:read'] }, admin)).json();
+    const later = await invited('late@example.test', 'temporary');
+    t.equal((await call('DELETE', `/api/v1/roles/${temp.id}`, undefined, admin)).statusCode, 204, 'a role with only an invitation can be deleted');
+    const refused = await accept(later.token);
+    t.equal(refused.statusCode, 400, refused.body);
+    t.equal(refused.json().code, 'INVITATION_INVALID');
+    const users = await root(`${tenant.databaseName}.users`).where({ email: 'late@example.test' }).count({ n: '*' }).first();
+    t.equal(Number(users!.n), 0, 'no user without a role');
+  },
+);

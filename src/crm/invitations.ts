@@ -16,21 +16,24 @@
  */
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { ConflictError, NotFoundError, ValidationError } from '../lib/errors.js';
+import { ConflictError, NotFoundError, UnprocessableError, ValidationError } from '../lib/errors.js';
 import { MysqlErrno, mysqlErrno } from '../lib/knex.js';
 import { assertAcceptablePassword, hashPassword, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH } from '../lib/passwords.js';
 import { emailSchema, pageOffset, parseInput } from '../lib/validation.js';
 import { diff, logActivity } from './activity.js';
 import { createAuthService, type IssuedRefreshToken } from './auth-service.js';
 import { findByToken, newToken } from './one-time-tokens.js';
-import { BUILT_IN_ROLES, type BuiltInRole } from './permissions.js';
+import { findRole, roleName } from './roles.js';
 import { createUsersRepository, type TenantUser } from './users-repository.js';
 
 /** How long an invitation link works: 7 days, in ms. */
 export const INVITATION_TTL_MS = 7 * 24 * 3600 * 1000;
 
 /** Body of `POST /api/v1/invitations`. */
-export const createInvitationBody = z.strictObject({ email: emailSchema, role: z.enum(BUILT_IN_ROLES as [BuiltInRole, ...BuiltInRole[]]) });
+export const createInvitationBody = z.strictObject({
+  email: emailSchema,
+  role: roleName.describe('a role of the tenant: admin, manager, staff or a custom role (GET /api/v1/roles)'),
+});
 
 /** Body of `POST /api/v1/invitations/accept`. */
 export const acceptInvitationBody = z.strictObject({
@@ -43,7 +46,8 @@ export const acceptInvitationBody = z.strictObject({
 export interface Invitation {
   id: number;
   email: string;
-  role: BuiltInRole;
+  /** The role's name. */
+  role: string;
   /** The admin who invited (null: the platform). */
   invitedBy: number | null;
   expiresAt: Date;
@@ -54,7 +58,7 @@ export interface Invitation {
 interface InvitationRow {
   id: number;
   email: string;
-  role: BuiltInRole;
+  role: string;
   token_hash: string;
   invited_by: number | null;
   expires_at: Date;
@@ -116,6 +120,8 @@ export function createInvitationsService(knex: Knex, actorId: number | null = nu
       const input = parseInput(createInvitationBody, raw);
       const { token, hash } = newToken();
       const { invitation, replaced } = await knex.transaction(async (trx) => {
+        const role = await findRole(trx, { name: input.role });
+        if (!role) throw new UnprocessableError(`no role named ${input.role}`, 'INVALID_REFERENCE', { field: 'role' });
         if (await users.findForLogin(input.email, trx)) {
           throw new ConflictError(`a user with email ${input.email} already exists`, 'USER_EXISTS', { field: 'email' });
         }
@@ -125,7 +131,7 @@ export function createInvitationsService(knex: Knex, actorId: number | null = nu
         try {
           const [id] = await trx('invitations').insert({
             email: input.email,
-            role: input.role,
+            role: role.name,
             token_hash: hash,
             invited_by: actorId,
             expires_at: new Date(Date.now() + INVITATION_TTL_MS),
@@ -194,7 +200,10 @@ export function createInvitationsService(knex: Knex, actorId: number | null = nu
       return knex.transaction(async (trx) => {
         const row = await byToken(input.token, trx);
         if (!usable(row)) throw invalid();
-        const id = await users.insert({ email: row.email, fullName: input.fullName, passwordHash, role: row.role }, trx);
+        // The role, locked shared so it cannot be deleted before the user holds it; deleted meanwhile: unusable.
+        const role = await trx<{ id: number; name: string }>('roles').where({ name: row.role }).forShare().first('id', 'name');
+        if (!role) throw invalid();
+        const id = await users.insert({ email: row.email, fullName: input.fullName, passwordHash, role: role.name, roleId: Number(role.id) }, trx);
         await trx('invitations').where({ id: row.id }).update({ accepted_at: new Date(), accepted_user_id: id });
         const user = (await users.findById(id, trx))!;
         await logActivity(trx, { userId: id, action: 'create', entity: 'user', entityId: id, changes: diff(null, user) });

@@ -23,7 +23,7 @@ export const invitationSchema = z
   .object({
     id: z.number().int(),
     email: z.string(),
-    role: z.enum(['admin', 'manager', 'staff']),
+    role: z.string().describe('the role the user gets: admin, manager, staff or a custom role'),
     invitedBy: z.number().int().nullable().describe('id of the admin who invited'),
     expiresAt: z.date(),
     createdAt: z.date(),
