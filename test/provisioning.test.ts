@@ -15,8 +15,18 @@ t.teardown(() => root.destroy());
 /** Columns of every table of a database (a migration that drops a table or a column lowers it). */
 /** A tenant's database (and account) name: opaque since issue 15, so read from the catalog. */
 const dbOf = async (slug: string) => (await ctx.catalog.tenants.findBySlug(slug))!.databaseName;
-const columnCount = async (database: string) =>
-  Number((await root('information_schema.COLUMNS').where({ TABLE_SCHEMA: database }).count({ n: '*' }).first())?.n);
+/** Columns (with types) and indexes of a database: what any schema migration changes. */
+const schemaShape = async (database: string) =>
+  JSON.stringify([
+    await root('information_schema.COLUMNS')
+      .where({ TABLE_SCHEMA: database })
+      .orderBy(['TABLE_NAME', 'COLUMN_NAME'])
+      .select('TABLE_NAME', 'COLUMN_NAME', 'COLUMN_TYPE'),
+    await root('information_schema.STATISTICS')
+      .where({ TABLE_SCHEMA: database })
+      .orderBy(['TABLE_NAME', 'INDEX_NAME', 'SEQ_IN_INDEX'])
+      .select('TABLE_NAME', 'INDEX_NAME', 'COLUMN_NAME'),
+  ]);
 
 t.test('create provisions database, DML-only user, migrations and the first admin', async (t) => {
   const { result, json } = await runCliJson<any>(['tenants', 'create', 'acme', '--name', 'Acme Inc', '--admin-email', 'Boss@Acme.test'], env);
@@ -67,12 +77,12 @@ t.test('migrate when up to date costs one check; rollback, status and migrate ag
   t.equal(result.code, 0);
   t.same(json.summary, { total: 2, migrated: 0, 'up-to-date': 2, 'would-migrate': 0, skipped: 0, failed: 0 });
 
-  const columnsBefore = await columnCount(await dbOf('acme'));
+  const shapeBefore = await schemaShape(await dbOf('acme'));
   const { json: rb } = await runCliJson<any>(['tenants', 'rollback', 'acme'], env);
   t.same(rb.reverted, [LATEST]);
   t.not(rb.schemaVersion, LATEST);
   const before = rb.schemaVersion;
-  t.ok((await columnCount(await dbOf('acme'))) < columnsBefore, "the latest migration's columns are gone");
+  t.not(await schemaShape(await dbOf('acme')), shapeBefore, "the latest migration's change is undone");
 
   const { json: st } = await runCliJson<any[]>(['tenants', 'status', 'acme'], env);
   t.same(st[0].pending, [LATEST]);
@@ -88,6 +98,7 @@ t.test('migrate when up to date costs one check; rollback, status and migrate ag
   t.equal(mig.summary['up-to-date'], 1);
   t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.schemaVersion, LATEST);
   t.equal((await ctx.catalog.tenants.findBySlug('acme'))!.status, 'active', 'back from maintenance');
+  t.equal(await schemaShape(await dbOf('acme')), shapeBefore, 'migrated again: the schema it had');
 
   const badConc = await runCli(['tenants', 'migrate', '--all', '--concurrency', '0'], env);
   t.equal(badConc.code, 2);
