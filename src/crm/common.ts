@@ -229,3 +229,17 @@ export async function markRestored(trx: Knex.Transaction, r: SoftRecord & { dele
     changes: { deletedAt: { old: r.deletedAt.toISOString(), new: null } },
   });
 }
+
+/**
+ * The row values of the fields `input` sets: each API field of `map` that is not undefined,
+ * under its column name (`{ ownerId: 3 }` with `{ ownerId: 'owner_id' }` -> `{ owner_id: 3 }`).
+ * Fields outside `map` are ignored; null is kept (it clears the column).
+ */
+export function definedColumns<K extends string>(input: Partial<Record<K, unknown>> & object, map: Readonly<Record<K, string>>): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const k of Object.keys(map) as K[]) {
+    const v = input[k];
+    if (v !== undefined) row[map[k]] = v;
+  }
+  return row;
+}

@@ -10,7 +10,19 @@ import { UnprocessableError } from '../lib/errors.js';
 import { diff, logActivity } from './activity.js';
 import { emitEvent } from '../webhooks/emit.js';
 import type { BulkOps } from './bulk.js';
-import { applyDateRanges, applySort, assertVersion, inTransaction, loadRow, markDeleted, markRestored, notDeleted, paginate, type Actor } from './common.js';
+import {
+  applyDateRanges,
+  applySort,
+  definedColumns,
+  assertVersion,
+  inTransaction,
+  loadRow,
+  markDeleted,
+  markRestored,
+  notDeleted,
+  paginate,
+  type Actor,
+} from './common.js';
 import {
   DEAL_SEARCH_COLUMNS,
   DEAL_SORT,
@@ -81,12 +93,7 @@ function columns(input: Partial<z.output<typeof updateDealBody>>): Record<string
     expectedCloseDate: 'expected_close_date',
     status: 'status',
   } as const;
-  const row: Record<string, unknown> = {};
-  for (const [k, column] of Object.entries(map)) {
-    const v = input[k as keyof typeof map];
-    if (v !== undefined) row[column] = v;
-  }
-  return row;
+  return definedColumns<keyof typeof map>(input, map);
 }
 
 /** Adds `count` deals worth `cents` in `currency` to a bucket. */

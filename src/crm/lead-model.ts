@@ -3,7 +3,7 @@
  */
 import { z } from 'zod';
 import { emailSchema } from '../lib/validation.js';
-import type { ListParams } from './common.js';
+import { definedColumns, type ListParams } from './common.js';
 import { companyFields } from './companies.js';
 import { dealFields } from './deal-model.js';
 
@@ -187,10 +187,5 @@ export function leadColumns(input: Partial<Record<keyof typeof leadPatchFields, 
     ownerId: 'owner_id',
     notes: 'notes',
   } as const;
-  const row: Record<string, unknown> = {};
-  for (const [k, column] of Object.entries(map)) {
-    const v = input[k as keyof typeof map];
-    if (v !== undefined) row[column] = v;
-  }
-  return row;
+  return definedColumns<keyof typeof map>(input, map);
 }
