@@ -199,6 +199,7 @@ t.test('compiled serializers write what zod and JSON.stringify write, edge value
         email: 'e',
         fullName: null,
         role: 'staff',
+        roleId: 3,
         active: false,
         version: 1,
         createdAt: at('2020-01-01T00:00:00Z'),
