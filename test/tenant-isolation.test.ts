@@ -32,13 +32,13 @@ t.test('the stored password is encrypted, not the password', (t) => {
 
 t.test('a tenant account reads and writes its own database', async (t) => {
   const k = connectAs(red, red.databaseName);
-  await k('users').insert({ email: 'x@red.test', password_hash: 'h', role: 'staff' });
+  await k('users').insert({ email: 'x@red.test', password_hash: 'h', role: 'staff', role_id: k('roles').select('id').where({ name: 'staff' }) });
   const rows = await k('users').select('email').orderBy('email');
   t.same(
     rows.map((r: any) => r.email),
     ['admin@red.localhost', 'x@red.test'],
   );
-  await k('users').where({ email: 'x@red.test' }).update({ role: 'manager' });
+  await k('users').where({ email: 'x@red.test' }).update({ full_name: 'X Red' });
   t.equal(await k('users').where({ email: 'x@red.test' }).delete(), 1);
 });
 
