@@ -102,9 +102,8 @@ export interface LeadFilters extends ListParams {
   updatedBefore?: Date;
 }
 
-/** Sortable API fields -> columns: every field of a lead. */
-export const LEAD_SORT = {
-  id: 'id',
+/** API fields -> columns of what a create or update writes. */
+const WRITABLE = {
   fullName: 'full_name',
   email: 'email',
   phone: 'phone',
@@ -114,6 +113,12 @@ export const LEAD_SORT = {
   score: 'score',
   ownerId: 'owner_id',
   notes: 'notes',
+} as const;
+
+/** Sortable API fields -> columns: every field of a lead. */
+export const LEAD_SORT = {
+  id: 'id',
+  ...WRITABLE,
   contactId: 'contact_id',
   companyId: 'company_id',
   dealId: 'deal_id',
@@ -176,16 +181,5 @@ export function toLead(r: LeadRow): Lead {
 
 /** API fields -> columns of what a create or update writes. */
 export function leadColumns(input: Partial<Record<keyof typeof leadPatchFields, unknown>>): Record<string, unknown> {
-  const map = {
-    fullName: 'full_name',
-    email: 'email',
-    phone: 'phone',
-    companyName: 'company_name',
-    source: 'source',
-    status: 'status',
-    score: 'score',
-    ownerId: 'owner_id',
-    notes: 'notes',
-  } as const;
-  return definedColumns<keyof typeof map>(input, map);
+  return definedColumns<keyof typeof WRITABLE>(input, WRITABLE);
 }

@@ -143,9 +143,8 @@ export interface TaskFilters extends ListParams {
   updatedBefore?: Date;
 }
 
-/** API field -> column of every sortable field (every field of the view). */
-export const TASK_SORT = {
-  id: 'id',
+/** API field -> column of what a create or update writes. */
+export const TASK_COLUMNS = {
   title: 'title',
   description: 'description',
   dueAt: 'due_at',
@@ -154,6 +153,12 @@ export const TASK_SORT = {
   assigneeId: 'assignee_id',
   relatedType: 'related_type',
   relatedId: 'related_id',
+} as const;
+
+/** API field -> column of every sortable field (every field of the view). */
+export const TASK_SORT = {
+  id: 'id',
+  ...TASK_COLUMNS,
   completedAt: 'completed_at',
   createdBy: 'created_by',
   version: 'version',

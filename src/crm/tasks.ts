@@ -10,10 +10,11 @@ import type { Knex } from 'knex';
 import type { z } from 'zod';
 import { emitEvent } from '../webhooks/emit.js';
 import { diff, logActivity } from './activity.js';
-import { applySort, assertVersion, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
+import { applySort, assertVersion, definedColumns, inTransaction, likeContains, loadRow, markDeleted, markRestored, paginate, type Actor } from './common.js';
 import { assertActiveUser, assertRelated } from './related.js';
 import {
   dueRange,
+  TASK_COLUMNS,
   TASK_SORT,
   toTask,
   type createTaskBody,
@@ -32,17 +33,6 @@ export interface TasksServiceOptions {
   /** The clock of the `due` filters and of `completedAt` (tests fix it). */
   now?: () => Date;
 }
-
-const COLUMNS = {
-  title: 'title',
-  description: 'description',
-  dueAt: 'due_at',
-  priority: 'priority',
-  status: 'status',
-  assigneeId: 'assignee_id',
-  relatedType: 'related_type',
-  relatedId: 'related_id',
-} as const;
 
 /** `completed_at` for a status change: set when it becomes done, cleared when it leaves done. */
 function completion(before: TaskStatus | undefined, after: TaskStatus | undefined, now: Date): { completed_at?: Date | null } {
@@ -130,11 +120,10 @@ export function createTasksService(knex: Knex, actor: Actor, opts: TasksServiceO
         const before = await load(id, trx, { lock: true });
         assertVersion(version ?? input.version, before.version, 'task');
         await checkRefs(trx, input);
-        const patch: Record<string, unknown> = { ...completion(before.status, input.status, now()) };
-        for (const [k, column] of Object.entries(COLUMNS)) {
-          const v = input[k as keyof typeof COLUMNS];
-          if (v !== undefined) patch[column] = v;
-        }
+        const patch: Record<string, unknown> = {
+          ...completion(before.status, input.status, now()),
+          ...definedColumns<keyof typeof TASK_COLUMNS>(input, TASK_COLUMNS),
+        };
         await trx('tasks')
           .where({ id })
           .update({ ...patch, version: before.version + 1 });
